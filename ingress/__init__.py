@@ -1,0 +1,1 @@
+"""HTTP entrypoint (aiohttp): validates requests and produces payment commands to Kafka."""

@@ -1,0 +1,93 @@
+"""One settings object for every paystream process.
+
+Every field can be set from the environment as ``PAYSTREAM_<FIELD>``
+(for example ``PAYSTREAM_KAFKA_BOOTSTRAP``) or from a ``.env`` file in the
+working directory, which git ignores. ``COUCHBASE_CONNSTR`` is read without
+the prefix because it is the name Couchbase's own tools use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PAYSTREAM_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- local stack -----------------------------------------------------
+    state_dir: Path = Field(
+        Path(".stack"), description="Data, logs and pid files of the local stack."
+    )
+    tools_dir: Path | None = Field(
+        None, description="Downloaded and built tools; defaults to <state_dir>/tools."
+    )
+    service_start_timeout_s: float = 120.0
+
+    # --- Kafka -----------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_controller_port: int = 9093
+    kafka_version: str = "4.1.1"
+    kafka_heap: str = "768m"
+    topic_prefix: str = "paystream"
+    payment_topic_partitions: int = 6
+
+    # --- Couchbase -------------------------------------------------------
+    couchbase_connstr: str | None = Field(
+        None,
+        validation_alias=AliasChoices("COUCHBASE_CONNSTR", "PAYSTREAM_COUCHBASE_CONNSTR"),
+        description="A real cluster; unset, `stack up` runs the gocaves mock cluster.",
+    )
+    couchbase_mgmt_url: str | None = Field(
+        None, description="REST address of a real cluster; defaults to port 8091 of its first host."
+    )
+    couchbase_username: str = "Administrator"
+    couchbase_password: SecretStr = SecretStr("password")
+    couchbase_bucket: str = "payments"
+    couchbase_nodes: int = 3
+    couchbase_replicas: int = 2
+    gocaves_version: str = "v0.0.1-75"
+
+    # --- Redis -----------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # --- card-payment provider --------------------------------------------
+    stripe_api_base: str = "http://127.0.0.1:8420"
+    stripe_api_key: SecretStr = SecretStr("sk_test_paystream_local")
+
+    @property
+    def tools_path(self) -> Path:
+        return self.tools_dir or self.state_dir / "tools"
+
+    @property
+    def kafka_host(self) -> str:
+        return self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[0]
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def redis_host(self) -> str:
+        return urlsplit(self.redis_url).hostname or "127.0.0.1"
+
+    @property
+    def redis_port(self) -> int:
+        return urlsplit(self.redis_url).port or 6379
+
+    @property
+    def stripe_host(self) -> str:
+        return urlsplit(self.stripe_api_base).hostname or "127.0.0.1"
+
+    @property
+    def stripe_port(self) -> int:
+        return urlsplit(self.stripe_api_base).port or 8420
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,153 @@
+"""Starts, stops and probes the local stack's services."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+from paystream.settings import Settings
+from paystream.stack.base import Service
+from paystream.stack.couchbase_cluster import CouchbaseCluster
+from paystream.stack.errors import StackError
+from paystream.stack.kafka_broker import KafkaBroker
+from paystream.stack.process import PidRecord, port_in_use, read_pid, spawn, tail, terminate
+from paystream.stack.redis_cache import RedisCache
+from paystream.stack.stripe_sandbox import StripeSandbox
+
+SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisCache, StripeSandbox)
+SERVICE_NAMES = tuple(t.name for t in SERVICE_TYPES)
+
+
+@dataclass
+class ServiceStatus:
+    service: str
+    address: str
+    pid: int | None
+    state: str  # running | stopped | external
+    healthy: bool
+    detail: str
+
+
+class Stack:
+    def __init__(self, settings: Settings, say: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.say = say
+        self.services = {t.name: t(settings) for t in SERVICE_TYPES}
+
+    def select(self, names: Iterable[str] | None) -> list[Service]:
+        names = list(names or SERVICE_NAMES)
+        unknown = sorted(set(names) - set(SERVICE_NAMES))
+        if unknown:
+            raise StackError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICE_NAMES)}")
+        return [self.services[n] for n in SERVICE_NAMES if n in names]
+
+    def running(self, service: Service) -> PidRecord | None:
+        record = read_pid(service.pid_path)
+        return record if record and record.alive() else None
+
+    # --- up ---------------------------------------------------------------
+    def up(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
+        selected = self.select(names)
+        to_start = [s for s in selected if not s.external and self.running(s) is None]
+        self._check_ports(to_start)
+        for service in to_start:
+            service.install()
+
+        started: list[tuple[Service, PidRecord]] = []
+        try:
+            for service in to_start:
+                self.say(f"starting {service.name} ...")
+                service.prepare()
+                proc = spawn(
+                    service.command(), log_path=service.log_path, pid_path=service.pid_path,
+                    marker=service.marker, env=service.env(),
+                )
+                started.append((service, PidRecord(proc.pid, service.marker)))
+                self._wait_healthy(service, proc)
+            if any(s.name == KafkaBroker.name for s in selected):
+                self._ensure_topics()
+        except BaseException:
+            # Nothing is left half-started: stop what this call started.
+            for service, record in reversed(started):
+                terminate(record)
+                service.pid_path.unlink(missing_ok=True)
+            raise
+        return self.status([s.name for s in selected])
+
+    def _check_ports(self, services: list[Service]) -> None:
+        taken = [
+            f"{service.name} needs {host}:{port}, which another process is using"
+            for service in services for host, port in service.ports() if port_in_use(host, port)
+        ]
+        if taken:
+            raise StackError(
+                "cannot start the stack: " + "; ".join(taken)
+                + ". Stop that process, or choose another port in the settings (see README)."
+            )
+
+    def _wait_healthy(self, service: Service, proc: subprocess.Popen) -> None:
+        deadline = time.monotonic() + self.settings.service_start_timeout_s
+        last_error = "no answer yet"
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StackError(
+                    f"{service.name} exited with status {proc.returncode} while starting. "
+                    f"Last lines of {service.log_path}:\n"
+                    f"{tail(service.log_path)}"
+                )
+            try:
+                detail = service.probe()
+            except Exception as exc:  # any failed probe means "not yet"
+                last_error = f"{type(exc).__name__}: {exc}"
+                time.sleep(0.5)
+                continue
+            self.say(f"{service.name} is up at {service.address} ({detail})")
+            return
+        raise StackError(
+            f"{service.name} did not answer within {self.settings.service_start_timeout_s:.0f} s "
+            f"(last probe: {last_error}). Last lines of {service.log_path}:\n{tail(service.log_path)}"
+        )
+
+    def _ensure_topics(self) -> None:
+        from connectors.kafka_admin import ensure_topics
+
+        created = ensure_topics(self.settings)
+        if created:
+            self.say(f"created topics: {', '.join(created)}")
+
+    # --- down -------------------------------------------------------------
+    def down(self, names: Iterable[str] | None = None, purge: bool = False) -> None:
+        for service in reversed(self.select(names)):
+            record = read_pid(service.pid_path)
+            if record and record.alive():
+                self.say(f"stopping {service.name} (pid {record.pid}) ...")
+                terminate(record)
+            service.pid_path.unlink(missing_ok=True)
+            if purge and service.dir.exists():
+                shutil.rmtree(service.dir)
+                self.say(f"removed {service.dir}")
+
+    # --- status -----------------------------------------------------------
+    def status(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
+        rows = []
+        for service in self.select(names):
+            record = None if service.external else self.running(service)
+            state = "external" if service.external else ("running" if record else "stopped")
+            healthy, detail = False, "not running"
+            if service.external or record:
+                try:
+                    healthy, detail = True, service.probe()
+                except Exception as exc:
+                    detail = f"{type(exc).__name__}: {exc}"
+            rows.append(ServiceStatus(
+                service=service.name, address=service.address,
+                pid=record.pid if record else None, state=state, healthy=healthy, detail=detail,
+            ))
+        return rows
+
+
+def as_dicts(rows: list[ServiceStatus]) -> list[dict]:
+    return [asdict(r) for r in rows]

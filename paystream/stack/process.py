@@ -1,0 +1,97 @@
+"""Detached processes tracked by pid files, and the probes that wait on them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PidRecord:
+    pid: int
+    # A word from the command line, so a recycled pid is never taken for ours.
+    marker: str
+
+    def alive(self) -> bool:
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        if self.marker.encode() not in cmdline:
+            return False
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state != "Z"
+
+
+def read_pid(path: Path) -> PidRecord | None:
+    try:
+        data = json.loads(path.read_text())
+        return PidRecord(pid=int(data["pid"]), marker=str(data["marker"]))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def spawn(
+    cmd: list[str], *, log_path: Path, pid_path: Path, marker: str,
+    env: dict[str, str] | None = None, cwd: Path | None = None,
+) -> subprocess.Popen:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, cwd=cwd,
+            # Its own session: the service outlives `stack up` and a Ctrl-C
+            # in the terminal does not reach it.
+            start_new_session=True,
+        )
+    pid_path.write_text(json.dumps({"pid": proc.pid, "marker": marker, "cmd": cmd}))
+    return proc
+
+
+def terminate(record: PidRecord, timeout: float = 20.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after `timeout`."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        if not record.alive():
+            return
+        try:
+            os.killpg(record.pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(record.pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and record.alive():
+            time.sleep(0.1)
+    # Reap it if it happens to be our child (a `stack up` that failed midway).
+    try:
+        os.waitpid(record.pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(deque(f, maxlen=lines))
+    except OSError:
+        return "(no log written)"

@@ -1,0 +1,48 @@
+"""The card-payment provider sandbox: localstripe, a stateful Stripe API server."""
+
+from __future__ import annotations
+
+import sys
+
+from paystream.stack.base import Service
+
+
+class StripeSandbox(Service):
+    name = "stripe"
+
+    @property
+    def address(self) -> str:
+        return self.settings.stripe_api_base
+
+    @property
+    def state_file(self):
+        return self.dir / "localstripe.pickle"
+
+    @property
+    def marker(self) -> str:
+        return str(self.state_file.resolve())
+
+    def ports(self) -> list[tuple[str, int]]:
+        return [(self.settings.stripe_host, self.settings.stripe_port)]
+
+    def prepare(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "paystream.stack.sandbox",
+            "--host", self.settings.stripe_host, "--port", str(self.settings.stripe_port),
+            "--state-file", str(self.state_file.resolve()),
+        ]
+
+    def probe(self) -> str:
+        import json
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.address}/v1/payment_intents?limit=1",
+            headers={"Authorization": f"Bearer {self.settings.stripe_api_key.get_secret_value()}"},
+        )
+        with urllib.request.urlopen(request, timeout=3) as response:
+            body = json.load(response)
+        return f"{body['total_count']} payment intents"

@@ -1,0 +1,1 @@
+"""Stream-processing entrypoint (Faust agents): runs the payment state machine."""
