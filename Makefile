@@ -1,0 +1,41 @@
+# paystream: `make run` and `make test` work on a fresh machine.
+# Everything installs into the project (.venv, .stack/tools) and is reused.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test stop status clean
+
+help:
+	@echo "make run    set up, start the local stack and paystream"
+	@echo "make test   set up, start the local stack, run the tests"
+	@echo "make stop   stop everything make run started (data kept)"
+	@echo "make clean  stop and delete the venv and all local data"
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(INSTALLED)
+
+run: setup
+	$(BIN)/paystream stack up
+
+test: setup
+	$(BIN)/paystream stack up
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+stop:
+	-$(BIN)/paystream stack down
+
+status:
+	$(BIN)/paystream stack status
+
+clean: stop
+	rm -rf $(VENV) .stack

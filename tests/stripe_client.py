@@ -1,0 +1,48 @@
+"""A tiny synchronous Stripe HTTP client for tests: what a provider's web client does."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+
+class StripeError(Exception):
+    def __init__(self, status: int, body: dict) -> None:
+        super().__init__(f"{status}: {body}")
+        self.status = status
+        self.error = body.get("error", {})
+
+
+class SandboxClient:
+    def __init__(self, base: str, key: str) -> None:
+        self.base = base.rstrip("/")
+        self.key = key
+
+    def call(self, method: str, path: str, **params) -> dict:
+        data = urllib.parse.urlencode(params).encode() if params and method != "GET" else None
+        url = f"{self.base}{path}"
+        if params and method == "GET":
+            url += "?" + urllib.parse.urlencode(params)
+        request = urllib.request.Request(
+            url, data=data, method=method, headers={"Authorization": f"Bearer {self.key}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            raise StripeError(exc.code, json.loads(exc.read() or b"{}")) from None
+
+    def create_intent(self, amount: int, currency: str, **metadata: str) -> dict:
+        meta = {f"metadata[{k}]": v for k, v in metadata.items()}
+        return self.call("POST", "/v1/payment_intents", amount=amount, currency=currency, **meta)
+
+    def attach_and_confirm(self, intent_id: str, payment_method: str) -> dict:
+        self.call("POST", f"/v1/payment_intents/{intent_id}", payment_method=payment_method)
+        return self.call("POST", f"/v1/payment_intents/{intent_id}/confirm")
+
+    def charges_for(self, intent_id: str) -> list[dict]:
+        # localstripe has no payment_intent filter: list all and filter here.
+        charges = self.call("GET", "/v1/charges", limit=100000)["data"]
+        return [c for c in charges if c.get("payment_intent") == intent_id]
