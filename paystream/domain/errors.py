@@ -1,0 +1,40 @@
+"""Errors the domain raises; each carries a machine-readable code and the field at fault."""
+
+from __future__ import annotations
+
+
+class PaymentError(Exception):
+    """Base of every error a client can be told about."""
+
+    type = "payment_error"
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def as_dict(self) -> dict:
+        return {"type": self.type, "code": self.code, "message": self.message, "field": self.field}
+
+
+class InvalidRequest(PaymentError):
+    type = "invalid_request_error"
+
+
+class NotFound(PaymentError):
+    """Also what a caller sees for another user's payment: its existence is not revealed."""
+
+    type = "not_found_error"
+
+
+class IllegalTransition(PaymentError):
+    type = "state_error"
+
+
+class CardDeclined(PaymentError):
+    type = "card_error"
+
+
+class ProviderUnavailable(PaymentError):
+    type = "provider_error"

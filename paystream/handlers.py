@@ -1,0 +1,142 @@
+"""The service layer: carries one command through the state machine.
+
+Every handler is safe to run again for the same command (Kafka redelivers
+after a crash): a step already taken is not taken twice, and a payment left
+mid-charge is settled from the provider's own record before anything is
+sent to the provider again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from paystream.domain.commands import PostPayment, StartPayment
+from paystream.domain.errors import CardDeclined, PaymentError, ProviderUnavailable
+from paystream.domain.model import CHARGED, Payment, Status, check_owner, validate_post_target
+from paystream.ports import ChargeResult, PaymentProvider, PaymentStore
+
+Clock = Callable[[], str]
+
+
+@dataclass
+class Outcome:
+    """What one command did: the payment after it, each state it went through, and the answer."""
+
+    payment: Payment | None
+    changes: list[Payment] = field(default_factory=list)
+    error: PaymentError | None = None
+
+    @property
+    def receipt(self) -> dict | None:
+        return self.payment.receipt() if self.payment and self.payment.status == Status.RECEIPTED else None
+
+    def reply(self) -> dict:
+        if self.error is not None:
+            return {"ok": False, "error": self.error.as_dict(),
+                    "payment": self.payment.public_view() if self.payment else None}
+        return {"ok": True, "payment": self.payment.public_view(), "receipt": self.receipt,
+                "client_secret": self.payment.client_secret}
+
+
+class _Recorder:
+    """Saves each new state of a payment to the store and remembers it as a change."""
+
+    def __init__(self, store: PaymentStore) -> None:
+        self.store = store
+        self.changes: list[Payment] = []
+
+    def save(self, payment: Payment) -> Payment:
+        self.store.put(payment)
+        self.changes.append(payment)
+        return payment
+
+    def outcome(self, payment: Payment | None, error: PaymentError | None = None) -> Outcome:
+        return Outcome(payment=payment, changes=self.changes, error=error)
+
+
+async def handle_start(
+    command: StartPayment, store: PaymentStore, provider: PaymentProvider, now: Clock
+) -> Outcome:
+    rec = _Recorder(store)
+    payment = store.get(command.payment_id)
+    if payment is None:
+        payment = rec.save(Payment.start(command, now()))
+    elif payment.status != Status.STARTED:
+        # A replay of a start already done: the same answer, nothing new.
+        error = ProviderUnavailable("provider_unavailable", payment.failure_reason or "payment failed") \
+            if payment.status == Status.FAILED else None
+        return rec.outcome(payment, error)
+
+    try:
+        session = await provider.create_session(payment.payment_id, payment.amount)
+    except ProviderUnavailable as exc:
+        return rec.outcome(rec.save(payment.failed(f"provider unavailable: {exc.message}", now())), exc)
+    payment = rec.save(payment.tokenized(session.transaction_id, session.client_secret, now()))
+    return rec.outcome(payment)
+
+
+async def handle_post(
+    command: PostPayment, store: PaymentStore, provider: PaymentProvider, now: Clock
+) -> Outcome:
+    rec = _Recorder(store)
+    try:
+        payment = check_owner(store.get(command.payment_id), command.user_id, command.transaction_id)
+    except PaymentError as exc:
+        return rec.outcome(None, exc)
+
+    if payment.post_command_id == command.command_id:
+        if payment.status in CHARGED:
+            return _finish(rec, payment, now)
+        if payment.status == Status.DECLINED:
+            return rec.outcome(payment, _declined(payment.decline_code))
+        if payment.status == Status.POSTING:
+            # We crashed (or the provider timed out) mid-charge: ask the provider
+            # what happened instead of charging again.
+            try:
+                result = await provider.charge_state(payment.payment_id, payment.transaction_id)
+            except ProviderUnavailable as exc:
+                return rec.outcome(payment, exc)
+            if result.outcome != "not_charged":
+                return _apply(rec, payment, result, now)
+            return await _charge(rec, payment, command, provider, now)
+
+    try:
+        validate_post_target(payment, command)
+        payment = rec.save(payment.posting(command, now()))
+    except PaymentError as exc:
+        return rec.outcome(payment, exc)
+    return await _charge(rec, payment, command, provider, now)
+
+
+async def _charge(rec: _Recorder, payment: Payment, command: PostPayment,
+                  provider: PaymentProvider, now: Clock) -> Outcome:
+    try:
+        result = await provider.charge(
+            payment.payment_id, command.command_id, payment.transaction_id,
+            command.amount, command.payment_method,
+        )
+    except ProviderUnavailable as exc:
+        # The outcome is unknown: the payment stays "posting" and the same
+        # request, repeated with its Idempotency-Key, settles it.
+        return rec.outcome(payment, exc)
+    return _apply(rec, payment, result, now)
+
+
+def _apply(rec: _Recorder, payment: Payment, result: ChargeResult, now: Clock) -> Outcome:
+    if result.outcome == "declined":
+        payment = rec.save(payment.declined(result.decline_code or "card_declined", now()))
+        return rec.outcome(payment, _declined(payment.decline_code, result.message))
+    if result.outcome == "not_charged":
+        return rec.outcome(payment, ProviderUnavailable("charge_not_confirmed", "the provider did not confirm the charge"))
+    return _finish(rec, rec.save(payment.succeeded(result.charge_id, now())), now)
+
+
+def _finish(rec: _Recorder, payment: Payment, now: Clock) -> Outcome:
+    if payment.status == Status.SUCCEEDED:
+        payment = rec.save(payment.receipted(now()))
+    return rec.outcome(payment)
+
+
+def _declined(code: str | None, message: str | None = None) -> CardDeclined:
+    return CardDeclined(code or "card_declined", message or "the card was declined", "payment_method")
