@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated, Optional
 
 import typer
@@ -82,6 +83,37 @@ def status(
     typer.echo(json.dumps(as_dicts(rows), indent=2) if as_json else _table(rows))
     if not all(r.healthy for r in rows):
         raise typer.Exit(code=1)
+
+
+def _run_faust(faust_app, loglevel: str) -> None:
+    from faust.worker import Worker
+
+    Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+@app.command()
+def worker(loglevel: Annotated[str, typer.Option(help="Log level.")] = "info") -> None:
+    """Run the payment worker (Faust agents and the payments table)."""
+    from streams.worker import app as faust_app
+
+    _run_faust(faust_app, loglevel)
+
+
+@app.command()
+def sinks(loglevel: Annotated[str, typer.Option(help="Log level.")] = "info") -> None:
+    """Run the sink connectors: payment events and receipts into Couchbase and Redis."""
+    from streams.sinks import app as faust_app
+
+    _run_faust(faust_app, loglevel)
+
+
+@app.command()
+def ingress() -> None:
+    """Run the HTTP API (startPayment, postPayment, getReceipt)."""
+    from ingress.app import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    run(get_settings())
 
 
 if __name__ == "__main__":

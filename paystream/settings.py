@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from paystream.topics import TopicNames
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -59,6 +61,36 @@ class Settings(BaseSettings):
     # --- card-payment provider --------------------------------------------
     stripe_api_base: str = "http://127.0.0.1:8420"
     stripe_api_key: SecretStr = SecretStr("sk_test_paystream_local")
+
+    stripe_timeout_s: float = 10.0
+    stripe_max_attempts: int = 4
+
+    # --- ingress -----------------------------------------------------------
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 8080
+    api_keys: str = Field(
+        "", description="Comma-separated API keys clients send as `Authorization: Bearer <key>`."
+    )
+    reply_timeout_s: float = Field(10.0, description="How long a write waits for its outcome before 202.")
+    max_body_bytes: int = 64 * 1024
+    idempotency_ttl_s: int = 24 * 3600
+
+    # --- worker and sinks ----------------------------------------------------
+    worker_id: str = "paystream-worker"
+    worker_web_port: int = 6066
+    worker_concurrency: int = Field(16, description="Commands one worker handles at once (one per payment).")
+    sinks_id: str = "paystream-sinks"
+    sinks_web_port: int = 6067
+    receipt_cache_ttl_s: int = 7 * 24 * 3600
+    transaction_index_ttl_s: int = 30 * 24 * 3600
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def topics(self) -> "TopicNames":
+        return TopicNames(self.topic_prefix)
 
     @property
     def tools_path(self) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 from iso4217 import Currency
 
@@ -49,7 +49,9 @@ class Money:
             value = Decimal(amount)
         except InvalidOperation:  # pragma: no cover - the pattern already rules this out
             raise InvalidRequest("invalid_amount", "amount is not a number", field) from None
-        minor = value.scaleb(exponent)
+        # Exact: the default context (28 digits) would round away excess digits and
+        # let '1.00000000000000000000000000001' through as 1.00.
+        minor = value.scaleb(exponent, Context(prec=len(amount)))
         if minor != minor.to_integral_value():
             raise InvalidRequest(
                 "invalid_amount", f"{currency} has {exponent} decimal places; {amount} has more", field

@@ -1,0 +1,75 @@
+"""Payments, receipts and the transaction index in Couchbase (async SDK).
+
+Writes go to each document's active copy; receipt reads may be served by
+any replica, as the design's read databases: eventual consistency is fine
+for a receipt that, once written, never changes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from acouchbase.cluster import Cluster
+from couchbase.auth import PasswordAuthenticator
+from couchbase.exceptions import DocumentNotFoundException, DocumentUnretrievableException
+from couchbase.options import ClusterOptions
+
+from paystream.settings import Settings
+
+
+def payment_key(payment_id: str) -> str:
+    return f"payment::{payment_id}"
+
+
+def receipt_key(receipt_id: str) -> str:
+    return f"receipt::{receipt_id}"
+
+
+def transaction_key(transaction_id: str) -> str:
+    return f"txn::{transaction_id}"
+
+
+class CouchbaseStore:
+    def __init__(self, cluster: Cluster, bucket: str) -> None:
+        self.cluster = cluster
+        self.collection = cluster.bucket(bucket).default_collection()
+
+    @classmethod
+    async def connect(cls, settings: Settings, connstr: str) -> CouchbaseStore:
+        cluster = await Cluster.connect(connstr, ClusterOptions(PasswordAuthenticator(
+            settings.couchbase_username, settings.couchbase_password.get_secret_value())))
+        await cluster.wait_until_ready(timedelta(seconds=30))
+        return cls(cluster, settings.couchbase_bucket)
+
+    async def close(self) -> None:
+        await self.cluster.close()
+
+    # --- writes (sinks) -------------------------------------------------------
+    async def upsert_payment(self, payment: dict) -> None:
+        await self.collection.upsert(payment_key(payment["payment_id"]), payment)
+
+    async def upsert_receipt(self, receipt: dict) -> None:
+        await self.collection.upsert(receipt_key(receipt["receipt_id"]), receipt)
+
+    async def upsert_transaction(self, transaction_id: str, payment_id: str, user_id: str) -> None:
+        await self.collection.upsert(transaction_key(transaction_id), {"payment_id": payment_id, "user_id": user_id})
+
+    # --- reads ----------------------------------------------------------------
+    async def get_payment(self, payment_id: str) -> dict | None:
+        return await self._get(payment_key(payment_id))
+
+    async def get_transaction(self, transaction_id: str) -> dict | None:
+        return await self._get(transaction_key(transaction_id))
+
+    async def get_receipt_from_replica(self, receipt_id: str) -> dict | None:
+        try:
+            result = await self.collection.get_any_replica(receipt_key(receipt_id))
+        except (DocumentUnretrievableException, DocumentNotFoundException):
+            return None
+        return result.content_as[dict]
+
+    async def _get(self, key: str) -> dict | None:
+        try:
+            return (await self.collection.get(key)).content_as[dict]
+        except DocumentNotFoundException:
+            return None

@@ -1,0 +1,48 @@
+"""Redis: the receipt cache, the transaction index and idempotency records."""
+
+from __future__ import annotations
+
+import json
+
+import redis.asyncio as redis
+
+
+class RedisCache:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisCache:
+        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def get_receipt(self, user_id: str, receipt_id: str) -> bytes | None:
+        """The cached receipt as stored JSON bytes, so a hit is served without decoding it.
+
+        The owner is part of the key: another user's lookup simply misses."""
+        return await self.client.get(f"receipt:{user_id}:{receipt_id}")
+
+    async def put_receipt(self, receipt: dict, ttl_s: int) -> None:
+        await self.client.set(
+            f"receipt:{receipt['user_id']}:{receipt['receipt_id']}",
+            json.dumps(receipt, separators=(",", ":")), ex=ttl_s,
+        )
+
+    async def get_transaction(self, transaction_id: str) -> dict | None:
+        raw = await self.client.get(f"txn:{transaction_id}")
+        return json.loads(raw) if raw else None
+
+    async def put_transaction(self, transaction_id: str, payment_id: str, user_id: str, ttl_s: int) -> None:
+        await self.client.set(
+            f"txn:{transaction_id}", json.dumps({"payment_id": payment_id, "user_id": user_id}), ex=ttl_s
+        )
+
+    async def claim_idempotency_key(self, scope: str, key: str, fingerprint: str, ttl_s: int) -> str | None:
+        """Record `fingerprint` for this key, or return the one recorded first."""
+        name = f"idem:{scope}:{key}"
+        if await self.client.set(name, fingerprint, nx=True, ex=ttl_s):
+            return None
+        first = await self.client.get(name)
+        return first.decode() if first is not None else None

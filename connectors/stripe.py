@@ -1,0 +1,153 @@
+"""The card-payment provider over Stripe's HTTP API (aiohttp).
+
+Works against api.stripe.com and against the localstripe sandbox. Network
+errors, timeouts and 5xx answers are retried with exponential backoff; card
+declines and other 4xx answers never are. Every request carries an
+Idempotency-Key derived from our payment id, so a retry is the same request
+to Stripe. (localstripe ignores that header; `charge_state` is what makes a
+retried charge safe there.)
+"""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter,
+)
+
+from paystream.domain.errors import ProviderUnavailable
+from paystream.domain.money import Money
+from paystream.ports import ChargeResult, ProviderSession
+
+log = logging.getLogger(__name__)
+
+
+class _Transient(Exception):
+    """A failure worth retrying: the request may not have reached Stripe."""
+
+
+class StripeError(Exception):
+    def __init__(self, status: int, error: dict) -> None:
+        super().__init__(f"Stripe answered {status}: {error.get('message')}")
+        self.status = status
+        self.error = error
+
+
+class StripeProvider:
+    def __init__(self, api_base: str, api_key: str, *, timeout_s: float = 10.0,
+                 max_attempts: int = 4, session: aiohttp.ClientSession | None = None) -> None:
+        self.api_base = api_base.rstrip("/")
+        self._api_key = api_key
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.max_attempts = max_attempts
+        self._session = session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- PaymentProvider ----------------------------------------------------
+    async def create_session(self, payment_id: str, amount: Money | None) -> ProviderSession:
+        meta = {"metadata[payment_id]": payment_id}
+        if amount is None:
+            # No amount yet: a SetupIntent collects the card; the charge comes at post.
+            body = await self._call("POST", "/v1/setup_intents", f"{payment_id}-session", {**meta, "usage": "on_session"})
+        else:
+            body = await self._call("POST", "/v1/payment_intents", f"{payment_id}-session", {
+                **meta, "amount": amount.minor, "currency": amount.currency.lower(),
+            })
+        return ProviderSession(transaction_id=body["id"], client_secret=body.get("client_secret"))
+
+    async def charge(self, payment_id: str, attempt: str, transaction_id: str,
+                     amount: Money, payment_method: str) -> ChargeResult:
+        try:
+            if transaction_id.startswith("seti_"):
+                intent = await self._call("POST", "/v1/payment_intents", f"{payment_id}-intent-{attempt}", {
+                    "metadata[payment_id]": payment_id, "amount": amount.minor,
+                    "currency": amount.currency.lower(), "payment_method": payment_method,
+                })
+            else:
+                intent = await self._call("POST", f"/v1/payment_intents/{transaction_id}",
+                                          f"{payment_id}-attach-{attempt}", {"payment_method": payment_method})
+            confirmed = await self._call("POST", f"/v1/payment_intents/{intent['id']}/confirm",
+                                         f"{payment_id}-confirm-{attempt}", {})
+        except StripeError as exc:
+            if exc.status == 402 or exc.error.get("type") == "card_error":
+                return ChargeResult("declined", decline_code=exc.error.get("decline_code") or exc.error.get("code"),
+                                    message=exc.error.get("message"))
+            # A confirm repeated after a lost answer is refused once the
+            # intent succeeded: the provider's own record says what happened.
+            state = await self.charge_state(payment_id, transaction_id)
+            if state.outcome != "not_charged":
+                return state
+            # Refused outright (an unknown payment method, say): nothing was
+            # charged, and the payment may be posted again.
+            return ChargeResult("declined", decline_code=exc.error.get("code") or "provider_rejected",
+                                message=exc.error.get("message"))
+        return _result_of(confirmed)
+
+    async def charge_state(self, payment_id: str, transaction_id: str) -> ChargeResult:
+        if transaction_id.startswith("seti_"):
+            # localstripe has no search; real Stripe would use /v1/payment_intents/search.
+            listing = await self._call("GET", "/v1/payment_intents", None, {"limit": 100000})
+            intents = [i for i in listing["data"] if i.get("metadata", {}).get("payment_id") == payment_id]
+        else:
+            intents = [await self._call("GET", f"/v1/payment_intents/{transaction_id}", None, {})]
+        results = [_result_of(i) for i in intents]
+        for wanted in ("succeeded", "declined"):
+            for result in results:
+                if result.outcome == wanted:
+                    return result
+        return ChargeResult("not_charged")
+
+    # --- HTTP ---------------------------------------------------------------
+    async def _call(self, method: str, path: str, idempotency_key: str | None, params: dict) -> dict:
+        headers = {"Authorization": f"Bearer {self._api_key}"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = f"paystream-{idempotency_key}"
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(_Transient), stop=stop_after_attempt(self.max_attempts),
+                wait=wait_exponential_jitter(initial=0.1, max=2.0), reraise=True,
+            ):
+                with attempt:
+                    return await self._send(method, path, headers, params)
+        except _Transient as exc:
+            raise ProviderUnavailable("provider_unavailable", f"card provider unreachable: {exc}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(self, method: str, path: str, headers: dict, params: dict) -> dict:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        kwargs = {"params": params} if method == "GET" else {"data": {k: str(v) for k, v in params.items()}}
+        try:
+            async with self._session.request(method, self.api_base + path, headers=headers, **kwargs) as resp:
+                body = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("provider request failed, will retry: %s %s: %r", method, path, exc)
+            raise _Transient(repr(exc)) from exc
+        if resp.status >= 500 or resp.status == 429:
+            log.warning("provider answered %s to %s %s, will retry", resp.status, method, path)
+            raise _Transient(f"HTTP {resp.status}")
+        if resp.status >= 400:
+            raise StripeError(resp.status, (body or {}).get("error", {}))
+        return body
+
+
+def _result_of(intent: dict) -> ChargeResult:
+    status = intent.get("status")
+    if status == "succeeded":
+        charge = intent.get("latest_charge")
+        if isinstance(charge, dict):
+            charge = charge.get("id")
+        if charge is None and intent.get("charges", {}).get("data"):
+            charge = intent["charges"]["data"][0]["id"]
+        return ChargeResult("succeeded", charge_id=charge)
+    error = intent.get("last_payment_error") or {}
+    if status == "requires_payment_method" and error:
+        return ChargeResult("declined", decline_code=error.get("decline_code") or error.get("code"),
+                            message=error.get("message"))
+    return ChargeResult("not_charged")

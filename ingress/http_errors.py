@@ -1,0 +1,79 @@
+"""Every error leaves as `{"error": {"type", "code", "message", "field"}}` with its HTTP status."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from paystream.domain.errors import PaymentError
+
+log = logging.getLogger("paystream.ingress")
+
+STATUS_BY_TYPE = {
+    "invalid_request_error": 422,
+    "not_found_error": 404,
+    "state_error": 409,
+    "card_error": 402,
+    "provider_error": 502,
+    "authentication_error": 401,
+    "idempotency_error": 409,
+}
+STATUS_BY_CODE = {"amount_mismatch": 422, "invalid_json": 400, "body_too_large": 413}
+
+
+def error_response(type_: str, code: str, message: str, field: str | None = None, status: int | None = None,
+                   headers: dict | None = None) -> web.Response:
+    status = status or STATUS_BY_CODE.get(code) or STATUS_BY_TYPE.get(type_, 400)
+    return web.json_response(
+        {"error": {"type": type_, "code": code, "message": message, "field": field}},
+        status=status, headers=headers,
+    )
+
+
+def payment_error_response(error: PaymentError | dict) -> web.Response:
+    data = error.as_dict() if isinstance(error, PaymentError) else error
+    return error_response(data["type"], data["code"], data["message"], data.get("field"))
+
+
+def validation_error_response(exc: ValidationError) -> web.Response:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    kind = first["type"]
+    if kind == "missing":
+        code, message = "missing_field", f"{field} is required"
+    elif kind == "extra_forbidden":
+        code, message = "unexpected_field", f"{field} is not a field of this request"
+    elif kind.endswith("_type") and field in {"amount", "currency"}:
+        code, message = "invalid_type", f'{field} must be a string such as "12.34" or "EUR", not a number'
+    elif kind.endswith("_type"):
+        code, message = "invalid_type", f"{field}: {first['msg']}"
+    else:
+        code, message = "invalid_value", f"{field}: {first['msg']}"
+    return error_response("invalid_request_error", code, message, field)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except PaymentError as exc:
+        return payment_error_response(exc)
+    except ValidationError as exc:
+        return validation_error_response(exc)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response("invalid_request_error", "body_too_large",
+                              f"request body is larger than {request.app['settings'].max_body_bytes} bytes")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return error_response("invalid_request_error", exc.reason.lower().replace(" ", "_"),
+                                  exc.reason, status=exc.status)
+        raise
+    except json.JSONDecodeError as exc:
+        return error_response("invalid_request_error", "invalid_json", f"body is not valid JSON: {exc.msg}")
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response("api_error", "internal_error", "internal error; the request may be retried "
+                              "with the same Idempotency-Key", status=500)

@@ -1,0 +1,83 @@
+"""Sends commands to Kafka and waits for their outcome on the reply topic.
+
+Every ingress reads every partition of the reply topic (no consumer group)
+and picks out the replies to its own requests by correlation id; the rest
+belong to other ingress processes and are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from paystream.domain.commands import Command, command_as_dict
+
+log = logging.getLogger("paystream.ingress")
+
+
+class CommandBus:
+    def __init__(self, bootstrap: str, commands_topic: str, replies_topic: str) -> None:
+        self.commands_topic = commands_topic
+        self.replies_topic = replies_topic
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
+        )
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="latest",
+        )
+        self._pending: dict[str, asyncio.Future] = {}
+        self._reader: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+        # The producer fetches topic metadata on demand; the group-less consumer does not.
+        partitions = await self.producer.partitions_for(self.replies_topic)
+        if not partitions:
+            raise RuntimeError(f"reply topic {self.replies_topic} does not exist; run `paystream stack up`")
+        self.consumer.assign([TopicPartition(self.replies_topic, p) for p in partitions])
+        await self.consumer.seek_to_end()
+        self._reader = asyncio.create_task(self._read_replies(), name="reply-reader")
+
+    async def stop(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+        await self.consumer.stop()
+        await self.producer.stop()
+
+    async def send(self, command: Command, timeout_s: float) -> dict | None:
+        """Produce the command (acknowledged by all replicas) and wait for its reply.
+
+        None when no reply came within `timeout_s`; the command is in Kafka
+        either way and the payment goes on.
+        """
+        correlation_id = uuid.uuid4().hex
+        waiter = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = waiter
+        try:
+            await self.producer.send_and_wait(
+                self.commands_topic, key=command.payment_id.encode(),
+                value=json.dumps(command_as_dict(command)).encode(),
+                headers=[("correlation_id", correlation_id.encode())],
+            )
+            return await asyncio.wait_for(waiter, timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            self._pending.pop(correlation_id, None)
+
+    async def _read_replies(self) -> None:
+        async for message in self.consumer:
+            try:
+                reply = json.loads(message.value)
+                waiter = self._pending.get(reply.get("correlation_id"))
+            except (ValueError, AttributeError):
+                log.error("unreadable reply at %s:%s", message.partition, message.offset)
+                continue
+            if waiter is not None and not waiter.done():
+                waiter.set_result(reply)

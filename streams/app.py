@@ -1,0 +1,29 @@
+"""Faust application factory shared by the worker and the sinks."""
+
+from __future__ import annotations
+
+import faust
+
+from paystream.settings import Settings
+
+
+def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
+    datadir = (settings.state_dir / "faust" / app_id).resolve()
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        # RocksDB through rocksdict (faust-streaming uses it when python-rocksdb is absent).
+        store="rocksdb://",
+        datadir=str(datadir),
+        topic_partitions=settings.payment_topic_partitions,
+        topic_replication_factor=1,
+        # Correctness rests on idempotent steps, not on Kafka transactions (see streams/worker.py).
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        web_bind=settings.ingress_host,
+        web_port=web_port,
+        web_in_thread=False,
+        consumer_auto_offset_reset="earliest",
+        autodiscover=False,
+    )

@@ -1,0 +1,29 @@
+"""The worker's table of payments: every payment by id, in RocksDB, backed by a changelog topic."""
+
+from __future__ import annotations
+
+import faust
+
+from paystream.domain.model import Payment
+
+
+def payments_table(app: faust.App, partitions: int) -> faust.Table:
+    return app.Table(
+        "payments", default=None, partitions=partitions,
+        key_type=str,
+        help="In-flight and finished payments by payment_id.",
+    )
+
+
+class TableStore:
+    """The PaymentStore port over a Faust table (see paystream/ports.py)."""
+
+    def __init__(self, table: faust.Table) -> None:
+        self.table = table
+
+    def get(self, payment_id: str) -> Payment | None:
+        data = self.table.get(payment_id)
+        return Payment.from_dict(data) if data else None
+
+    def put(self, payment: Payment) -> None:
+        self.table[payment.payment_id] = payment.as_dict()

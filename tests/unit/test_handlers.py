@@ -1,0 +1,423 @@
+"""Service-layer handlers against an in-memory store and a scripted fake provider."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import replace
+
+import pytest
+
+from paystream.domain.commands import PostPayment, StartPayment
+from paystream.domain.errors import ProviderUnavailable
+from paystream.domain.model import Payment, Status, receipt_id_for
+from paystream.domain.money import Money
+from paystream.handlers import handle_post, handle_start
+from paystream.ports import ChargeResult, ProviderSession
+
+EUR_10 = Money(1000, "EUR")
+
+
+# --- test doubles ------------------------------------------------------------------
+class DictStore:
+    def __init__(self) -> None:
+        self.data: dict[str, dict] = {}
+        self.puts = 0
+
+    def get(self, payment_id: str) -> Payment | None:
+        data = self.data.get(payment_id)
+        return Payment.from_dict(data) if data is not None else None
+
+    def put(self, payment: Payment) -> None:
+        # Stored serialised, as the real table does, so round-trip bugs show up here.
+        self.data[payment.payment_id] = payment.as_dict()
+        self.puts += 1
+
+
+class FakeProvider:
+    """Answers from per-method scripts (values or exceptions to raise); records every call."""
+
+    def __init__(self, *, sessions=(), charges=(), states=()) -> None:
+        self.scripts = {"create_session": list(sessions), "charge": list(charges), "charge_state": list(states)}
+        self.calls: list[tuple] = []
+
+    def count(self, method: str) -> int:
+        return sum(1 for call in self.calls if call[0] == method)
+
+    def _answer(self, method: str, default):
+        script = self.scripts[method]
+        answer = script.pop(0) if script else default
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def create_session(self, payment_id, amount):
+        self.calls.append(("create_session", payment_id, amount))
+        return self._answer("create_session", ProviderSession(f"pi_{payment_id}", f"secret_{payment_id}"))
+
+    async def charge(self, payment_id, attempt, transaction_id, amount, payment_method):
+        self.calls.append(("charge", payment_id, attempt, transaction_id, amount, payment_method))
+        return self._answer("charge", ChargeResult("succeeded", charge_id=f"ch_{attempt}"))
+
+    async def charge_state(self, payment_id, transaction_id):
+        self.calls.append(("charge_state", payment_id, transaction_id))
+        return self._answer("charge_state", ChargeResult("not_charged"))
+
+
+def clock():
+    ticks = itertools.count()
+    return lambda: f"2024-05-01T12:00:{next(ticks):02d}Z"
+
+
+def unavailable(what: str = "connection refused") -> ProviderUnavailable:
+    return ProviderUnavailable("provider_unavailable", what)
+
+
+def start_cmd(**kw) -> StartPayment:
+    base = dict(command_id="cmd-start", payment_id="pay-1", user_id="user-1", email="a@example.com",
+                requested_at="2024-05-01T12:00:00Z", payment_type="credit", amount=EUR_10)
+    return StartPayment(**{**base, **kw})
+
+
+def post_cmd(command_id: str = "cmd-post", **kw) -> PostPayment:
+    base = dict(command_id=command_id, payment_id="pay-1", user_id="user-1", email="a@example.com",
+                requested_at="2024-05-01T12:00:01Z", payment_type="credit", transaction_id="pi_pay-1",
+                amount=EUR_10, payment_method="pm_card_visa")
+    return PostPayment(**{**base, **kw})
+
+
+class World:
+    def __init__(self, provider: FakeProvider | None = None) -> None:
+        self.store = DictStore()
+        self.provider = provider or FakeProvider()
+        self.now = clock()
+
+    def start(self, command: StartPayment | None = None):
+        return asyncio.run(handle_start(command or start_cmd(), self.store, self.provider, self.now))
+
+    def post(self, command: PostPayment | None = None):
+        return asyncio.run(handle_post(command or post_cmd(), self.store, self.provider, self.now))
+
+    def stored(self, payment_id: str = "pay-1") -> Payment | None:
+        return self.store.get(payment_id)
+
+
+def statuses(outcome) -> list[str]:
+    return [p.status.value for p in outcome.changes]
+
+
+# --- happy path ---------------------------------------------------------------------
+def test_start_then_post():
+    w = World()
+    started = w.start()
+    assert started.error is None
+    assert statuses(started) == ["started", "tokenized"]
+    assert started.payment.transaction_id == "pi_pay-1"
+    reply = started.reply()
+    assert reply["ok"] is True
+    assert reply["client_secret"] == "secret_pay-1"
+    assert reply["payment"]["status"] == "tokenized"
+    assert reply["receipt"] is None
+    assert w.provider.calls == [("create_session", "pay-1", EUR_10)]
+
+    posted = w.post()
+    assert posted.error is None
+    assert statuses(posted) == ["posting", "succeeded", "receipted"]
+    assert posted.payment.status == Status.RECEIPTED
+    assert posted.payment.charge_id == "ch_cmd-post"
+    reply = posted.reply()
+    assert reply["ok"] is True
+    assert reply["receipt"] == posted.payment.receipt()
+    assert reply["receipt"]["receipt_id"] == receipt_id_for("pay-1")
+    assert (reply["receipt"]["amount"], reply["receipt"]["amount_minor"], reply["receipt"]["currency"]) == \
+        ("10.00", 1000, "EUR")
+    assert reply["payment"]["status"] == "receipted"
+    assert w.provider.count("charge") == 1
+    assert w.provider.calls[-1] == ("charge", "pay-1", "cmd-post", "pi_pay-1", EUR_10, "pm_card_visa")
+    assert w.provider.count("charge_state") == 0
+    assert w.stored() == posted.payment
+
+
+def test_changes_are_all_stored():
+    w = World()
+    w.start()
+    assert w.store.puts == 2
+    w.post()
+    assert w.store.puts == 5
+
+
+# --- idempotent replays ----------------------------------------------------------------
+def test_replayed_start_calls_provider_once():
+    w = World()
+    first = w.start()
+    again = w.start()
+    assert w.provider.count("create_session") == 1
+    assert again.error is None
+    assert again.changes == []
+    assert again.payment == first.payment
+    assert again.reply() == first.reply()
+
+
+def test_start_replayed_after_crash_before_tokenizing_finishes_it():
+    w = World()
+    w.store.put(Payment.start(start_cmd(), "2024-05-01T11:59:59Z"))  # crashed right after saving
+    outcome = w.start()
+    assert statuses(outcome) == ["tokenized"]
+    assert w.provider.count("create_session") == 1
+
+
+def test_replayed_post_returns_same_receipt_and_charges_once():
+    w = World()
+    w.start()
+    first = w.post()
+    again = w.post()
+    third = w.post()
+    assert w.provider.count("charge") == 1
+    assert again.error is None and third.error is None
+    assert again.changes == [] and third.changes == []
+    assert again.reply()["receipt"] == first.reply()["receipt"] == third.reply()["receipt"]
+    assert again.reply() == first.reply()
+
+
+def test_second_post_with_new_command_id_is_refused_without_charging():
+    w = World()
+    w.start()
+    first = w.post()
+    other = w.post(post_cmd(command_id="cmd-post-2"))
+    assert other.error is not None
+    assert other.error.code == "payment_already_posted"
+    assert other.changes == []
+    assert other.payment == first.payment
+    reply = other.reply()
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == "payment_already_posted"
+    assert w.provider.count("charge") == 1
+
+
+# --- ownership -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "command",
+    [post_cmd(user_id="user-2"), post_cmd(transaction_id="pi_other"), post_cmd(payment_id="pay-missing")],
+    ids=["other-user", "other-transaction", "missing"],
+)
+def test_post_for_someone_elses_payment_is_not_found(command):
+    w = World()
+    w.start()
+    before = w.stored()
+    outcome = w.post(command)
+    assert outcome.error is not None
+    assert outcome.error.type == "not_found_error"
+    assert outcome.error.code == "payment_not_found"
+    assert outcome.payment is None and outcome.changes == []
+    assert outcome.reply() == {"ok": False, "error": outcome.error.as_dict(), "payment": None}
+    assert w.provider.count("charge") == 0
+    assert w.stored() == before
+
+
+def test_not_found_is_identical_for_missing_and_foreign():
+    w = World()
+    w.start()
+    replies = [w.post(c).reply() for c in (post_cmd(user_id="user-2"), post_cmd(payment_id="pay-missing"))]
+    assert replies[0] == replies[1]
+
+
+# --- amount mismatch ----------------------------------------------------------------------------
+@pytest.mark.parametrize("amount", [Money(999, "EUR"), Money(1000, "USD")])
+def test_post_for_another_amount_is_refused_without_charging(amount):
+    w = World()
+    w.start()
+    outcome = w.post(post_cmd(amount=amount))
+    assert (outcome.error.code, outcome.error.field) == ("amount_mismatch", "amount")
+    assert outcome.changes == []
+    assert w.stored().status == Status.TOKENIZED
+    assert w.provider.count("charge") == 0
+
+
+# --- declines ------------------------------------------------------------------------------------
+def test_declined_card_then_another_card_succeeds():
+    w = World(FakeProvider(charges=[ChargeResult("declined", decline_code="insufficient_funds",
+                                                 message="Your card has insufficient funds.")]))
+    w.start()
+    declined = w.post()
+    assert declined.error is not None
+    assert declined.error.type == "card_error"
+    assert declined.error.code == "insufficient_funds"
+    assert declined.error.field == "payment_method"
+    assert declined.error.message == "Your card has insufficient funds."
+    assert declined.payment.status == Status.DECLINED
+    assert declined.payment.decline_code == "insufficient_funds"
+    assert statuses(declined) == ["posting", "declined"]
+    reply = declined.reply()
+    assert reply["ok"] is False
+    assert reply["error"]["type"] == "card_error"
+    assert reply["payment"]["status"] == "declined"
+    assert reply["payment"]["decline_code"] == "insufficient_funds"
+    assert w.stored().status == Status.DECLINED
+
+    # The same declined request replayed: same answer, no new charge.
+    replay = w.post()
+    assert replay.error.code == "insufficient_funds" and replay.error.type == "card_error"
+    assert replay.changes == []
+    assert w.provider.count("charge") == 1
+
+    retry = w.post(post_cmd(command_id="cmd-post-2", payment_method="pm_card_mastercard"))
+    assert retry.error is None
+    assert statuses(retry) == ["posting", "succeeded", "receipted"]
+    assert retry.payment.decline_code is None
+    assert retry.reply()["receipt"]["receipt_id"] == receipt_id_for("pay-1")
+    assert w.provider.count("charge") == 2
+    assert w.provider.calls[-1] == ("charge", "pay-1", "cmd-post-2", "pi_pay-1", EUR_10, "pm_card_mastercard")
+
+
+def test_decline_without_code_uses_card_declined():
+    w = World(FakeProvider(charges=[ChargeResult("declined")]))
+    w.start()
+    outcome = w.post()
+    assert (outcome.error.type, outcome.error.code) == ("card_error", "card_declined")
+    assert outcome.payment.decline_code == "card_declined"
+
+
+# --- crash recovery --------------------------------------------------------------------------------
+def crashed_mid_charge(w: World) -> Payment:
+    """A payment saved as 'posting' for cmd-post, whose charge call never reported back."""
+    w.start()
+    payment = w.stored().posting(post_cmd(), "2024-05-01T12:00:30Z")
+    w.store.put(payment)
+    w.provider.calls.clear()
+    return payment
+
+
+def test_recovery_when_provider_already_charged():
+    w = World(FakeProvider(states=[ChargeResult("succeeded", charge_id="ch_earlier")]))
+    crashed_mid_charge(w)
+    outcome = w.post()
+    assert outcome.error is None
+    assert statuses(outcome) == ["succeeded", "receipted"]
+    assert outcome.payment.charge_id == "ch_earlier"
+    assert outcome.reply()["receipt"]["receipt_id"] == receipt_id_for("pay-1")
+    assert w.provider.count("charge_state") == 1
+    assert w.provider.count("charge") == 0
+    assert w.provider.calls == [("charge_state", "pay-1", "pi_pay-1")]
+
+
+def test_recovery_when_provider_never_charged():
+    w = World(FakeProvider(states=[ChargeResult("not_charged")]))
+    crashed_mid_charge(w)
+    outcome = w.post()
+    assert outcome.error is None
+    assert statuses(outcome) == ["succeeded", "receipted"]
+    assert w.provider.count("charge_state") == 1
+    assert w.provider.count("charge") == 1
+    assert w.provider.calls[1] == ("charge", "pay-1", "cmd-post", "pi_pay-1", EUR_10, "pm_card_visa")
+
+
+def test_recovery_when_provider_declined():
+    w = World(FakeProvider(states=[ChargeResult("declined", decline_code="expired_card")]))
+    crashed_mid_charge(w)
+    outcome = w.post()
+    assert (outcome.error.type, outcome.error.code) == ("card_error", "expired_card")
+    assert outcome.payment.status == Status.DECLINED
+    assert w.provider.count("charge") == 0
+
+
+def test_recovery_when_provider_cannot_say_keeps_posting():
+    w = World(FakeProvider(states=[unavailable()]))
+    payment = crashed_mid_charge(w)
+    outcome = w.post()
+    assert outcome.error.type == "provider_error"
+    assert outcome.changes == []
+    assert w.stored() == payment
+    assert w.provider.count("charge") == 0
+
+
+def test_recovery_after_crash_between_succeeded_and_receipted():
+    w = World()
+    w.start()
+    payment = w.stored().posting(post_cmd(), "2024-05-01T12:00:30Z").succeeded("ch_1", "2024-05-01T12:00:31Z")
+    w.store.put(payment)
+    outcome = w.post()
+    assert statuses(outcome) == ["receipted"]
+    assert outcome.reply()["receipt"]["charge_id"] == "ch_1"
+    assert w.provider.count("charge") == 0 and w.provider.count("charge_state") == 0
+
+
+def test_other_post_while_posting_is_refused():
+    w = World()
+    crashed_mid_charge(w)
+    outcome = w.post(post_cmd(command_id="cmd-post-2"))
+    assert outcome.error.code == "payment_in_progress"
+    assert w.provider.calls == []
+
+
+# --- provider outages ------------------------------------------------------------------------------
+def test_provider_unavailable_at_start_fails_the_payment():
+    w = World(FakeProvider(sessions=[unavailable("connection refused")]))
+    outcome = w.start()
+    assert outcome.error is not None
+    assert outcome.error.type == "provider_error"
+    assert outcome.error.code == "provider_unavailable"
+    assert outcome.payment.status == Status.FAILED
+    assert "connection refused" in outcome.payment.failure_reason
+    assert statuses(outcome) == ["started", "failed"]
+    reply = outcome.reply()
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == "provider_unavailable"
+    assert reply["payment"]["status"] == "failed"
+    assert w.stored().status == Status.FAILED
+
+    # Replayed: the same failure, and the provider is not asked again.
+    again = w.start()
+    assert again.error.code == "provider_unavailable"
+    assert again.payment.status == Status.FAILED
+    assert w.provider.count("create_session") == 1
+
+    # Posting to it is refused without reaching the provider.
+    post = w.post(post_cmd(transaction_id=None))
+    assert post.error.code == "payment_failed"
+    assert post.changes == []
+    assert w.provider.count("charge") == 0
+
+
+def test_provider_unavailable_during_charge_leaves_payment_posting():
+    w = World(FakeProvider(charges=[unavailable("timeout")]))
+    w.start()
+    outcome = w.post()
+    assert outcome.error is not None
+    assert outcome.error.type == "provider_error"
+    assert outcome.error.code == "provider_unavailable"
+    assert outcome.payment.status == Status.POSTING
+    assert statuses(outcome) == ["posting"]
+    assert outcome.reply()["ok"] is False
+    assert w.stored().status == Status.POSTING
+    assert w.provider.count("charge") == 1
+
+    # The same request repeated settles it from the provider's record first.
+    w.provider.scripts["charge_state"].append(ChargeResult("succeeded", charge_id="ch_late"))
+    settled = w.post()
+    assert settled.error is None
+    assert settled.payment.status == Status.RECEIPTED
+    assert settled.payment.charge_id == "ch_late"
+    assert w.provider.count("charge") == 1
+
+
+def test_charge_not_confirmed_keeps_posting():
+    w = World(FakeProvider(charges=[ChargeResult("not_charged")]))
+    w.start()
+    outcome = w.post()
+    assert (outcome.error.type, outcome.error.code) == ("provider_error", "charge_not_confirmed")
+    assert w.stored().status == Status.POSTING
+
+
+def test_post_before_start_is_not_found():
+    w = World()
+    outcome = w.post()
+    assert outcome.error.code == "payment_not_found"
+    assert w.provider.calls == []
+
+
+def test_handlers_do_not_mutate_stored_payment_in_place():
+    w = World()
+    started = w.start().payment
+    snapshot = replace(started)
+    w.post()
+    assert started == snapshot
