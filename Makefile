@@ -26,16 +26,24 @@ setup: $(INSTALLED)
 
 run: setup
 	$(BIN)/paystream stack up
+	@$(BIN)/paystream apikey >/dev/null
+	$(BIN)/paystream pipeline up
+	@echo
+	@echo "paystream is running: API at http://127.0.0.1:8080 with key $$($(BIN)/paystream apikey)"
+	@echo "try it:  $(BIN)/paystream demo      stop it:  make stop"
 
 test: setup
 	$(BIN)/paystream stack up
+	@$(BIN)/paystream apikey >/dev/null
+	$(BIN)/paystream pipeline up
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 stop:
+	-$(BIN)/paystream pipeline down
 	-$(BIN)/paystream stack down
 
 status:
-	$(BIN)/paystream stack status
+	$(BIN)/paystream stack status; $(BIN)/paystream pipeline status
 
 clean: stop
 	rm -rf $(VENV) .stack

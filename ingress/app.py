@@ -138,6 +138,9 @@ async def post_payment(request: web.Request) -> web.Response:
         return accepted(command.payment_id)
     if not reply["ok"]:
         return payment_error_response(reply["error"])
+    # Cached before the client has it, so its first getReceipt is a hit; the
+    # sinks write the same receipt to Couchbase and the cache as well.
+    await request.app[CACHE].put_receipt(reply["receipt"], request.app[SETTINGS].receipt_cache_ttl_s)
     return web.json_response(reply["receipt"], status=201)
 
 

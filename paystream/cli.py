@@ -1,6 +1,5 @@
 """The `paystream` command."""
 
-from __future__ import annotations
 
 import json
 import logging
@@ -8,24 +7,15 @@ from typing import Annotated, Optional
 
 import typer
 
+from paystream.demo import run_demo
 from paystream.settings import get_settings
 from paystream.stack import StackError
-from paystream.stack.manager import SERVICE_NAMES, ServiceStatus, Stack, as_dicts
+from paystream.stack.manager import (
+    PIPELINE_NAMES, PIPELINE_TYPES, SERVICE_NAMES, SERVICE_TYPES, ServiceStatus, Stack, as_dicts,
+)
 
-app = typer.Typer(help="paystream: payment processing on Kafka and Faust.", no_args_is_help=True)
-stack_app = typer.Typer(help="Run the local services: Kafka, Couchbase, Redis, the Stripe sandbox.",
-                        no_args_is_help=True)
-app.add_typer(stack_app, name="stack")
-
-ServiceNames = Annotated[
-    Optional[list[str]],
-    typer.Argument(help=f"Services to act on (default: all of {', '.join(SERVICE_NAMES)}).",
-                   show_default=False),
-]
-
-
-def _stack() -> Stack:
-    return Stack(get_settings(), say=lambda line: typer.echo(line, err=True))
+app = typer.Typer(help="paystream: payment processing on Kafka and Faust.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -46,43 +36,61 @@ def _table(rows: list[ServiceStatus]) -> str:
     )
 
 
-@stack_app.command()
-def up(services: ServiceNames = None) -> None:
-    """Install what is missing, start what is not running, wait until each answers."""
-    try:
-        rows = _stack().up(services)
-    except StackError as exc:
-        raise _fail(exc) from None
-    typer.echo(_table(rows))
-    if not all(r.healthy for r in rows):
-        raise typer.Exit(code=1)
+def _service_group(name: str, help_: str, types, names) -> typer.Typer:
+    """up / down / status for one group of managed processes."""
+    group = typer.Typer(help=help_, no_args_is_help=True)
+    Names = Annotated[
+        Optional[list[str]],
+        typer.Argument(help=f"Which to act on (default: all of {', '.join(names)}).", show_default=False),
+    ]
+
+    def stack() -> Stack:
+        return Stack(get_settings(), say=lambda line: typer.echo(line, err=True), types=types)
+
+    @group.command()
+    def up(services: Names = None) -> None:
+        """Install what is missing, start what is not running, wait until each answers."""
+        try:
+            rows = stack().up(services)
+        except StackError as exc:
+            raise _fail(exc) from None
+        typer.echo(_table(rows))
+        if not all(r.healthy for r in rows):
+            raise typer.Exit(code=1)
+
+    @group.command()
+    def down(
+        services: Names = None,
+        purge: Annotated[bool, typer.Option("--purge", help="Also delete their data and logs.")] = False,
+    ) -> None:
+        """Stop what this command started (by the recorded pids)."""
+        try:
+            stack().down(services, purge=purge)
+        except StackError as exc:
+            raise _fail(exc) from None
+
+    @group.command()
+    def status(
+        services: Names = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts and tests.")] = False,
+    ) -> None:
+        """Probe each one; exit 1 when any is unhealthy."""
+        try:
+            rows = stack().status(services)
+        except StackError as exc:
+            raise _fail(exc) from None
+        typer.echo(json.dumps(as_dicts(rows), indent=2) if as_json else _table(rows))
+        if not all(r.healthy for r in rows):
+            raise typer.Exit(code=1)
+
+    app.add_typer(group, name=name)
+    return group
 
 
-@stack_app.command()
-def down(
-    services: ServiceNames = None,
-    purge: Annotated[bool, typer.Option("--purge", help="Also delete the services' data and logs.")] = False,
-) -> None:
-    """Stop the services this stack started (by their recorded pids)."""
-    try:
-        _stack().down(services, purge=purge)
-    except StackError as exc:
-        raise _fail(exc) from None
-
-
-@stack_app.command()
-def status(
-    services: ServiceNames = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts and tests.")] = False,
-) -> None:
-    """Probe every service; exit 1 when any is unhealthy."""
-    try:
-        rows = _stack().status(services)
-    except StackError as exc:
-        raise _fail(exc) from None
-    typer.echo(json.dumps(as_dicts(rows), indent=2) if as_json else _table(rows))
-    if not all(r.healthy for r in rows):
-        raise typer.Exit(code=1)
+_service_group("stack", "The local services: Kafka, Couchbase, Redis, the Stripe sandbox.",
+               SERVICE_TYPES, SERVICE_NAMES)
+_service_group("pipeline", "paystream's own processes in the background: worker, sinks, ingress.",
+               PIPELINE_TYPES, PIPELINE_NAMES)
 
 
 def _run_faust(faust_app, loglevel: str) -> None:
@@ -93,7 +101,7 @@ def _run_faust(faust_app, loglevel: str) -> None:
 
 @app.command()
 def worker(loglevel: Annotated[str, typer.Option(help="Log level.")] = "info") -> None:
-    """Run the payment worker (Faust agents and the payments table)."""
+    """Run the payment worker in the foreground (Faust agents and the payments table)."""
     from streams.worker import app as faust_app
 
     _run_faust(faust_app, loglevel)
@@ -101,7 +109,7 @@ def worker(loglevel: Annotated[str, typer.Option(help="Log level.")] = "info") -
 
 @app.command()
 def sinks(loglevel: Annotated[str, typer.Option(help="Log level.")] = "info") -> None:
-    """Run the sink connectors: payment events and receipts into Couchbase and Redis."""
+    """Run the sink connectors in the foreground: events and receipts into Couchbase and Redis."""
     from streams.sinks import app as faust_app
 
     _run_faust(faust_app, loglevel)
@@ -109,11 +117,37 @@ def sinks(loglevel: Annotated[str, typer.Option(help="Log level.")] = "info") ->
 
 @app.command()
 def ingress() -> None:
-    """Run the HTTP API (startPayment, postPayment, getReceipt)."""
+    """Run the HTTP API in the foreground (startPayment, postPayment, getReceipt)."""
     from ingress.app import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     run(get_settings())
+
+
+@app.command()
+def apikey() -> None:
+    """Print a development API key, creating one in .env (git-ignored) on first use."""
+    from paystream.apikeys import ensure_dev_key
+
+    key, created = ensure_dev_key(get_settings())
+    if created:
+        typer.echo("created a development API key in .env", err=True)
+    typer.echo(key)
+
+
+@app.command()
+def demo() -> None:
+    """Run one complete payment against the running system and print each step."""
+    import asyncio
+
+    from paystream.apikeys import ensure_dev_key
+
+    settings = get_settings()
+    key, _ = ensure_dev_key(settings)
+    try:
+        asyncio.run(run_demo(settings, key, typer.echo))
+    except (RuntimeError, OSError) as exc:
+        raise _fail(f"{exc} (is it running? `make run`)") from None
 
 
 if __name__ == "__main__":

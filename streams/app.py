@@ -5,12 +5,13 @@ from __future__ import annotations
 import faust
 
 from paystream.settings import Settings
+from streams.readiness import add_readiness_page
 
 
 def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
     datadir = (settings.state_dir / "faust" / app_id).resolve()
     datadir.parent.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         # RocksDB through rocksdict (faust-streaming uses it when python-rocksdb is absent).
@@ -27,3 +28,5 @@ def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
     )
+    add_readiness_page(app)
+    return app

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from paystream.settings import Settings
+from paystream.stack.apps import IngressProcess, SinksProcess, WorkerProcess
 from paystream.stack.base import Service
 from paystream.stack.couchbase_cluster import CouchbaseCluster
 from paystream.stack.errors import StackError
@@ -19,6 +20,8 @@ from paystream.stack.stripe_sandbox import StripeSandbox
 
 SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisCache, StripeSandbox)
 SERVICE_NAMES = tuple(t.name for t in SERVICE_TYPES)
+PIPELINE_TYPES: tuple[type[Service], ...] = (WorkerProcess, SinksProcess, IngressProcess)
+PIPELINE_NAMES = tuple(t.name for t in PIPELINE_TYPES)
 
 
 @dataclass
@@ -32,17 +35,21 @@ class ServiceStatus:
 
 
 class Stack:
-    def __init__(self, settings: Settings, say: Callable[[str], None] = print) -> None:
+    """A group of services started in order and stopped in reverse order."""
+
+    def __init__(self, settings: Settings, say: Callable[[str], None] = print,
+                 types: tuple[type[Service], ...] = SERVICE_TYPES) -> None:
         self.settings = settings
         self.say = say
-        self.services = {t.name: t(settings) for t in SERVICE_TYPES}
+        self.services = {t.name: t(settings) for t in types}
 
     def select(self, names: Iterable[str] | None) -> list[Service]:
-        names = list(names or SERVICE_NAMES)
-        unknown = sorted(set(names) - set(SERVICE_NAMES))
+        known = tuple(self.services)
+        names = list(names or known)
+        unknown = sorted(set(names) - set(known))
         if unknown:
-            raise StackError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICE_NAMES)}")
-        return [self.services[n] for n in SERVICE_NAMES if n in names]
+            raise StackError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        return [self.services[n] for n in known if n in names]
 
     def running(self, service: Service) -> PidRecord | None:
         record = read_pid(service.pid_path)
@@ -67,7 +74,7 @@ class Stack:
                 )
                 started.append((service, PidRecord(proc.pid, service.marker)))
                 self._wait_healthy(service, proc)
-            if any(s.name == KafkaBroker.name for s in selected):
+            if any(isinstance(s, KafkaBroker) for s in selected):
                 self._ensure_topics()
         except BaseException:
             # Nothing is left half-started: stop what this call started.
