@@ -63,39 +63,52 @@ class StripeProvider:
 
     async def charge(self, payment_id: str, attempt: str, transaction_id: str,
                      amount: Money, payment_method: str) -> ChargeResult:
+        if transaction_id.startswith("seti_"):
+            return await self._charge_new_intent(payment_id, attempt, amount, payment_method)
         try:
-            if transaction_id.startswith("seti_"):
-                intent = await self._call("POST", "/v1/payment_intents", f"{payment_id}-intent-{attempt}", {
-                    "metadata[payment_id]": payment_id, "amount": amount.minor,
-                    "currency": amount.currency.lower(), "payment_method": payment_method,
-                })
-            else:
-                intent = await self._call("POST", f"/v1/payment_intents/{transaction_id}",
-                                          f"{payment_id}-attach-{attempt}", {"payment_method": payment_method})
-            confirmed = await self._call("POST", f"/v1/payment_intents/{intent['id']}/confirm",
-                                         f"{payment_id}-confirm-{attempt}", {})
+            await self._call("POST", f"/v1/payment_intents/{transaction_id}",
+                             f"{payment_id}-attach-{attempt}", {"payment_method": payment_method})
+            return _result_of(await self._call("POST", f"/v1/payment_intents/{transaction_id}/confirm",
+                                               f"{payment_id}-confirm-{attempt}", {}))
         except StripeError as exc:
-            if exc.status == 402 or exc.error.get("type") == "card_error":
-                return ChargeResult("declined", decline_code=exc.error.get("decline_code") or exc.error.get("code"),
-                                    message=exc.error.get("message"))
-            # A confirm repeated after a lost answer is refused once the
-            # intent succeeded: the provider's own record says what happened.
-            state = await self.charge_state(payment_id, transaction_id)
-            if state.outcome != "not_charged":
-                return state
+            if _is_decline(exc):
+                return _declined(exc)
+        # The intent refused the charge without a decline: either a confirm
+        # repeated after a lost answer (the provider's record says it
+        # succeeded), or an intent that cannot be confirmed again after an
+        # earlier decline (localstripe keeps those unconfirmable), which a
+        # fresh intent for this attempt replaces.
+        state = await self.charge_state(payment_id, transaction_id)
+        if state.outcome == "succeeded":
+            return state
+        return await self._charge_new_intent(payment_id, attempt, amount, payment_method)
+
+    async def _charge_new_intent(self, payment_id: str, attempt: str, amount: Money,
+                                 payment_method: str) -> ChargeResult:
+        try:
+            intent = await self._call("POST", "/v1/payment_intents", f"{payment_id}-intent-{attempt}", {
+                "metadata[payment_id]": payment_id, "amount": amount.minor,
+                "currency": amount.currency.lower(), "payment_method": payment_method,
+            })
+            return _result_of(await self._call("POST", f"/v1/payment_intents/{intent['id']}/confirm",
+                                               f"{payment_id}-confirm-{attempt}", {}))
+        except StripeError as exc:
+            if _is_decline(exc):
+                return _declined(exc)
             # Refused outright (an unknown payment method, say): nothing was
             # charged, and the payment may be posted again.
             return ChargeResult("declined", decline_code=exc.error.get("code") or "provider_rejected",
                                 message=exc.error.get("message"))
-        return _result_of(confirmed)
 
     async def charge_state(self, payment_id: str, transaction_id: str) -> ChargeResult:
-        if transaction_id.startswith("seti_"):
-            # localstripe has no search; real Stripe would use /v1/payment_intents/search.
-            listing = await self._call("GET", "/v1/payment_intents", None, {"limit": 100000})
-            intents = [i for i in listing["data"] if i.get("metadata", {}).get("payment_id") == payment_id]
-        else:
-            intents = [await self._call("GET", f"/v1/payment_intents/{transaction_id}", None, {})]
+        """Whether any intent of this payment was charged: the session's own, or one made at post.
+
+        localstripe has no search, so this lists intents and filters on our
+        metadata; on api.stripe.com /v1/payment_intents/search does the same.
+        """
+        listing = await self._call("GET", "/v1/payment_intents", None, {"limit": 100000})
+        intents = [i for i in listing["data"]
+                   if i["id"] == transaction_id or i.get("metadata", {}).get("payment_id") == payment_id]
         results = [_result_of(i) for i in intents]
         for wanted in ("succeeded", "declined"):
             for result in results:
@@ -135,6 +148,15 @@ class StripeProvider:
         if resp.status >= 400:
             raise StripeError(resp.status, (body or {}).get("error", {}))
         return body
+
+
+def _is_decline(exc: StripeError) -> bool:
+    return exc.status == 402 or exc.error.get("type") == "card_error" or exc.error.get("code") == "card_declined"
+
+
+def _declined(exc: StripeError) -> ChargeResult:
+    return ChargeResult("declined", decline_code=exc.error.get("decline_code") or exc.error.get("code"),
+                        message=exc.error.get("message"))
 
 
 def _result_of(intent: dict) -> ChargeResult:

@@ -26,6 +26,9 @@ def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
         web_port=web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
+        # A killed worker's partitions move to a new one within seconds, not a minute.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         autodiscover=False,
     )
     add_readiness_page(app)

@@ -40,3 +40,51 @@ def stack() -> dict[str, dict]:
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return Settings()
+
+
+@pytest.fixture(scope="session")
+def api_key(stack) -> str:
+    result = paystream("apikey")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def pipeline(stack, api_key) -> dict[str, dict]:
+    """The worker, sinks and ingress, started (idempotently) as `make run` starts them."""
+    up = paystream("pipeline", "up")
+    assert up.returncode == 0, f"pipeline up failed:\n{up.stdout}\n{up.stderr}"
+    status = paystream("pipeline", "status", "--json")
+    return {row["service"]: row for row in json.loads(status.stdout)}
+
+
+@pytest.fixture
+async def api(pipeline, stack, api_key, settings):
+    from tests.api_client import ApiClient
+
+    client = ApiClient(pipeline["ingress"]["address"], api_key, stack["stripe"]["address"],
+                       settings.stripe_api_key.get_secret_value())
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="session")
+def couchbase_collection(stack, settings):
+    from datetime import timedelta
+
+    from couchbase.auth import PasswordAuthenticator
+    from couchbase.cluster import Cluster
+    from couchbase.options import ClusterOptions
+
+    cluster = Cluster(stack["couchbase"]["address"], ClusterOptions(PasswordAuthenticator(
+        settings.couchbase_username, settings.couchbase_password.get_secret_value())))
+    cluster.wait_until_ready(timedelta(seconds=15))
+    yield cluster.bucket(settings.couchbase_bucket).default_collection()
+    cluster.close()
+
+
+@pytest.fixture
+def sandbox(stack, settings):
+    from tests.stripe_client import SandboxClient
+
+    return SandboxClient(stack["stripe"]["address"], settings.stripe_api_key.get_secret_value())

@@ -2,12 +2,7 @@
 
 import pytest
 
-from tests.stripe_client import SandboxClient, StripeError
-
-
-@pytest.fixture(scope="module")
-def sandbox(stack, settings):
-    return SandboxClient(stack["stripe"]["address"], settings.stripe_api_key.get_secret_value())
+from tests.stripe_client import StripeError
 
 
 def test_payment_intent_confirmed_with_test_card_succeeds(sandbox):

@@ -1,0 +1,82 @@
+"""A client of the paystream HTTP API and of the sandbox, as an application would use them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import aiohttp
+
+DECLINING_CARD = "4000000000000341"  # declined at confirm by localstripe
+GOOD_CARD = "4242424242424242"
+
+
+def identity(user_id: str | None = None) -> dict:
+    return {
+        "user_id": user_id or f"user-{uuid.uuid4().hex[:10]}",
+        "email_id": "jane.doe@example.com",
+        "timestamp": "2026-11-25T10:00:00Z",
+        "payment_type": "credit",
+    }
+
+
+@dataclass
+class Response:
+    status: int
+    body: dict
+    headers: dict
+    seconds: float
+
+
+@dataclass
+class ApiClient:
+    base: str
+    api_key: str
+    stripe_base: str
+    stripe_key: str
+    session: aiohttp.ClientSession = field(default_factory=aiohttp.ClientSession)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def call(self, method: str, path: str, body: dict | None = None, *, key: str | None = None,
+                   idempotency_key: str | None = None, params: dict | None = None, raw: bytes | None = None,
+                   headers: dict | None = None) -> Response:
+        hdrs = {"Authorization": f"Bearer {key if key is not None else self.api_key}", **(headers or {})}
+        if idempotency_key:
+            hdrs["Idempotency-Key"] = idempotency_key
+        kwargs = {"data": raw} if raw is not None else ({"json": body} if body is not None else {})
+        started = time.perf_counter()
+        async with self.session.request(method, self.base + path, headers=hdrs, params=params, **kwargs) as resp:
+            data = await resp.json(content_type=None)
+            return Response(resp.status, data, dict(resp.headers), time.perf_counter() - started)
+
+    async def start(self, who: dict, amount: str | None = "12.34", currency: str | None = "EUR",
+                    idempotency_key: str | None = None) -> Response:
+        body = dict(who)
+        if amount is not None:
+            body.update(amount=amount, currency=currency)
+        return await self.call("POST", "/startPayment", body, idempotency_key=idempotency_key)
+
+    async def post(self, who: dict, transaction_id: str, payment_method: str, amount: str = "12.34",
+                   currency: str = "EUR", idempotency_key: str | None = None) -> Response:
+        return await self.call("POST", "/postPayment", {
+            **who, "transaction_id": transaction_id, "payment_method": payment_method,
+            "amount": amount, "currency": currency,
+        }, idempotency_key=idempotency_key)
+
+    async def receipt(self, who: dict, receipt_id: str) -> Response:
+        return await self.call("GET", "/getReceipt", params={"receipt_id": receipt_id, "user_id": who["user_id"]})
+
+    async def payment(self, who: dict, payment_id: str) -> Response:
+        return await self.call("GET", f"/payments/{payment_id}", params={"user_id": who["user_id"]})
+
+    async def card(self, number: str = GOOD_CARD) -> str:
+        """What the provider's web client does when the user types a card: a payment method id."""
+        async with self.session.post(f"{self.stripe_base}/v1/payment_methods", data={
+            "type": "card", "card[number]": number, "card[exp_month]": "12",
+            "card[exp_year]": "2030", "card[cvc]": "123",
+        }, headers={"Authorization": f"Bearer {self.stripe_key}"}) as resp:
+            assert resp.status == 200, await resp.text()
+            return (await resp.json())["id"]

@@ -1,0 +1,44 @@
+"""Reading topics from the outside, as a downstream consumer would (kafka-python)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from kafka import KafkaConsumer, TopicPartition
+
+
+def _consumer(bootstrap: str) -> KafkaConsumer:
+    return KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = _consumer(bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def read_since(bootstrap: str, topic: str, since: dict[int, int], until: float = 15.0,
+               want: int | None = None) -> list[dict]:
+    """Every message appended after `since`, up to the current end (or until `want` arrive)."""
+    consumer = _consumer(bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in since]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, since[tp.partition])
+        deadline = time.monotonic() + until
+        values: list[dict] = []
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                values.extend(json.loads(r.value) for r in records)
+            ends = consumer.end_offsets(tps)
+            caught_up = all(consumer.position(tp) >= ends[tp] for tp in tps)
+            if (want is not None and len(values) >= want) or (want is None and caught_up):
+                break
+        return values
+    finally:
+        consumer.close()
