@@ -54,8 +54,8 @@ async def authenticate(request: web.Request, handler):
 # --- helpers ---------------------------------------------------------------------
 async def read_body(request: web.Request, model):
     raw = await request.read()
-    json.loads(raw or b"null")  # malformed JSON is a 400 of its own, before field checks
-    return model.model_validate_json(raw or b"{}")
+    json.loads(raw)  # malformed or empty JSON is a 400 of its own, before field checks
+    return model.model_validate_json(raw)
 
 
 def idempotency(request: web.Request, kind: str, body) -> tuple[str | None, str]:

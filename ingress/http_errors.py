@@ -63,9 +63,8 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return payment_error_response(exc)
     except ValidationError as exc:
         return validation_error_response(exc)
-    except web.HTTPRequestEntityTooLarge:
-        return error_response("invalid_request_error", "body_too_large",
-                              f"request body is larger than {request.app['settings'].max_body_bytes} bytes")
+    except web.HTTPRequestEntityTooLarge as exc:
+        return error_response("invalid_request_error", "body_too_large", exc.text or "request body is too large")
     except web.HTTPException as exc:
         if exc.status >= 400:
             return error_response("invalid_request_error", exc.reason.lower().replace(" ", "_"),
