@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from paystream.domain.commands import PostPayment, StartPayment
-from paystream.domain.errors import CardDeclined, PaymentError, ProviderUnavailable
+from paystream.domain.errors import CardDeclined, NotFound, PaymentError, ProviderUnavailable
 from paystream.domain.model import CHARGED, Payment, Status, check_owner, validate_post_target
 from paystream.ports import ChargeResult, PaymentProvider, PaymentStore
 
@@ -62,6 +62,9 @@ async def handle_start(
     payment = store.get(command.payment_id)
     if payment is None:
         payment = rec.save(Payment.start(command, now()))
+    elif payment.user_id != command.user_id:
+        # Payment ids are derived from the client's key; never hand one user another's session.
+        return rec.outcome(None, NotFound("payment_not_found", "no such payment for this user"))
     elif payment.status != Status.STARTED:
         # A replay of a start already done: the same answer, nothing new.
         error = ProviderUnavailable("provider_unavailable", payment.failure_reason or "payment failed") \

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
 
     @property
     def topics(self) -> "TopicNames":
-        return TopicNames(self.topic_prefix)
+        return TopicNames.for_prefix(self.topic_prefix)
 
     @property
     def tools_path(self) -> Path:

@@ -13,38 +13,29 @@ class TopicSpec:
     config: dict[str, str]
 
 
+_SUFFIXES = {
+    "commands": "payment-commands", "replies": "payment-replies", "events": "payment-events",
+    "receipts": "receipts", "heartbeats": "heartbeats", "alerts": "alerts",
+}
+
+
 @dataclass(frozen=True)
 class TopicNames:
-    prefix: str
+    commands: str
+    replies: str
+    events: str
+    receipts: str
+    heartbeats: str
+    alerts: str
 
-    @property
-    def commands(self) -> str:
-        return f"{self.prefix}.payment-commands"
-
-    @property
-    def replies(self) -> str:
-        return f"{self.prefix}.payment-replies"
-
-    @property
-    def events(self) -> str:
-        return f"{self.prefix}.payment-events"
-
-    @property
-    def receipts(self) -> str:
-        return f"{self.prefix}.receipts"
-
-    @property
-    def heartbeats(self) -> str:
-        return f"{self.prefix}.heartbeats"
-
-    @property
-    def alerts(self) -> str:
-        return f"{self.prefix}.alerts"
+    @classmethod
+    def for_prefix(cls, prefix: str) -> TopicNames:
+        return cls(**{name: f"{prefix}.{suffix}" for name, suffix in _SUFFIXES.items()})
 
 
 def topic_specs(prefix: str, payment_partitions: int) -> list[TopicSpec]:
     """Every topic `stack up` creates. Faust creates its own changelog topics."""
-    names = TopicNames(prefix)
+    names = TopicNames.for_prefix(prefix)
     keep_forever = {"retention.ms": "-1"}
     return [
         # Commands from ingress, keyed by payment id so one payment stays on one partition.

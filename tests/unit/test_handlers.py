@@ -421,3 +421,13 @@ def test_handlers_do_not_mutate_stored_payment_in_place():
     snapshot = replace(started)
     w.post()
     assert started == snapshot
+
+
+
+def test_replayed_start_for_another_user_reveals_nothing():
+    world = World()
+    assert world.start().error is None
+    outcome = world.start(start_cmd(user_id="someone-else"))
+    assert outcome.payment is None
+    assert outcome.error.code == "payment_not_found"
+    assert world.provider.count("create_session") == 1
