@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test stop status clean
+.PHONY: help setup test-tools run test stop status clean
 
 help:
 	@echo "make run    set up, start the local stack and paystream"
@@ -30,9 +30,17 @@ run: setup
 	$(BIN)/paystream pipeline up
 	@echo
 	@echo "paystream is running: API at http://127.0.0.1:8080 with key $$($(BIN)/paystream apikey)"
+	@echo "status page, /health and /metrics of the monitor: http://127.0.0.1:8090/"
 	@echo "try it:  $(BIN)/paystream demo      stop it:  make stop"
 
-test: setup
+# Test-only tools from Debian: headless Chromium for the status page,
+# promtool (package prometheus) to check the alert rules.
+test-tools:
+	@command -v chromium >/dev/null && command -v promtool >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium prometheus >/dev/null; }
+
+test: setup test-tools
 	$(BIN)/paystream stack up
 	@$(BIN)/paystream apikey >/dev/null
 	$(BIN)/paystream pipeline up

@@ -7,6 +7,7 @@ for a receipt that, once written, never changes.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from acouchbase.cluster import Cluster
@@ -14,6 +15,7 @@ from couchbase.auth import PasswordAuthenticator
 from couchbase.exceptions import DocumentNotFoundException, DocumentUnretrievableException
 from couchbase.options import ClusterOptions
 
+from paystream.observability import metrics
 from paystream.settings import Settings
 
 
@@ -46,13 +48,23 @@ class CouchbaseStore:
 
     # --- writes (sinks) -------------------------------------------------------
     async def upsert_payment(self, payment: dict) -> None:
-        await self.collection.upsert(payment_key(payment["payment_id"]), payment)
+        await self._upsert("payment", payment_key(payment["payment_id"]), payment)
 
     async def upsert_receipt(self, receipt: dict) -> None:
-        await self.collection.upsert(receipt_key(receipt["receipt_id"]), receipt)
+        await self._upsert("receipt", receipt_key(receipt["receipt_id"]), receipt)
 
     async def upsert_transaction(self, transaction_id: str, payment_id: str, user_id: str) -> None:
-        await self.collection.upsert(transaction_key(transaction_id), {"payment_id": payment_id, "user_id": user_id})
+        await self._upsert("transaction", transaction_key(transaction_id),
+                           {"payment_id": payment_id, "user_id": user_id})
+
+    async def _upsert(self, document: str, key: str, value: dict) -> None:
+        started = time.perf_counter()
+        try:
+            await self.collection.upsert(key, value)
+        except Exception:
+            metrics.COUCHBASE_WRITE_ERRORS.labels(document).inc()
+            raise
+        metrics.COUCHBASE_WRITE_LATENCY.labels(document).observe(time.perf_counter() - started)
 
     # --- reads ----------------------------------------------------------------
     async def get_payment(self, payment_id: str) -> dict | None:

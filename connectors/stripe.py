@@ -10,7 +10,7 @@ retried charge safe there.)
 
 from __future__ import annotations
 
-import logging
+import time
 
 import aiohttp
 from tenacity import (
@@ -19,9 +19,11 @@ from tenacity import (
 
 from paystream.domain.errors import ProviderUnavailable
 from paystream.domain.money import Money
+from paystream.observability import metrics
+from paystream.observability.logs import get_logger
 from paystream.ports import ChargeResult, ProviderSession
 
-log = logging.getLogger(__name__)
+log = get_logger("paystream.provider")
 
 
 class _Transient(Exception):
@@ -54,9 +56,9 @@ class StripeProvider:
         meta = {"metadata[payment_id]": payment_id}
         if amount is None:
             # No amount yet: a SetupIntent collects the card; the charge comes at post.
-            body = await self._call("POST", "/v1/setup_intents", f"{payment_id}-session", {**meta, "usage": "on_session"})
+            body = await self._call("create_session", "POST", "/v1/setup_intents", f"{payment_id}-session", {**meta, "usage": "on_session"})
         else:
-            body = await self._call("POST", "/v1/payment_intents", f"{payment_id}-session", {
+            body = await self._call("create_session", "POST", "/v1/payment_intents", f"{payment_id}-session", {
                 **meta, "amount": amount.minor, "currency": amount.currency.lower(),
             })
         return ProviderSession(transaction_id=body["id"], client_secret=body.get("client_secret"))
@@ -66,9 +68,9 @@ class StripeProvider:
         if transaction_id.startswith("seti_"):
             return await self._charge_new_intent(payment_id, attempt, amount, payment_method)
         try:
-            await self._call("POST", f"/v1/payment_intents/{transaction_id}",
+            await self._call("attach_payment_method", "POST", f"/v1/payment_intents/{transaction_id}",
                              f"{payment_id}-attach-{attempt}", {"payment_method": payment_method})
-            return _result_of(await self._call("POST", f"/v1/payment_intents/{transaction_id}/confirm",
+            return _result_of(await self._call("confirm", "POST", f"/v1/payment_intents/{transaction_id}/confirm",
                                                f"{payment_id}-confirm-{attempt}", {}))
         except StripeError as exc:
             if _is_decline(exc):
@@ -86,11 +88,11 @@ class StripeProvider:
     async def _charge_new_intent(self, payment_id: str, attempt: str, amount: Money,
                                  payment_method: str) -> ChargeResult:
         try:
-            intent = await self._call("POST", "/v1/payment_intents", f"{payment_id}-intent-{attempt}", {
+            intent = await self._call("create_intent", "POST", "/v1/payment_intents", f"{payment_id}-intent-{attempt}", {
                 "metadata[payment_id]": payment_id, "amount": amount.minor,
                 "currency": amount.currency.lower(), "payment_method": payment_method,
             })
-            return _result_of(await self._call("POST", f"/v1/payment_intents/{intent['id']}/confirm",
+            return _result_of(await self._call("confirm", "POST", f"/v1/payment_intents/{intent['id']}/confirm",
                                                f"{payment_id}-confirm-{attempt}", {}))
         except StripeError as exc:
             if _is_decline(exc):
@@ -106,7 +108,7 @@ class StripeProvider:
         localstripe has no search, so this lists intents and filters on our
         metadata; on api.stripe.com /v1/payment_intents/search does the same.
         """
-        listing = await self._call("GET", "/v1/payment_intents", None, {"limit": 100000})
+        listing = await self._call("charge_state", "GET", "/v1/payment_intents", None, {"limit": 100000})
         intents = [i for i in listing["data"]
                    if i["id"] == transaction_id or i.get("metadata", {}).get("payment_id") == payment_id]
         results = [_result_of(i) for i in intents]
@@ -117,7 +119,8 @@ class StripeProvider:
         return ChargeResult("not_charged")
 
     # --- HTTP ---------------------------------------------------------------
-    async def _call(self, method: str, path: str, idempotency_key: str | None, params: dict) -> dict:
+    async def _call(self, operation: str, method: str, path: str, idempotency_key: str | None,
+                    params: dict) -> dict:
         headers = {"Authorization": f"Bearer {self._api_key}"}
         if idempotency_key is not None:
             headers["Idempotency-Key"] = f"paystream-{idempotency_key}"
@@ -127,26 +130,33 @@ class StripeProvider:
                 wait=wait_exponential_jitter(initial=0.1, max=2.0), reraise=True,
             ):
                 with attempt:
-                    return await self._send(method, path, headers, params)
+                    return await self._send(operation, method, path, headers, params)
         except _Transient as exc:
             raise ProviderUnavailable("provider_unavailable", f"card provider unreachable: {exc}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send(self, method: str, path: str, headers: dict, params: dict) -> dict:
+    async def _send(self, operation: str, method: str, path: str, headers: dict, params: dict) -> dict:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         kwargs = {"params": params} if method == "GET" else {"data": {k: str(v) for k, v in params.items()}}
+        started = time.perf_counter()
         try:
             async with self._session.request(method, self.api_base + path, headers=headers, **kwargs) as resp:
                 body = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("provider request failed, will retry: %s %s: %r", method, path, exc)
+            metrics.PROVIDER_ERRORS.labels(operation, "network").inc()
+            log.warning("provider request failed, will retry", operation=operation, error=repr(exc))
             raise _Transient(repr(exc)) from exc
+        finally:
+            metrics.PROVIDER_LATENCY.labels(operation).observe(time.perf_counter() - started)
         if resp.status >= 500 or resp.status == 429:
-            log.warning("provider answered %s to %s %s, will retry", resp.status, method, path)
+            metrics.PROVIDER_ERRORS.labels(operation, f"http_{resp.status}").inc()
+            log.warning("provider answered an error, will retry", operation=operation, status=resp.status)
             raise _Transient(f"HTTP {resp.status}")
         if resp.status >= 400:
-            raise StripeError(resp.status, (body or {}).get("error", {}))
+            error = (body or {}).get("error", {})
+            metrics.PROVIDER_ERRORS.labels(operation, error.get("code") or f"http_{resp.status}").inc()
+            raise StripeError(resp.status, error)
         return body
 
 

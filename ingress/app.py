@@ -7,12 +7,15 @@ state happens here, before anything is produced.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
-import logging
+import time
 import uuid
 
+import structlog
 from aiohttp import web
 
 from connectors.couchbase_store import CouchbaseStore
@@ -24,19 +27,38 @@ from paystream import bootstrap
 from paystream.domain.commands import PostPayment, StartPayment
 from paystream.domain.errors import InvalidRequest, NotFound
 from paystream.domain.model import Payment, check_owner
+from paystream.observability import metrics
+from paystream.observability.heartbeat import HeartbeatSource, publish_forever
+from paystream.observability.logs import get_logger
 from paystream.settings import Settings
 
-log = logging.getLogger("paystream.ingress")
+log = get_logger("paystream.ingress")
 
 SETTINGS = web.AppKey("settings", Settings)
 BUS = web.AppKey("bus", CommandBus)
 CACHE = web.AppKey("cache", RedisCache)
 STORE = web.AppKey("store", CouchbaseStore)
 
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health", "/metrics"})
 
 
 # --- middleware ----------------------------------------------------------------
+@web.middleware
+async def observe(request: web.Request, handler):
+    """Count and time every request by endpoint; give each a correlation id for the logs."""
+    structlog.contextvars.bind_contextvars(correlation_id=uuid.uuid4().hex)
+    resource = request.match_info.route.resource
+    route = (resource.name if resource is not None else None) or "unknown"
+    started = time.perf_counter()
+    response = await handler(request)
+    if route not in ("metrics", "health"):
+        elapsed = time.perf_counter() - started
+        metrics.HTTP_REQUESTS.labels(route, str(response.status)).inc()
+        metrics.HTTP_LATENCY.labels(route).observe(elapsed)
+        log.info("request answered", endpoint=route, status=response.status, ms=round(elapsed * 1000, 1))
+    return response
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler):
     if request.path in PUBLIC_PATHS:
@@ -107,12 +129,13 @@ async def start_payment(request: web.Request) -> web.Response:
         payment_type=body.payment_type, amount=money,
     )
     settings = request.app[SETTINGS]
-    reply = await request.app[BUS].send(command, settings.reply_timeout_s)
+    reply = await send(request, command)
     if reply is None:
         return accepted(command.payment_id)
     if not reply["ok"]:
         return payment_error_response(reply["error"])
     payment = reply["payment"]
+    structlog.contextvars.bind_contextvars(transaction_id=payment["transaction_id"])
     # Indexed before the client hears of the transaction, so its post finds it.
     await request.app[CACHE].put_transaction(
         payment["transaction_id"], command.payment_id, command.user_id, settings.transaction_index_ttl_s)
@@ -123,6 +146,7 @@ async def post_payment(request: web.Request) -> web.Response:
     body = await read_body(request, PostPaymentRequest)
     money = body.money()
     scoped_key, fingerprint = idempotency(request, "post", body)
+    structlog.contextvars.bind_contextvars(transaction_id=body.transaction_id)
     index = await find_transaction(request, body.transaction_id)
     if index is None or index["user_id"] != body.user_id:
         raise NotFound("payment_not_found", "no such transaction for this user", "transaction_id")
@@ -133,7 +157,7 @@ async def post_payment(request: web.Request) -> web.Response:
         email=str(body.email_id), requested_at=body.timestamp.isoformat(), payment_type=body.payment_type,
         transaction_id=body.transaction_id, amount=money, payment_method=body.payment_method,
     )
-    reply = await request.app[BUS].send(command, request.app[SETTINGS].reply_timeout_s)
+    reply = await send(request, command)
     if reply is None:
         return accepted(command.payment_id)
     if not reply["ok"]:
@@ -142,6 +166,15 @@ async def post_payment(request: web.Request) -> web.Response:
     # sinks write the same receipt to Couchbase and the cache as well.
     await request.app[CACHE].put_receipt(reply["receipt"], request.app[SETTINGS].receipt_cache_ttl_s)
     return web.json_response(reply["receipt"], status=201)
+
+
+async def send(request: web.Request, command) -> dict | None:
+    structlog.contextvars.bind_contextvars(payment_id=command.payment_id)
+    correlation_id = structlog.contextvars.get_contextvars()["correlation_id"]
+    reply = await request.app[BUS].send(command, correlation_id, request.app[SETTINGS].reply_timeout_s)
+    if reply is None:
+        log.warning("no outcome within the wait; answering 202", kind=command.kind)
+    return reply
 
 
 async def find_transaction(request: web.Request, transaction_id: str) -> dict | None:
@@ -159,7 +192,9 @@ async def get_receipt(request: web.Request) -> web.Response:
     cache = request.app[CACHE]
     cached = await cache.get_receipt(query.user_id, query.receipt_id)
     if cached is not None:
+        metrics.CACHE_REQUESTS.labels("hit").inc()
         return web.Response(body=cached, content_type="application/json", headers={"X-Cache": "hit"})
+    metrics.CACHE_REQUESTS.labels("miss").inc()
     receipt = await request.app[STORE].get_receipt_from_replica(query.receipt_id)
     if receipt is None or receipt.get("user_id") != query.user_id:
         raise NotFound("receipt_not_found", "no such receipt for this user", "receipt_id")
@@ -178,17 +213,24 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def metrics_page(request: web.Request) -> web.Response:
+    body, content_type = metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
 # --- application -------------------------------------------------------------------
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[json_errors, authenticate], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[observe, json_errors, authenticate], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app.router.add_post("/startPayment", start_payment)
-    app.router.add_post("/postPayment", post_payment)
-    app.router.add_get("/getReceipt", get_receipt)
+    app.router.add_post("/startPayment", start_payment, name="startPayment")
+    app.router.add_post("/postPayment", post_payment, name="postPayment")
+    app.router.add_get("/getReceipt", get_receipt, name="getReceipt")
     app.router.add_post("/getReceipt", get_receipt)
-    app.router.add_get("/payments/{payment_id}", get_payment)
-    app.router.add_get("/health", health)
+    app.router.add_get("/payments/{payment_id}", get_payment, name="payment")
+    app.router.add_get("/health", health, name="health")
+    app.router.add_get("/metrics", metrics_page, name="metrics")
     app.cleanup_ctx.append(_connections)
+    app.cleanup_ctx.append(_heartbeats)
     return app
 
 
@@ -202,6 +244,23 @@ async def _connections(app: web.Application):
     await app[BUS].stop()
     await app[STORE].close()
     await app[CACHE].close()
+
+
+async def _heartbeats(app: web.Application):
+    settings = app[SETTINGS]
+    bus = app[BUS]
+
+    async def facts() -> dict:
+        return {"in_flight": bus.waiting}
+
+    source = HeartbeatSource("ingress", settings.ingress_port,
+                             f"http://{settings.ingress_host}:{settings.ingress_port}/metrics", facts)
+    task = asyncio.create_task(publish_forever(
+        source, lambda key, value: bus.publish(settings.topics.heartbeats, key, value), settings.heartbeat_interval_s))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def run(settings: Settings) -> None:

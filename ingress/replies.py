@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -50,13 +49,19 @@ class CommandBus:
         await self.consumer.stop()
         await self.producer.stop()
 
-    async def send(self, command: Command, timeout_s: float) -> dict | None:
+    @property
+    def waiting(self) -> int:
+        return len(self._pending)
+
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        await self.producer.send_and_wait(topic, key=key, value=value)
+
+    async def send(self, command: Command, correlation_id: str, timeout_s: float) -> dict | None:
         """Produce the command (acknowledged by all replicas) and wait for its reply.
 
         None when no reply came within `timeout_s`; the command is in Kafka
         either way and the payment goes on.
         """
-        correlation_id = uuid.uuid4().hex
         waiter = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = waiter
         try:

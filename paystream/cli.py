@@ -2,7 +2,6 @@
 
 
 import json
-import logging
 from typing import Annotated, Optional
 
 import typer
@@ -89,39 +88,56 @@ def _service_group(name: str, help_: str, types, names) -> typer.Typer:
 
 _service_group("stack", "The local services: Kafka, Couchbase, Redis, the Stripe sandbox.",
                SERVICE_TYPES, SERVICE_NAMES)
-_service_group("pipeline", "paystream's own processes in the background: worker, sinks, ingress.",
+_service_group("pipeline", "paystream's own processes in the background: monitor, worker, sinks, ingress.",
                PIPELINE_TYPES, PIPELINE_NAMES)
 
 
-def _run_faust(faust_app, loglevel: str) -> None:
+def _run_faust(component: str, faust_app) -> None:
     from faust.worker import Worker
 
-    Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    from paystream.observability import logs
+
+    level = get_settings().log_level
+    config = logs.configure(component, level, apply=False)
+    Worker(faust_app, loglevel=level, quiet=True, logging_config=config).execute_from_commandline()
 
 
 @app.command()
-def worker(loglevel: Annotated[str, typer.Option(help="Log level.")] = "info") -> None:
+def worker() -> None:
     """Run the payment worker in the foreground (Faust agents and the payments table)."""
     from streams.worker import app as faust_app
 
-    _run_faust(faust_app, loglevel)
+    _run_faust("worker", faust_app)
 
 
 @app.command()
-def sinks(loglevel: Annotated[str, typer.Option(help="Log level.")] = "info") -> None:
+def sinks() -> None:
     """Run the sink connectors in the foreground: events and receipts into Couchbase and Redis."""
     from streams.sinks import app as faust_app
 
-    _run_faust(faust_app, loglevel)
+    _run_faust("sinks", faust_app)
 
 
 @app.command()
 def ingress() -> None:
     """Run the HTTP API in the foreground (startPayment, postPayment, getReceipt)."""
     from ingress.app import run
+    from paystream.observability import logs
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    run(get_settings())
+    settings = get_settings()
+    logs.configure("ingress", settings.log_level)
+    run(settings)
+
+
+@app.command()
+def monitor() -> None:
+    """Run the monitor in the foreground: heartbeats, probes, /health, /metrics, status page."""
+    from monitor.app import run
+    from paystream.observability import logs
+
+    settings = get_settings()
+    logs.configure("monitor", settings.log_level)
+    run(settings)
 
 
 @app.command()

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     receipt_cache_ttl_s: int = 7 * 24 * 3600
     transaction_index_ttl_s: int = 30 * 24 * 3600
 
+    # --- monitoring ----------------------------------------------------------
+    heartbeat_interval_s: float = Field(2.0, description="How often every process publishes a heartbeat.")
+    missed_beats_down: int = Field(3, description="Missed heartbeats after which a component is down.")
+    monitor_host: str = "127.0.0.1"
+    monitor_port: int = 8090
+    log_level: str = "INFO"
+
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())

@@ -8,15 +8,15 @@ answers; nothing is skipped.
 
 from __future__ import annotations
 
-import logging
-
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from paystream import bootstrap
+from paystream.observability.logs import get_logger
 from paystream.settings import get_settings
+from streams import observability
 from streams.app import make_app
 
-log = logging.getLogger("paystream.sinks")
+log = get_logger("paystream.sinks")
 
 settings = get_settings()
 topics = settings.topics
@@ -24,6 +24,7 @@ app = make_app(settings.sinks_id, settings, settings.sinks_web_port)
 
 events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="json")
 receipts_topic = app.topic(topics.receipts, key_serializer="raw", value_serializer="json")
+observability.install(app, "sinks", settings, settings.sinks_web_port, {topics.events, topics.receipts})
 
 _couchbase = None
 _redis = None
@@ -46,7 +47,8 @@ def redis_cache():
 async def _until_done(write, what: str) -> None:
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(Exception), wait=wait_exponential_jitter(initial=0.2, max=10),
-        before_sleep=lambda state: log.warning("%s failed, retrying: %r", what, state.outcome.exception()),
+        before_sleep=lambda state: log.warning("store write failed, retrying", what=what,
+                                               error=repr(state.outcome.exception())),
     ):
         with attempt:
             await write()
@@ -63,6 +65,8 @@ async def payments_to_couchbase(stream):
                 lambda: store.upsert_transaction(payment["transaction_id"], payment["payment_id"], payment["user_id"]),
                 f"transaction index of {payment['payment_id']}",
             )
+        log.info("payment stored", payment_id=payment["payment_id"], transaction_id=payment["transaction_id"],
+                 status=payment["status"])
 
 
 @app.agent(receipts_topic)
@@ -70,6 +74,7 @@ async def receipts_to_couchbase(stream):
     async for receipt in stream:
         store = await couchbase()
         await _until_done(lambda: store.upsert_receipt(receipt), f"receipt {receipt['receipt_id']}")
+        log.info("receipt stored", payment_id=receipt["payment_id"], receipt_id=receipt["receipt_id"])
 
 
 @app.agent(receipts_topic)
@@ -80,3 +85,4 @@ async def receipts_to_cache(stream):
             lambda: cache.put_receipt(receipt, settings.receipt_cache_ttl_s),
             f"cached receipt {receipt['receipt_id']}",
         )
+        log.info("receipt cached", payment_id=receipt["payment_id"], receipt_id=receipt["receipt_id"])

@@ -11,19 +11,23 @@ flushed, so a client never hears of a state that a crash could take back.
 from __future__ import annotations
 
 import asyncio
-import logging
 import weakref
 from datetime import UTC, datetime
+
+import structlog
 
 from paystream import bootstrap
 from paystream.domain.commands import PostPayment, StartPayment, command_from_dict
 from paystream.domain.model import Status
 from paystream.handlers import Outcome, handle_post, handle_start
+from paystream.observability import metrics
+from paystream.observability.logs import get_logger
 from paystream.settings import get_settings
+from streams import observability
 from streams.app import make_app
 from tables.payments import TableStore, payments_table
 
-log = logging.getLogger("paystream.worker")
+log = get_logger("paystream.worker")
 
 settings = get_settings()
 topics = settings.topics
@@ -61,8 +65,15 @@ async def handle(command: StartPayment | PostPayment) -> Outcome:
         return await handle_post(command, store, provider(), now)
 
 
+def in_flight() -> int:
+    """Payments being handled right now: those whose lock is held."""
+    return sum(1 for lock in list(_locks.values()) if lock.locked())
+
+
 async def publish(outcome: Outcome) -> None:
     for payment in outcome.changes:
+        metrics.PAYMENT_TRANSITIONS.labels(payment.status.value).inc()
+        log.info("payment changed", status=payment.status.value, transaction_id=payment.transaction_id)
         await events_topic.send(
             key=payment.payment_id,
             value={"type": f"payment.{payment.status.value}", "at": payment.updated_at,
@@ -73,17 +84,23 @@ async def publish(outcome: Outcome) -> None:
             await receipts_topic.send(key=payment.receipt_id, value=payment.receipt(), force=True)
 
 
+metrics.IN_FLIGHT.set_function(in_flight)
+observability.install(app, "worker", settings, settings.worker_web_port, {topics.commands}, in_flight)
+
+
 @app.agent(commands_topic, concurrency=settings.worker_concurrency)
 async def process_commands(stream):
     async for event in stream.events():
         headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in (event.headers or {}).items()}
+        structlog.contextvars.bind_contextvars(correlation_id=headers.get("correlation_id"))
         try:
             command = command_from_dict(event.value)
         except (KeyError, TypeError, ValueError) as exc:
             # Ingress validates every command; one that still fails to parse
             # is logged and skipped rather than blocking its partition.
-            log.error("unreadable command skipped at %s: %r", event.message.tp, exc)
+            log.error("unreadable command skipped", tp=str(event.message.tp), error=repr(exc))
             continue
+        structlog.contextvars.bind_contextvars(payment_id=command.payment_id)
         outcome = await handle(command)
         await publish(outcome)
         await app.producer.flush()
@@ -93,8 +110,6 @@ async def process_commands(stream):
                    "command_id": command.command_id, **outcome.reply()},
             force=True,
         )
-        log.info(
-            "command handled", extra={"payment_id": command.payment_id, "kind": command.kind,
-                                      "status": outcome.payment.status.value if outcome.payment else None,
-                                      "error": outcome.error.code if outcome.error else None},
-        )
+        log.info("command handled", kind=command.kind,
+                 status=outcome.payment.status.value if outcome.payment else None,
+                 error=outcome.error.code if outcome.error else None)

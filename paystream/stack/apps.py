@@ -67,3 +67,18 @@ class WorkerProcess(_FaustProcess):
 class SinksProcess(_FaustProcess):
     name = "sinks"
     subcommand = "sinks"
+
+
+class MonitorProcess(_PaystreamProcess):
+    name = "monitor"
+    subcommand = "monitor"
+
+    @property
+    def address(self) -> str:
+        return f"http://{self.settings.monitor_host}:{self.settings.monitor_port}"
+
+    def ports(self) -> list[tuple[str, int]]:
+        return [(self.settings.monitor_host, self.settings.monitor_port)]
+
+    def probe(self) -> str:
+        return f"overall {self._get(f'{self.address}/api/status')['overall']}"

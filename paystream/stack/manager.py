@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from paystream.settings import Settings
-from paystream.stack.apps import IngressProcess, SinksProcess, WorkerProcess
+from paystream.stack.apps import IngressProcess, MonitorProcess, SinksProcess, WorkerProcess
 from paystream.stack.base import Service
 from paystream.stack.couchbase_cluster import CouchbaseCluster
 from paystream.stack.errors import StackError
@@ -20,7 +20,7 @@ from paystream.stack.stripe_sandbox import StripeSandbox
 
 SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisCache, StripeSandbox)
 SERVICE_NAMES = tuple(t.name for t in SERVICE_TYPES)
-PIPELINE_TYPES: tuple[type[Service], ...] = (WorkerProcess, SinksProcess, IngressProcess)
+PIPELINE_TYPES: tuple[type[Service], ...] = (MonitorProcess, WorkerProcess, SinksProcess, IngressProcess)
 PIPELINE_NAMES = tuple(t.name for t in PIPELINE_TYPES)
 
 

@@ -1,0 +1,1 @@
+"""The monitor: heartbeats in, component and service health out (/health, /metrics, a status page)."""

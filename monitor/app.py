@@ -1,0 +1,230 @@
+"""The monitor service: consumes heartbeats, probes the outside systems, scrapes
+the components' metrics, publishes state changes on the alerts topic, and
+serves /health, /metrics, /api/status and the status page."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import Counter, Gauge
+
+from monitor.probes import Probes
+from monitor.sampler import Sampler, flatten
+from monitor.state import Change, Components, Series
+from paystream.observability import metrics
+from paystream.observability.heartbeat import HeartbeatSource, publish_forever
+from paystream.observability.logs import get_logger
+from paystream.settings import Settings
+
+log = get_logger("paystream.monitor")
+STATIC = Path(__file__).parent / "static"
+
+COMPONENT_UP = Gauge("paystream_component_up", "1 while a component's heartbeats arrive.", ["component", "kind"])
+SERVICE_UP = Gauge("paystream_service_up", "1 while the monitor's probe of a service succeeds.", ["service"])
+BEATS = Counter("paystream_heartbeats_received", "Heartbeats received.", ["kind"])
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Monitor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.components = Components(settings.heartbeat_interval_s, settings.missed_beats_down)
+        self.series = Series()
+        self.sampler = Sampler()
+        self.services: dict[str, tuple[bool, str]] = {}
+        self.producer: AIOKafkaProducer | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.tasks: list[asyncio.Task] = []
+        self.http: aiohttp.ClientSession | None = None
+        self.probes: Probes | None = None
+
+    # --- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
+        self.probes = Probes(self.settings, self.http)
+        # aiokafka clients belong to the running loop: made here, not in __init__.
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
+                                         enable_auto_commit=False, auto_offset_reset="latest")
+        await self.producer.start()
+        await self.consumer.start()
+        topic = self.settings.topics.heartbeats
+        partitions = await self.producer.partitions_for(topic)
+        self.consumer.assign([TopicPartition(topic, p) for p in partitions])
+        await self.consumer.seek_to_end()
+        source = HeartbeatSource("monitor", self.settings.monitor_port,
+                                 f"http://{self.settings.monitor_host}:{self.settings.monitor_port}/metrics")
+        self.tasks = [
+            asyncio.create_task(self._consume_beats(), name="beats"),
+            asyncio.create_task(self._sample_forever(), name="sampler"),
+            asyncio.create_task(self._expire_forever(), name="expiry"),
+            asyncio.create_task(publish_forever(source, self._send_beat, self.settings.heartbeat_interval_s)),
+        ]
+
+    async def stop(self) -> None:
+        for task in reversed(self.tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.consumer.stop()
+        await self.producer.stop()
+        await self.probes.close()
+        await self.http.close()
+
+    async def _send_beat(self, key: bytes, value: bytes) -> None:
+        await self.producer.send_and_wait(self.settings.topics.heartbeats, key=key, value=value)
+
+    # --- heartbeats ----------------------------------------------------------------
+    async def _consume_beats(self) -> None:
+        async for message in self.consumer:
+            try:
+                beat = json.loads(message.value)
+                change = self.components.beat(beat, time.monotonic())
+            except (ValueError, KeyError):
+                log.warning("unreadable heartbeat skipped", offset=message.offset)
+                continue
+            BEATS.labels(beat["kind"]).inc()
+            if change is not None:
+                if change.state == "stopped":
+                    with contextlib.suppress(KeyError):
+                        COMPONENT_UP.remove(change.subject, change.kind)
+                await self._announce(change)
+
+    # --- sampling ------------------------------------------------------------------
+    async def _sample_forever(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval_s)
+            now = time.monotonic()
+            try:
+                await self._sample(now - last)
+            except Exception as exc:  # a bad sample must not stop the monitor
+                log.exception("sample failed", error=repr(exc))
+            last = now
+
+    async def _expire_forever(self) -> None:
+        # Checked four times an interval, so "down" is said within a quarter
+        # interval of the third missed beat, not a whole sample later.
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval_s / 4)
+            for change in self.components.expire(time.monotonic()):
+                COMPONENT_UP.labels(change.subject, change.kind).set(0)
+                await self._announce(change)
+
+    async def _sample(self, dt: float) -> None:
+        for result in await self.probes.run_all():
+            previous = self.services.get(result.name)
+            self.services[result.name] = (result.ok, result.detail)
+            SERVICE_UP.labels(result.name).set(1 if result.ok else 0)
+            if previous is None or previous[0] != result.ok:
+                await self._announce(Change(result.name, "service", None if previous is None else
+                                            ("up" if previous[0] else "down"), "up" if result.ok else "down",
+                                            result.detail))
+        up = [c for c in self.components.by_id.values() if c.state == "up"]
+        for component in self.components.by_id.values():
+            COMPONENT_UP.labels(component.component_id, component.kind).set(1 if component.state == "up" else 0)
+        scrapes = await self._scrape(up)
+        payments_per_s, latency, hit_ratio = self.sampler.sample(scrapes, dt)
+        lag = sum(c.last_beat.get("consumer_lag") or 0 for c in up)
+        self.series.add(_now_iso(), round(payments_per_s, 2), latency, lag, hit_ratio)
+
+    async def _scrape(self, components) -> dict:
+        async def one(component):
+            url = component.last_beat.get("metrics_url")
+            if not url or component.kind == "monitor":
+                return None
+            try:
+                async with self.http.get(url) as resp:
+                    return component.component_id, flatten(await resp.text())
+            except Exception:
+                return None
+
+        return dict(r for r in await asyncio.gather(*(one(c) for c in components)) if r)
+
+    async def _announce(self, change: Change) -> None:
+        alert = {"at": _now_iso(), "subject": change.subject, "kind": change.kind,
+                 "previous": change.previous, "state": change.state, "reason": change.reason}
+        level = log.warning if change.state == "down" else log.info
+        level("state changed", **alert)
+        try:
+            await self.producer.send_and_wait(self.settings.topics.alerts, key=change.subject.encode(),
+                                              value=json.dumps(alert).encode())
+        except Exception as exc:
+            log.error("alert not published", error=repr(exc), subject=change.subject)
+
+    # --- views ---------------------------------------------------------------------
+    def status(self) -> dict:
+        now = time.monotonic()
+        components = []
+        for c in sorted(self.components.by_id.values(), key=lambda c: (c.kind, c.component_id)):
+            beat = c.last_beat
+            components.append({
+                "id": c.component_id, "kind": c.kind, "state": c.state, "host": beat.get("host"),
+                "pid": beat.get("pid"), "last_beat": beat.get("at"),
+                "seconds_since_beat": round(now - c.last_seen, 1), "uptime_s": beat.get("uptime_s"),
+                "rss_bytes": beat.get("rss_bytes"), "cpu_percent": beat.get("cpu_percent"),
+                "open_connections": beat.get("open_connections"), "in_flight": beat.get("in_flight"),
+                "consumer_lag": beat.get("consumer_lag"), "verdict": beat.get("verdict"),
+            })
+        services = [{"name": name, "state": "up" if ok else "down", "detail": detail}
+                    for name, (ok, detail) in sorted(self.services.items())]
+        healthy = all(c["state"] == "up" for c in components) and all(s["state"] == "up" for s in services)
+        return {"overall": "up" if healthy else "down", "generated_at": _now_iso(),
+                "heartbeat_interval_s": self.settings.heartbeat_interval_s,
+                "components": components, "services": services}
+
+
+MONITOR = web.AppKey("monitor", Monitor)
+
+
+async def health(request: web.Request) -> web.Response:
+    status = request.app[MONITOR].status()
+    return web.json_response(status, status=200 if status["overall"] == "up" else 503)
+
+
+async def api_status(request: web.Request) -> web.Response:
+    monitor = request.app[MONITOR]
+    return web.json_response({**monitor.status(), "series": monitor.series.as_dict()})
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    body, content_type = metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application()
+    app[MONITOR] = Monitor(settings)
+    app.router.add_get("/", index)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/api/status", api_status)
+    app.router.add_static("/static/", STATIC)
+
+    async def lifecycle(app: web.Application):
+        await app[MONITOR].start()
+        yield
+        await app[MONITOR].stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+def run(settings: Settings) -> None:
+    web.run_app(create_app(settings), host=settings.monitor_host, port=settings.monitor_port,
+                access_log=None, print=None)

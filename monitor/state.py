@@ -1,0 +1,114 @@
+"""What the monitor knows, kept without I/O: components by their beats, and the
+time series it draws from successive metric scrapes."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Component:
+    component_id: str
+    kind: str
+    last_beat: dict
+    last_seen: float  # monotonic seconds
+    state: str = "up"
+
+
+@dataclass(frozen=True)
+class Change:
+    subject: str  # component id or service name
+    kind: str
+    previous: str | None
+    state: str
+    reason: str
+
+
+class Components:
+    """Marks a component down after `missed` intervals without a beat, up when beats return."""
+
+    def __init__(self, interval_s: float, missed: int) -> None:
+        self.timeout = interval_s * missed
+        self.by_id: dict[str, Component] = {}
+
+    def beat(self, beat: dict, now: float) -> Change | None:
+        cid = beat["component_id"]
+        if beat.get("state") == "stopping":
+            # A clean shutdown is not an outage: forget the component.
+            gone = self.by_id.pop(cid, None)
+            return Change(cid, beat["kind"], gone.state if gone else None, "stopped", "stopped cleanly") if gone else None
+        known = self.by_id.get(cid)
+        if known is None:
+            self.by_id[cid] = Component(cid, beat["kind"], beat, now)
+            return Change(cid, beat["kind"], None, "up", "first heartbeat")
+        known.last_beat, known.last_seen = beat, now
+        if known.state == "down":
+            known.state = "up"
+            return Change(cid, known.kind, "down", "up", "heartbeats resumed")
+        return None
+
+    def expire(self, now: float) -> list[Change]:
+        changes = []
+        for component in self.by_id.values():
+            if component.state == "up" and now - component.last_seen > self.timeout:
+                component.state = "down"
+                changes.append(Change(component.component_id, component.kind, "up", "down",
+                                      f"no heartbeat for {now - component.last_seen:.1f} s"))
+        return changes
+
+
+def counter_delta(current: float, previous: float | None) -> float:
+    """Increase of a counter between two scrapes; a process restart resets it to zero."""
+    if previous is None:
+        return 0.0
+    return current if current < previous else current - previous
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """Prometheus-style quantile from cumulative (upper bound, count) buckets; None with no data."""
+    buckets = sorted(buckets)
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank:
+            if math.isinf(upper):
+                return lower_bound
+            if count == lower_count:
+                return upper
+            return lower_bound + (upper - lower_bound) * (rank - lower_count) / (count - lower_count)
+        lower_bound, lower_count = upper, count
+    return lower_bound
+
+
+@dataclass
+class Series:
+    """Fixed-length time series for the status page."""
+
+    length: int = 300
+    t: deque = field(default_factory=deque)
+    payments_per_s: deque = field(default_factory=deque)
+    p50: deque = field(default_factory=deque)
+    p90: deque = field(default_factory=deque)
+    p99: deque = field(default_factory=deque)
+    consumer_lag: deque = field(default_factory=deque)
+    cache_hit_ratio: deque = field(default_factory=deque)
+
+    def add(self, t: str, payments_per_s: float, latency_ms: dict[str, float | None], lag: int,
+            cache_hit_ratio: float | None) -> None:
+        for column, value in ((self.t, t), (self.payments_per_s, payments_per_s), (self.p50, latency_ms["p50"]),
+                              (self.p90, latency_ms["p90"]), (self.p99, latency_ms["p99"]),
+                              (self.consumer_lag, lag), (self.cache_hit_ratio, cache_hit_ratio)):
+            column.append(value)
+            if len(column) > self.length:
+                column.popleft()
+
+    def as_dict(self) -> dict:
+        return {
+            "t": list(self.t), "payments_per_s": list(self.payments_per_s),
+            "latency_ms": {"p50": list(self.p50), "p90": list(self.p90), "p99": list(self.p99)},
+            "consumer_lag": list(self.consumer_lag), "cache_hit_ratio": list(self.cache_hit_ratio),
+        }

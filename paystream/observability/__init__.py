@@ -1,0 +1,1 @@
+"""Logs, metrics and heartbeats shared by every paystream process."""

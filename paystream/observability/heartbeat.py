@@ -1,0 +1,73 @@
+"""Heartbeats: every few seconds each process says who it is and how it is.
+
+A beat is one JSON message on the heartbeats topic, keyed by component id.
+The id is stable across restarts (kind@host:port), so the monitor sees a
+restarted process come back rather than a new one appear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import psutil
+
+from paystream.observability.logs import get_logger
+
+log = get_logger("paystream.heartbeat")
+
+Extra = Callable[[], Awaitable[dict]]
+Send = Callable[[bytes, bytes], Awaitable[None]]
+
+
+class HeartbeatSource:
+    def __init__(self, kind: str, port: int, metrics_url: str | None, extra: Extra | None = None) -> None:
+        self.kind = kind
+        self.host = socket.gethostname()
+        self.component_id = f"{kind}@{self.host}:{port}"
+        self.metrics_url = metrics_url
+        self.extra = extra
+        self.started = time.monotonic()
+        self.process = psutil.Process()
+        self.process.cpu_percent(None)  # the first reading is meaningless; prime it
+
+    async def beat(self, state: str = "running") -> dict:
+        facts = await self.extra() if self.extra else {}
+        with self.process.oneshot():
+            rss = self.process.memory_info().rss
+            cpu = self.process.cpu_percent(None)
+            connections = len(self.process.net_connections(kind="tcp"))
+        return {
+            "component_id": self.component_id, "kind": self.kind, "host": self.host, "pid": os.getpid(),
+            "state": state, "at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "uptime_s": round(time.monotonic() - self.started, 1), "rss_bytes": rss, "cpu_percent": cpu,
+            "open_connections": connections, "metrics_url": self.metrics_url,
+            "in_flight": facts.get("in_flight", 0), "consumer_lag": facts.get("consumer_lag"),
+            "verdict": facts.get("verdict", "healthy"),
+        }
+
+    def encode(self, beat: dict) -> tuple[bytes, bytes]:
+        return self.component_id.encode(), json.dumps(beat, separators=(",", ":")).encode()
+
+
+async def publish_forever(source: HeartbeatSource, send: Send, interval_s: float) -> None:
+    """Beat every `interval_s` until cancelled; then say "stopping" once, so the monitor forgets us."""
+    try:
+        while True:
+            started = time.monotonic()
+            try:
+                await send(*source.encode(await source.beat()))
+            except Exception as exc:  # a missed beat is the monitor's signal; never crash the process
+                log.warning("heartbeat not sent", error=repr(exc))
+            await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+    except asyncio.CancelledError:
+        try:
+            await asyncio.wait_for(send(*source.encode(await source.beat("stopping"))), 2)
+        except Exception:
+            pass
+        raise

@@ -1,0 +1,33 @@
+"""Prometheus metrics, named by Prometheus conventions (base units, _total counters).
+
+Every process serves its own registry on its own port (ingress :8080, worker
+:6066, sinks :6067, monitor :8090, all at /metrics), so several worker
+processes never share counters and need no multiprocess mode.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter("paystream_http_requests", "HTTP requests answered.", ["endpoint", "status"])
+HTTP_LATENCY = Histogram("paystream_http_request_duration_seconds", "HTTP request latency.", ["endpoint"],
+                         buckets=LATENCY_BUCKETS)
+PAYMENT_TRANSITIONS = Counter("paystream_payment_transitions", "Payments entering each state.", ["to"])
+PROVIDER_LATENCY = Histogram("paystream_provider_request_duration_seconds", "Card-provider call latency.",
+                             ["operation"], buckets=LATENCY_BUCKETS)
+PROVIDER_ERRORS = Counter("paystream_provider_errors", "Card-provider calls that failed, by kind.",
+                          ["operation", "kind"])
+CACHE_REQUESTS = Counter("paystream_cache_requests", "Receipt reads by cache result.", ["result"])
+COUCHBASE_WRITE_LATENCY = Histogram("paystream_couchbase_write_duration_seconds", "Couchbase write latency.",
+                                    ["document"], buckets=LATENCY_BUCKETS)
+COUCHBASE_WRITE_ERRORS = Counter("paystream_couchbase_write_errors", "Couchbase writes that failed.", ["document"])
+CONSUMER_LAG = Gauge("paystream_consumer_lag", "Messages not yet consumed, by partition.",
+                     ["component", "topic", "partition"])
+IN_FLIGHT = Gauge("paystream_in_flight_payments", "Commands being handled right now.")
+
+
+def exposition() -> tuple[bytes, str]:
+    """The default registry in Prometheus text format, and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST
