@@ -1,0 +1,1 @@
+"""Benchmarks: commands that measure paystream on the machine they run on."""
