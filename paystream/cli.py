@@ -2,6 +2,7 @@
 
 
 import json
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -138,6 +139,31 @@ def monitor() -> None:
     settings = get_settings()
     logs.configure("monitor", settings.log_level)
     run(settings)
+
+
+@app.command()
+def bench(
+    suite: Annotated[str, typer.Argument(help="receipts | payments | scale | all")] = "all",
+    quick: Annotated[bool, typer.Option("--quick", help="A smoke run: two steps per suite, 2 s each.")] = False,
+    keep_stack: Annotated[bool, typer.Option("--keep-stack", help="Leave the benchmark stack running.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Results folder (default bench/results, "
+                                                     "test-output/bench with --quick).")] = None,
+) -> None:
+    """Benchmark paystream on its own throwaway stack and write a report (Markdown and PNG plots)."""
+    from bench.run import SUITES, publish, run
+
+    suites = list(SUITES) if suite == "all" else [suite]
+    if not set(suites) <= set(SUITES):
+        raise _fail(f"unknown suite {suite!r}; choose from {', '.join(SUITES)} or all")
+    base = out or Path("test-output/bench" if quick else "bench/results")
+    command = "paystream bench " + suite + (" --quick" if quick else "")
+    try:
+        report = run(suites, quick, keep_stack, base, command, say=lambda line: typer.echo(line, err=True))
+    except StackError as exc:
+        raise _fail(exc) from None
+    if suite == "all" and not quick and out is None:
+        typer.echo(f"published {publish(report, _Path.cwd())}", err=True)
+    typer.echo(str(report))
 
 
 @app.command()

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     stripe_api_base: str = "http://127.0.0.1:8420"
     stripe_api_key: SecretStr = SecretStr("sk_test_paystream_local")
 
+    stripe_sandbox_persist: bool = Field(
+        True, description="Whether the local sandbox keeps its payments across restarts (benchmarks turn it off)."
+    )
     stripe_timeout_s: float = 10.0
     stripe_max_attempts: int = 4
 

@@ -60,14 +60,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8420)
-    parser.add_argument("--state-file", type=Path, required=True)
+    parser.add_argument("--dir", type=Path, help="the service's folder (names the process for `stack`)")
+    parser.add_argument("--state-file", type=Path, help="keep the store here; without it, memory only")
     args = parser.parse_args()
 
-    persistence = _DebouncedStore(args.state_file)
-    persistence.load()
-    # localstripe calls store.dump_to_disk() after every write; make that cheap.
-    store.dump_to_disk = persistence.mark_dirty  # type: ignore[method-assign]
-    app.cleanup_ctx.append(persistence.save_periodically)
+    if args.state_file is None:
+        store.dump_to_disk = lambda: None  # type: ignore[method-assign]
+    else:
+        persistence = _DebouncedStore(args.state_file)
+        persistence.load()
+        # localstripe calls store.dump_to_disk() after every write; make that cheap.
+        store.dump_to_disk = persistence.mark_dirty  # type: ignore[method-assign]
+        app.cleanup_ctx.append(persistence.save_periodically)
     web.run_app(app, host=args.host, port=args.port, print=None)
 
 

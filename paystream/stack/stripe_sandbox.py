@@ -18,21 +18,21 @@ class StripeSandbox(Service):
     def state_file(self):
         return self.dir / "localstripe.pickle"
 
-    @property
-    def marker(self) -> str:
-        return str(self.state_file.resolve())
-
     def ports(self) -> list[tuple[str, int]]:
         return [(self.settings.stripe_host, self.settings.stripe_port)]
 
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def marker(self) -> str:
+        return f"{self.dir.resolve()}\0"
+
     def command(self) -> list[str]:
+        state = ["--state-file", str(self.state_file.resolve())] if self.settings.stripe_sandbox_persist else []
         return [
-            sys.executable, "-m", "paystream.stack.sandbox",
-            "--host", self.settings.stripe_host, "--port", str(self.settings.stripe_port),
-            "--state-file", str(self.state_file.resolve()),
+            sys.executable, "-m", "paystream.stack.sandbox", "--host", self.settings.stripe_host,
+            "--port", str(self.settings.stripe_port), "--dir", str(self.dir.resolve()), *state,
         ]
 
     def probe(self) -> str:

@@ -1,0 +1,89 @@
+"""A throwaway stack and pipeline for benchmarks: own state folder, ports and topics.
+
+Benchmarks leave no receipts, payments or sandbox charges in the stack that
+`make run` started, and every run starts from the same empty state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from paystream.settings import Settings
+from paystream.stack.errors import StackError
+
+BENCH_ENV = {
+    "PAYSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:39092",
+    "PAYSTREAM_KAFKA_CONTROLLER_PORT": "39093",
+    "PAYSTREAM_REDIS_URL": "redis://127.0.0.1:36379/0",
+    "PAYSTREAM_STRIPE_API_BASE": "http://127.0.0.1:38420",
+    "PAYSTREAM_INGRESS_PORT": "38080",
+    "PAYSTREAM_WORKER_WEB_PORT": "36066",
+    "PAYSTREAM_SINKS_WEB_PORT": "36067",
+    "PAYSTREAM_MONITOR_PORT": "38090",
+    "PAYSTREAM_TOPIC_PREFIX": "bench",
+    "PAYSTREAM_WORKER_ID": "bench-worker",
+    "PAYSTREAM_SINKS_ID": "bench-sinks",
+    "PAYSTREAM_API_KEYS": "bench-key",
+    "PAYSTREAM_LOG_LEVEL": "WARNING",
+}
+FLOOR_PORT = 38099
+
+
+class BenchStack:
+    def __init__(self, root: Path, base: Settings, keep: bool = False, say=print) -> None:
+        self.root = root
+        self.keep = keep
+        self.say = say
+        self.env = {
+            **BENCH_ENV,
+            "PAYSTREAM_STATE_DIR": str((root / base.state_dir / "bench").resolve()),
+            "PAYSTREAM_TOOLS_DIR": str((root / base.tools_path).resolve()),
+        }
+        self.status: dict[str, dict] = {}
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**os.environ, **self.env}
+        env.pop("COUCHBASE_CONNSTR", None)  # the bench always runs its own cluster
+        result = subprocess.run([sys.executable, "-m", "paystream.cli", *args], cwd=self.root, env=env,
+                                capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise StackError(f"`paystream {' '.join(args)}` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        return result
+
+    def __enter__(self) -> BenchStack:
+        self.say("starting the benchmark stack and pipeline (ports 3xxxx, state .stack/bench) ...")
+        os.environ.update(self.env)
+        os.environ.pop("COUCHBASE_CONNSTR", None)
+        try:
+            self.cli("stack", "up")
+            self.cli("pipeline", "up")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        self.refresh()
+        return self
+
+    def refresh(self) -> None:
+        rows = json.loads(self.cli("stack", "status", "--json", check=False).stdout)
+        rows += json.loads(self.cli("pipeline", "status", "--json", check=False).stdout)
+        self.status = {r["service"]: r for r in rows}
+
+    def pids(self) -> dict[str, int]:
+        return {name: self.status[name]["pid"] for name in ("ingress", "worker", "sinks", "monitor")
+                if self.status.get(name, {}).get("pid")}
+
+    def settings(self) -> Settings:
+        return Settings(_env_file=None)
+
+    def __exit__(self, *exc) -> None:
+        if self.keep:
+            self.say(f"kept the benchmark stack running (state in {self.env['PAYSTREAM_STATE_DIR']})")
+            return
+        self.cli("pipeline", "down", check=False)
+        self.cli("stack", "down", check=False)
+        shutil.rmtree(self.env["PAYSTREAM_STATE_DIR"], ignore_errors=True)

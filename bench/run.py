@@ -1,0 +1,55 @@
+"""Runs benchmark suites on a throwaway stack and writes the report."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import payments, receipts, report, scale
+from bench.bench_stack import BenchStack
+from bench.core import PeakRss, git_commit, results_dir, save_json
+from bench.profiling import Profiler
+from paystream.settings import get_settings
+
+SUITES = ("receipts", "payments", "scale")
+FULL = {"receipts": [250, 500, 1000, 2000, 4000, 8000], "payments": [25, 50, 100, 200, 400, 800],
+        "scale": [10_000, 100_000, 1_000_000], "seconds": 10.0}
+QUICK = {"receipts": [250, 1000], "payments": [10, 25], "scale": [2_000], "seconds": 2.0}
+
+
+def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str, say=print) -> Path:
+    root = Path.cwd()
+    plan = QUICK if quick else FULL
+    seconds = plan["seconds"]
+    out = results_dir(root, out_base)
+    results: dict = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                     "mode": "quick" if quick else "full", "seconds": seconds, "memory": {}}
+    with BenchStack(root, get_settings(), keep=keep, say=say) as stack:
+        profiler = Profiler(stack.pids(), out)
+        for suite in suites:
+            say(f"{suite} ...")
+            with PeakRss(stack.pids()) as rss:
+                if suite == "receipts":
+                    results[suite] = receipts.run(stack, plan[suite], seconds, say, profiler)
+                elif suite == "payments":
+                    results[suite] = payments.run(stack, plan[suite], seconds, say, profiler)
+                else:
+                    results[suite] = scale.run(stack, plan[suite], seconds, say)
+            results["memory"][suite] = rss.mib()
+            stack.refresh()
+            profiler.pids = stack.pids()
+    results["profiles"] = profiler.findings
+    save_json(out / "results.json", results)
+    path = report.write(out, results, command, git_commit(root))
+    say(f"report: {path}")
+    return path
+
+
+def publish(report_path: Path, root: Path) -> Path:
+    """BENCHMARKS.md at the top of the repo: the report, with its links pointing into its folder."""
+    folder = report_path.parent.relative_to(root)
+    text = re.sub(r"\]\((?!https?://)([^)]+)\)", lambda m: f"]({folder}/{m.group(1)})", report_path.read_text())
+    target = root / "BENCHMARKS.md"
+    target.write_text(text)
+    return target

@@ -1,0 +1,48 @@
+"""`paystream bench all --quick` runs end to end, so the benchmark harness cannot rot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import paystream
+
+
+def _bench_processes(state_dir: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if str(state_dir).encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_quick_benchmark_writes_a_full_report(tmp_path, stack, settings):
+    result = paystream("bench", "all", "--quick", "--out", str(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = Path(result.stdout.strip().splitlines()[-1])
+    assert report.parent.parent == tmp_path
+    text = report.read_text()
+    for section in ("## getReceipt, cache hit", "## Payments: start + post", "Kafka alone", "## Growth",
+                    "## Peak memory", "## Where the time goes"):
+        assert section in text, section
+    for plot in ("receipts.png", "payments.png"):
+        assert (report.parent / plot).stat().st_size > 10_000
+
+    results = json.loads((report.parent / "results.json").read_text())
+    for suite in ("receipts", "payments"):
+        steps = results[suite]["steps"]
+        assert steps and all(s["ok"] > 0 and s["p99_ms"] is not None for s in steps), suite
+        assert all(s["errors"] == 0 for s in steps), suite
+    assert results["payments"]["kafka"]["producer_max"]["rps"] > 0
+    (row,) = results["scale"]["rows"]
+    assert row["rebuild_s"] > 0 and row["receipts"]["ok"] > 0
+    assert all(peak > 0 for peaks in results["memory"].values() for peak in peaks.values())
+
+    # The benchmark's throwaway stack is gone, with its data.
+    bench_state = (Path.cwd() / settings.state_dir / "bench").resolve()
+    assert not bench_state.exists()
+    assert _bench_processes(bench_state) == []
