@@ -1,4 +1,4 @@
-"""paystream's own processes, managed like the stack's services: ingress, worker, sinks."""
+"""paystream's own processes, managed like the stack's services: monitor, worker, sinks, ingress."""
 
 from __future__ import annotations
 
@@ -10,75 +10,64 @@ from paystream.stack.base import Service
 
 
 class _PaystreamProcess(Service):
-    subcommand: str
+    """`python -m paystream.cli <name>`, answering HTTP on a port from the settings."""
+
+    host_setting = "ingress_host"
+    port_setting: str
+    probe_path: str
+    probe_field: str
+
+    @property
+    def host(self) -> str:
+        return getattr(self.settings, self.host_setting)
+
+    @property
+    def port(self) -> int:
+        return getattr(self.settings, self.port_setting)
+
+    @property
+    def address(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
     @property
     def marker(self) -> str:
         # Arguments are NUL-separated in /proc/<pid>/cmdline.
-        return f"paystream.cli\0{self.subcommand}"
+        return f"paystream.cli\0{self.name}"
+
+    def ports(self) -> list[tuple[str, int]]:
+        return [(self.host, self.port)]
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "paystream.cli", self.subcommand]
+        return [sys.executable, "-m", "paystream.cli", self.name]
 
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def _get(self, url: str) -> dict:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return json.load(response)
-
-
-class IngressProcess(_PaystreamProcess):
-    name = "ingress"
-    subcommand = "ingress"
-
-    @property
-    def address(self) -> str:
-        return f"http://{self.settings.ingress_host}:{self.settings.ingress_port}"
-
-    def ports(self) -> list[tuple[str, int]]:
-        return [(self.settings.ingress_host, self.settings.ingress_port)]
-
     def probe(self) -> str:
-        return self._get(f"{self.address}/health")["status"]
-
-
-class _FaustProcess(_PaystreamProcess):
-    @property
-    def web_port(self) -> int:
-        return getattr(self.settings, f"{self.name}_web_port")
-
-    @property
-    def address(self) -> str:
-        return f"http://{self.settings.ingress_host}:{self.web_port}"
-
-    def ports(self) -> list[tuple[str, int]]:
-        return [(self.settings.ingress_host, self.web_port)]
-
-    def probe(self) -> str:
-        return self._get(f"{self.address}/ready/")["status"]
-
-
-class WorkerProcess(_FaustProcess):
-    name = "worker"
-    subcommand = "worker"
-
-
-class SinksProcess(_FaustProcess):
-    name = "sinks"
-    subcommand = "sinks"
+        with urllib.request.urlopen(f"{self.address}{self.probe_path}", timeout=3) as response:
+            return f"{self.probe_field} {json.load(response)[self.probe_field]}"
 
 
 class MonitorProcess(_PaystreamProcess):
     name = "monitor"
-    subcommand = "monitor"
+    host_setting, port_setting = "monitor_host", "monitor_port"
+    probe_path, probe_field = "/api/status", "overall"
 
-    @property
-    def address(self) -> str:
-        return f"http://{self.settings.monitor_host}:{self.settings.monitor_port}"
 
-    def ports(self) -> list[tuple[str, int]]:
-        return [(self.settings.monitor_host, self.settings.monitor_port)]
+class WorkerProcess(_PaystreamProcess):
+    name = "worker"
+    port_setting = "worker_web_port"
+    # 200 only once partitions are assigned and the table is recovered.
+    probe_path, probe_field = "/ready/", "status"
 
-    def probe(self) -> str:
-        return f"overall {self._get(f'{self.address}/api/status')['overall']}"
+
+class SinksProcess(_PaystreamProcess):
+    name = "sinks"
+    port_setting = "sinks_web_port"
+    probe_path, probe_field = "/ready/", "status"
+
+
+class IngressProcess(_PaystreamProcess):
+    name = "ingress"
+    port_setting = "ingress_port"
+    probe_path, probe_field = "/health", "status"
