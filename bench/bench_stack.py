@@ -11,7 +11,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from paystream.settings import Settings
 from paystream.stack.errors import StackError
@@ -30,6 +34,10 @@ BENCH_ENV = {
     "PAYSTREAM_SINKS_ID": "bench-sinks",
     "PAYSTREAM_API_KEYS": "bench-key",
     "PAYSTREAM_LOG_LEVEL": "WARNING",
+    # localstripe would otherwise pickle its whole, growing store every second.
+    "PAYSTREAM_STRIPE_SANDBOX_PERSIST": "false",
+    # A worker rebuilding a table of a million payments takes minutes.
+    "PAYSTREAM_SERVICE_START_TIMEOUT_S": "900",
 }
 FLOOR_PORT = 38099
 
@@ -76,6 +84,27 @@ class BenchStack:
     def pids(self) -> dict[str, int]:
         return {name: self.status[name]["pid"] for name in ("ingress", "worker", "sinks", "monitor")
                 if self.status.get(name, {}).get("pid")}
+
+    def wait_drained(self, timeout_s: float = 120.0) -> float:
+        """Wait until the worker and sinks have consumed everything (an overloaded step leaves a
+        backlog that would otherwise weigh on the next); returns the seconds waited."""
+        started = time.monotonic()
+        time.sleep(2.5)  # the lag gauges are refreshed with each heartbeat
+        while time.monotonic() - started < timeout_s:
+            lag = 0.0
+            for name in ("worker", "sinks"):
+                try:
+                    with urllib.request.urlopen(f"{self.status[name]['address']}/metrics", timeout=3) as resp:
+                        text = resp.read().decode()
+                except OSError:
+                    lag = float("inf")
+                    break
+                lag += sum(s.value for family in text_string_to_metric_families(text)
+                           for s in family.samples if s.name == "paystream_consumer_lag")
+            if lag == 0:
+                break
+            time.sleep(1)
+        return time.monotonic() - started
 
     def settings(self) -> Settings:
         return Settings(_env_file=None)

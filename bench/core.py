@@ -56,6 +56,10 @@ class Step:
     def error_rate(self) -> float:
         return self.errors / self.sent if self.sent else 1.0
 
+    def overloaded(self, p99_target_ms: float) -> bool:
+        """Far past saturation: higher offered rates would only queue more."""
+        return self.error_rate > 0.1 or (self.p99_ms or math.inf) > 20 * p99_target_ms
+
     def sustainable(self, p99_target_ms: float) -> bool:
         return self.sent > 0 and self.error_rate < MAX_ERROR_RATE and (self.p99_ms or math.inf) <= p99_target_ms
 

@@ -17,7 +17,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
     args = parser.parse_args()
-    client = redis.Redis.from_url(args.redis_url)
+    client = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(args.redis_url, max_connections=64))
 
     async def get(request: web.Request) -> web.Response:
         body = await client.get(request.query["key"])

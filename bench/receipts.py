@@ -68,6 +68,9 @@ def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=
             steps.append(tools.vegeta_step(vegeta, "receipts", "floor: aiohttp + Redis GET", floor_targets,
                                            rate, seconds))
             say(f"  receipts at {rate}/s: paystream p99 {steps[-2].p99_ms} ms, floor p99 {steps[-1].p99_ms} ms")
+            if steps[-2].overloaded(P99_TARGET_MS) and steps[-1].overloaded(P99_TARGET_MS):
+                say("  both past saturation: higher rates skipped")
+                break
     finally:
         floor.terminate()
         floor.wait()

@@ -87,6 +87,7 @@ def run(stack: BenchStack, sizes: list[int], seconds: float, say=print) -> dict:
         in_flight = size
         fill_s = time.perf_counter() - t0
 
+        stack.wait_drained()  # let the fill's side effects settle before measuring
         picks = random.Random(size).sample(range(size), min(size, 5000))
         targets = [{"method": "GET", "header": auth,
                     "url": f"http://{settings.ingress_host}:{settings.ingress_port}/getReceipt?receipt_id="
@@ -102,6 +103,7 @@ def run(stack: BenchStack, sizes: list[int], seconds: float, say=print) -> dict:
         rebuild_s = time.perf_counter() - t0
         stack.refresh()
 
+        stack.wait_drained()
         start, post = asyncio.run(payments._paystream(settings, PAYMENT_RATE, seconds))
         rows.append({"size": size, "fill_s": round(fill_s, 1), "rebuild_s": round(rebuild_s, 1),
                      "receipts": receipt_step, "start": start, "post": post,

@@ -12,8 +12,12 @@ class RedisCache:
         self.client = client
 
     @classmethod
-    def from_url(cls, url: str) -> RedisCache:
-        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5))
+    def from_url(cls, url: str, max_connections: int = 64) -> RedisCache:
+        # A blocking pool makes a request wait for a free connection under a
+        # burst; redis-py's default pool fails it with "Too many connections".
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=5,
+                                                     socket_timeout=5, socket_connect_timeout=5)
+        return cls(redis.Redis(connection_pool=pool))
 
     async def close(self) -> None:
         await self.client.aclose()

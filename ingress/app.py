@@ -40,6 +40,7 @@ CACHE = web.AppKey("cache", RedisCache)
 STORE = web.AppKey("store", CouchbaseStore)
 
 PUBLIC_PATHS = frozenset({"/health", "/metrics"})
+WRITES = frozenset({"startPayment", "postPayment"})
 
 
 # --- middleware ----------------------------------------------------------------
@@ -55,7 +56,9 @@ async def observe(request: web.Request, handler):
         elapsed = time.perf_counter() - started
         metrics.HTTP_REQUESTS.labels(route, str(response.status)).inc()
         metrics.HTTP_LATENCY.labels(route).observe(elapsed)
-        log.info("request answered", endpoint=route, status=response.status, ms=round(elapsed * 1000, 1))
+        # Writes and errors get a line each; successful reads (1,000s a second) only metrics.
+        if route in WRITES or response.status >= 400:
+            log.info("request answered", endpoint=route, status=response.status, ms=round(elapsed * 1000, 1))
     return response
 
 
