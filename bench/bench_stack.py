@@ -70,8 +70,8 @@ class BenchStack:
         try:
             self.cli("stack", "up")
             self.cli("pipeline", "up")
-        except BaseException:
-            self.__exit__(None, None, None)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
             raise
         self.refresh()
         return self
@@ -109,10 +109,13 @@ class BenchStack:
     def settings(self) -> Settings:
         return Settings(_env_file=None)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         if self.keep:
             self.say(f"kept the benchmark stack running (state in {self.env['PAYSTREAM_STATE_DIR']})")
             return
         self.cli("pipeline", "down", check=False)
         self.cli("stack", "down", check=False)
-        shutil.rmtree(self.env["PAYSTREAM_STATE_DIR"], ignore_errors=True)
+        if exc_type is None:
+            shutil.rmtree(self.env["PAYSTREAM_STATE_DIR"], ignore_errors=True)
+        else:
+            self.say(f"the benchmark failed; its logs stay in {self.env['PAYSTREAM_STATE_DIR']}")
