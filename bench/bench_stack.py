@@ -81,26 +81,24 @@ class BenchStack:
         rows += json.loads(self.cli("pipeline", "status", "--json", check=False).stdout)
         self.status = {r["service"]: r for r in rows}
 
-    def pids(self) -> dict[str, int]:
-        return {name: self.status[name]["pid"] for name in ("ingress", "worker", "sinks", "monitor")
-                if self.status.get(name, {}).get("pid")}
+    def pids(self, everything: bool = False) -> dict[str, int]:
+        """paystream's own processes, or with `everything` the stack's services as well."""
+        names = self.status if everything else ("ingress", "worker", "sinks", "monitor")
+        return {name: self.status[name]["pid"] for name in names if self.status.get(name, {}).get("pid")}
 
-    def wait_drained(self, timeout_s: float = 120.0) -> float:
-        """Wait until the worker and sinks have consumed everything (an overloaded step leaves a
+    def wait_drained(self, timeout_s: float = 180.0) -> float:
+        """Wait until the worker has handled every queued command (an overloaded step leaves a
         backlog that would otherwise weigh on the next); returns the seconds waited."""
         started = time.monotonic()
         time.sleep(2.5)  # the lag gauges are refreshed with each heartbeat
         while time.monotonic() - started < timeout_s:
-            lag = 0.0
-            for name in ("worker", "sinks"):
-                try:
-                    with urllib.request.urlopen(f"{self.status[name]['address']}/metrics", timeout=3) as resp:
-                        text = resp.read().decode()
-                except OSError:
-                    lag = float("inf")
-                    break
-                lag += sum(s.value for family in text_string_to_metric_families(text)
-                           for s in family.samples if s.name == "paystream_consumer_lag")
+            try:
+                with urllib.request.urlopen(f"{self.status['worker']['address']}/metrics", timeout=3) as resp:
+                    text = resp.read().decode()
+            except OSError:
+                break  # no worker to wait for; the next measurement will say so
+            lag = sum(s.value for family in text_string_to_metric_families(text)
+                      for s in family.samples if s.name == "paystream_consumer_lag")
             if lag == 0:
                 break
             time.sleep(1)

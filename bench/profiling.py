@@ -29,6 +29,16 @@ class Profiler:
         finally:
             thread.join()
 
+    def keep(self, suite: str, step: str) -> None:
+        """Keep the finding of one step (the first past its target) as the suite's; drop the others."""
+        steps = {k: v for k, v in self.findings.items() if k.startswith(f"{suite}@")}
+        for key, finding in steps.items():
+            del self.findings[key]
+            if key != step and finding.get("profile", "").endswith(".svg"):
+                (self.out / finding["profile"]).unlink(missing_ok=True)
+        if step in steps:
+            self.findings[suite] = {**steps[step], "step": step}
+
     def _run(self, suite: str, seconds: float) -> None:
         time.sleep(min(1.0, seconds / 4))
         procs = {}
@@ -49,8 +59,10 @@ class Profiler:
         duration = max(1, int(seconds - 2 * window - 1))
         spy = shutil.which("py-spy") or next(
             (str(p) for p in [Path(sys.executable).with_name("py-spy")] if p.exists()), None)
-        if spy:
-            svg = self.out / f"profile-{suite}-{hottest}.svg"
+        if hottest in ("kafka", "couchbase", "redis"):
+            finding["profile"] = f"not profiled: {hottest} is not a Python process"
+        elif spy:
+            svg = self.out / f"profile-{suite.replace('@', '-at-')}-{hottest}.svg"
             result = subprocess.run([spy, "record", "--pid", str(self.pids[hottest]), "--duration", str(duration),
                                      "--rate", "50", "--nonblocking", "--format", "flamegraph", "-o", str(svg)],
                                     capture_output=True, text=True)

@@ -89,18 +89,22 @@ def write(out: Path, results: dict, command: str, commit: str) -> Path:
     if "scale" in results:
         lines += _scale(results["scale"])
     if results.get("memory"):
-        lines += ["## Peak memory (RSS, MiB)", "", "| suite | " + " | ".join(sorted(next(iter(
-            results["memory"].values())))) + " |", "|---|" + "---:|" * len(next(iter(results["memory"].values())))]
+        names = sorted({name for peaks in results["memory"].values() for name in peaks})
+        lines += ["## Peak memory (RSS, MiB)", "", "| suite | " + " | ".join(names) + " |",
+                  "|---|" + "---:|" * len(names)]
         for suite, peaks in results["memory"].items():
-            lines.append(f"| {suite} | " + " | ".join(_ms(peaks[k]) for k in sorted(peaks)) + " |")
-        lines.append("")
+            lines.append(f"| {suite} | " + " | ".join(_ms(peaks.get(k)) for k in names) + " |")
+        lines += ["", "A blank is a process that was not running during that suite.", ""]
     if results.get("profiles"):
         lines += ["## Where the time goes", "",
-                  "CPU of each process during the top step; the hottest was profiled with py-spy.", ""]
+                  "CPU of every process (paystream's and the stack's) during the first step past the target "
+                  "(or the highest step when none was); the hottest was profiled with py-spy where it is a "
+                  "Python process.", ""]
         for suite, f in results["profiles"].items():
             cpu = ", ".join(f"{k} {v:.0f} %" for k, v in sorted(f["cpu_percent"].items(), key=lambda kv: -kv[1]))
             prof = f"[{f['profile']}]({f['profile']})" if f.get("profile", "").endswith(".svg") else f.get("profile")
-            lines.append(f"- {suite}: hottest **{f['hottest']}** ({cpu}); profile: {prof}")
+            step = f.get("step", suite).split("@")[-1]
+            lines.append(f"- {suite} at {step}/s: hottest **{f['hottest']}** ({cpu}); profile: {prof}")
         lines.append("")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")

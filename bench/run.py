@@ -26,24 +26,34 @@ def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str
     results: dict = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                      "mode": "quick" if quick else "full", "seconds": seconds, "memory": {}}
     with BenchStack(root, get_settings(), keep=keep, say=say) as stack:
-        profiler = Profiler(stack.pids(), out)
+        profiler = Profiler(stack.pids(everything=True), out)
         for suite in suites:
             say(f"{suite} ...")
             with PeakRss(stack.pids()) as rss:
                 if suite == "receipts":
                     results[suite] = receipts.run(stack, plan[suite], seconds, say, profiler)
+                    _keep_profile(profiler, suite, results[suite], "paystream getReceipt")
                 elif suite == "payments":
                     results[suite] = payments.run(stack, plan[suite], seconds, say, profiler)
+                    _keep_profile(profiler, suite, results[suite], "paystream post")
                 else:
                     results[suite] = scale.run(stack, plan[suite], seconds, say)
             results["memory"][suite] = rss.mib()
             stack.refresh()
-            profiler.pids = stack.pids()
+            profiler.pids = stack.pids(everything=True)
     results["profiles"] = profiler.findings
     save_json(out / "results.json", results)
     path = report.write(out, results, command, git_commit(root))
     say(f"report: {path}")
     return path
+
+
+def _keep_profile(profiler: Profiler, suite: str, result: dict, target: str) -> None:
+    """The profile that explains a missed target: the first step past it, else the highest step."""
+    ours = [s for s in result["steps"] if s.target == target]
+    if ours:
+        chosen = next((s for s in ours if not s.sustainable(result["p99_target_ms"])), ours[-1])
+        profiler.keep(suite, f"{suite}@{int(chosen.offered_rps)}")
 
 
 def publish(report_path: Path, root: Path) -> Path:

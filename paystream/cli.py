@@ -162,7 +162,7 @@ def bench(
     except StackError as exc:
         raise _fail(exc) from None
     if suite == "all" and not quick and out is None:
-        typer.echo(f"published {publish(report, _Path.cwd())}", err=True)
+        typer.echo(f"published {publish(report, Path.cwd())}", err=True)
     typer.echo(str(report))
 
 

@@ -15,6 +15,7 @@ import weakref
 from datetime import UTC, datetime
 
 import structlog
+from faust.web import Request, Response, View
 
 from paystream import bootstrap
 from paystream.domain.commands import PostPayment, StartPayment, command_from_dict
@@ -25,6 +26,7 @@ from paystream.observability.logs import get_logger
 from paystream.settings import get_settings
 from streams import observability
 from streams.app import make_app
+from tables import queries
 from tables.payments import TableStore, payments_table
 
 log = get_logger("paystream.worker")
@@ -82,6 +84,14 @@ async def publish(outcome: Outcome) -> None:
         )
         if payment.status == Status.RECEIPTED:
             await receipts_topic.send(key=payment.receipt_id, value=payment.receipt(), force=True)
+
+
+@app.page("/tables/payments/summary/")
+class PaymentsSummary(View):
+    """Counts by state, money taken per currency, and payments stuck in flight (this worker's partitions)."""
+
+    async def get(self, request: Request) -> Response:
+        return self.json(queries.summary(payments.values(), datetime.now(UTC)))
 
 
 metrics.IN_FLIGHT.set_function(in_flight)

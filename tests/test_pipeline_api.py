@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from decimal import Decimal
 
 import redis
 
@@ -164,3 +165,21 @@ async def test_another_users_payment_is_404(api):
     assert posted.status == 201
     assert (await api.receipt(stranger, posted.body["receipt_id"])).status == 404
     assert (await api.payment(stranger, started.body["payment_id"])).status == 404
+
+
+async def test_analysts_summary_of_the_payments_table_counts_a_new_payment(api, pipeline):
+    async def summary() -> dict:
+        async with api.session.get(f"{pipeline['worker']['address']}/tables/payments/summary/") as resp:
+            assert resp.status == 200
+            return await resp.json()
+
+    before = await summary()
+    who = identity()
+    started = await api.start(who, "1.25", "CHF")
+    posted = await api.post(who, started.body["transaction_id"], await api.card(), "1.25", "CHF")
+    assert posted.status == 201
+    after = await summary()
+    assert after["payments"] == before["payments"] + 1
+    assert after["by_status"]["receipted"] == before["by_status"].get("receipted", 0) + 1
+    taken = Decimal(after["receipted_totals"]["CHF"]) - Decimal(before["receipted_totals"].get("CHF", "0"))
+    assert taken == Decimal("1.25")
