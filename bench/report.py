@@ -156,21 +156,27 @@ def _payments(out: Path, r: dict) -> list[str]:
               f"payments/s**; the sandbox alone **{_rate(floor_sustained)}/s** "
               f"({f'{sustained / floor_sustained:.0%}' if sustained and floor_sustained else '–'} of it). "
               f"Target ≥ 300/s: **{'met' if (sustained or 0) >= 300 else 'missed'}**."]
-    at = r["overhead_rate"]
-    row = [(s, p, c, f) for s, p, c, f in zip(start, post, create, confirm) if s.offered_rps == at]
-    if row:
-        s, p, c, f = row[0]
+    # The overhead means something only where neither side is queueing: at the target rate when
+    # both sustain it, else at the highest rate where both do.
+    rows = list(zip(start, post, create, confirm))
+    calm = [row for row in rows if all(x.sustainable(target) for x in row)]
+    wanted = [row for row in calm if row[0].offered_rps == r["overhead_rate"]]
+    row = (wanted or calm[-1:] or [None])[0]
+    if row is not None:
+        s, p, c, f = row
 
         def diff(a, b):
             return None if a is None or b is None else a - b
 
         o = {"start p50": diff(s.p50_ms, c.p50_ms), "start p99": diff(s.p99_ms, c.p99_ms),
              "post p50": diff(p.p50_ms, f.p50_ms), "post p99": diff(p.p99_ms, f.p99_ms)}
-        met = all(v is not None for v in o.values()) and max(o["start p50"], o["post p50"]) <= 15 and \
-            max(o["start p99"], o["post p99"]) <= 40
-        lines.append(f"paystream's own overhead at {at}/s (its latency minus the same provider calls made "
-                     f"directly): " + ", ".join(f"{k} {_ms(v)} ms" for k, v in o.items())
-                     + f". Target ≤ 15 ms p50 and ≤ 40 ms p99: **{'met' if met else 'missed'}**.")
+        met = wanted and all(v is not None for v in o.values()) and max(o["start p50"], o["post p50"]) <= 15 \
+            and max(o["start p99"], o["post p99"]) <= 40
+        lines.append(f"paystream's own overhead at {_rate(s.offered_rps)}/s (its latency minus the same provider "
+                     f"calls made directly at that rate): " + ", ".join(f"{k} {_ms(v)} ms" for k, v in o.items())
+                     + f". Target at {r['overhead_rate']}/s: ≤ 15 ms p50 and ≤ 40 ms p99: "
+                     f"**{'met' if met else 'missed'}**"
+                     + ("" if wanted else f" (neither side sustains {r['overhead_rate']}/s here)") + ".")
     k = r["kafka"]
     pm, p1k, c = k["producer_max"], k["producer_at_1000"], k["consumer"]
     lines += ["", f"Kafka alone (Apache's perf tools, {pm['record_bytes']}-byte records, acks=all): produce "
