@@ -12,8 +12,7 @@ from bench.core import PeakRss, git_commit, results_dir, save_json
 from bench.profiling import Profiler
 from paystream.settings import get_settings
 
-# Payments last: past saturation they leave queues and a sandbox full of intents behind.
-SUITES = ("receipts", "scale", "payments")
+SUITES = ("receipts", "payments", "scale")
 FULL = {"receipts": [250, 500, 1000, 2000, 4000, 8000], "payments": [25, 50, 100, 200, 400, 800],
         "scale": [10_000, 100_000, 1_000_000], "seconds": 10.0}
 QUICK = {"receipts": [250, 1000], "payments": [10, 25], "scale": [2_000], "seconds": 2.0}
@@ -26,22 +25,27 @@ def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str
     out = results_dir(root, out_base)
     results: dict = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                      "mode": "quick" if quick else "full", "seconds": seconds, "memory": {}}
-    with BenchStack(root, get_settings(), keep=keep, say=say) as stack:
-        profiler = Profiler(stack.pids(everything=True), out)
-        for suite in suites:
-            say(f"{suite} ...")
-            with PeakRss(stack.pids()) as rss:
-                if suite == "receipts":
-                    results[suite] = receipts.run(stack, plan[suite], seconds, say, profiler)
-                    _keep_profile(profiler, suite, results[suite], "paystream getReceipt")
-                elif suite == "payments":
-                    results[suite] = payments.run(stack, plan[suite], seconds, say, profiler)
-                    _keep_profile(profiler, suite, results[suite], "paystream post")
-                else:
-                    results[suite] = scale.run(stack, plan[suite], seconds, say)
-            results["memory"][suite] = rss.mib()
-            stack.refresh()
-            profiler.pids = stack.pids(everything=True)
+    profiler = Profiler({}, out)
+    # Full runs take a fresh stack per suite: past saturation a suite leaves queues, a crowded
+    # sandbox and busy processes behind that would weigh on the next suite. Quick runs stay
+    # below saturation and share one stack, to stay short.
+    groups = [suites] if quick else [[suite] for suite in suites]
+    for group in groups:
+        with BenchStack(root, get_settings(), keep=keep and group is groups[-1], say=say) as stack:
+            for suite in group:
+                profiler.pids = stack.pids(everything=True)
+                say(f"{suite} ...")
+                with PeakRss(stack.pids()) as rss:
+                    if suite == "receipts":
+                        results[suite] = receipts.run(stack, plan[suite], seconds, say, profiler)
+                        _keep_profile(profiler, suite, results[suite], "paystream getReceipt")
+                    elif suite == "payments":
+                        results[suite] = payments.run(stack, plan[suite], seconds, say, profiler)
+                        _keep_profile(profiler, suite, results[suite], "paystream post")
+                    else:
+                        results[suite] = scale.run(stack, plan[suite], seconds, say)
+                results["memory"][suite] = rss.mib()
+                stack.refresh()
     results["profiles"] = profiler.findings
     save_json(out / "results.json", results)
     path = report.write(out, results, command, git_commit(root))
