@@ -65,10 +65,14 @@ class BenchStack:
 
     def __enter__(self) -> BenchStack:
         self.say("starting the benchmark stack and pipeline (ports 3xxxx, state .stack/bench) ...")
+        self._saved_env = dict(os.environ)
         os.environ.update(self.env)
         os.environ.pop("COUCHBASE_CONNSTR", None)
         try:
-            self.cli("stack", "up")
+            if self.cli("stack", "up", check=False).returncode != 0:
+                # The previous suite's services may still be letting go of their ports.
+                time.sleep(5)
+                self.cli("stack", "up")
             self.cli("pipeline", "up")
         except BaseException as exc:
             self.__exit__(type(exc), exc, None)
@@ -108,6 +112,8 @@ class BenchStack:
         return Settings(_env_file=None)
 
     def __exit__(self, exc_type, *exc) -> None:
+        os.environ.clear()
+        os.environ.update(self._saved_env)
         if self.keep:
             self.say(f"kept the benchmark stack running (state in {self.env['PAYSTREAM_STATE_DIR']})")
             return

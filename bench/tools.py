@@ -43,12 +43,9 @@ def vegeta_step(binary: Path, suite: str, target: str, targets: list[dict], rate
         encoded = subprocess.run([str(binary), "encode", "-to=json"], stdin=attack.stdout,
                                  capture_output=True, text=True)
         attack.wait()
-    latencies, errors, first, last = [], 0, None, None
+    latencies, errors = [], 0
     for line in encoded.stdout.splitlines():
         result = json.loads(line)
-        stamp = result["timestamp"]
-        first = stamp if first is None else first
-        last = stamp
         if result["code"] == 200 and not result.get("error"):
             latencies.append(result["latency"] / 1e9)
         else:
