@@ -76,7 +76,7 @@ def _plot(path: Path, title: str, groups: dict[str, list[Step]], percentiles=("p
 
 
 def write(out: Path, results: dict, command: str, commit: str) -> Path:
-    lines = [f"# paystream benchmarks", "",
+    lines = ["# paystream benchmarks", "",
              f"- command: `{command}`", f"- commit: `{commit}`, run at {results['started_at']}, "
              f"{results['mode']} mode, {results['seconds']:g} s per step",
              f"- machine: {machine()}",

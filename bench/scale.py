@@ -15,7 +15,6 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from bench import payments, tools
 from bench.bench_stack import BenchStack
-from bench.core import Step
 
 RECEIPT_READ_RATE = 1000
 PAYMENT_RATE = 50

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
@@ -42,6 +41,9 @@ def validation_error_response(exc: ValidationError) -> web.Response:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or None
     kind = first["type"]
+    if kind == "json_invalid":
+        # Malformed or empty JSON is a 400 of its own, not a field error.
+        return error_response("invalid_request_error", "invalid_json", f"body is not valid JSON: {first['msg']}")
     if kind == "missing":
         code, message = "missing_field", f"{field} is required"
     elif kind == "extra_forbidden":
@@ -70,8 +72,6 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
             return error_response("invalid_request_error", exc.reason.lower().replace(" ", "_"),
                                   exc.reason, status=exc.status)
         raise
-    except json.JSONDecodeError as exc:
-        return error_response("invalid_request_error", "invalid_json", f"body is not valid JSON: {exc.msg}")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response("api_error", "internal_error", "internal error; the request may be retried "

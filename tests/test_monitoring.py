@@ -11,7 +11,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 
 import aiohttp
 import pytest

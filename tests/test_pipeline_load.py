@@ -6,7 +6,6 @@ import asyncio
 import json
 import statistics
 import time
-from pathlib import Path
 
 import redis
 
