@@ -8,18 +8,20 @@ INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test-tools run test stop status clean
+.PHONY: help setup test-tools run test unit lint schemas stop status clean
 
 help:
 	@echo "make run    set up, start the local stack and paystream"
-	@echo "make test   set up, start the local stack, run the tests"
+	@echo "make test   set up, start the local stack, run every test"
+	@echo "make unit   set up and run the unit tests only (no service needed, seconds)"
 	@echo "make stop   stop everything make run started (data kept)"
 	@echo "make clean  stop and delete the venv and all local data"
 
-$(INSTALLED): pyproject.toml
+# paystream with its dev extra, and the dev stack (its own distribution, see devstack/pyproject.toml).
+$(INSTALLED): pyproject.toml devstack/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./devstack
 	touch $@
 
 setup: $(INSTALLED)
@@ -39,6 +41,16 @@ test-tools:
 	@command -v chromium >/dev/null && command -v promtool >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    chromium prometheus >/dev/null; }
+
+unit: setup
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+# The topics' JSON Schemas in docs/schemas/, generated from the typed messages.
+schemas: setup
+	$(BIN)/paystream schemas --out docs/schemas
 
 test: setup test-tools
 	$(BIN)/paystream stack up

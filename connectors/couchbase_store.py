@@ -1,4 +1,4 @@
-"""Payments, receipts and the transaction index in Couchbase (async SDK).
+"""Payments, receipts and the transaction index in Couchbase (async SDK): the DocumentStore port.
 
 Writes go to each document's active copy; receipt reads may be served by
 any replica, as the design's read databases: eventual consistency is fine
@@ -15,7 +15,10 @@ from couchbase.auth import PasswordAuthenticator
 from couchbase.exceptions import DocumentNotFoundException, DocumentUnretrievableException
 from couchbase.options import ClusterOptions
 
+from paystream.domain.model import Payment
+from paystream.domain.records import Receipt
 from paystream.observability import metrics
+from paystream.ports import TransactionRef
 from paystream.settings import Settings
 
 
@@ -37,8 +40,8 @@ class CouchbaseStore:
         self.collection = cluster.bucket(bucket).default_collection()
 
     @classmethod
-    async def connect(cls, settings: Settings, connstr: str) -> CouchbaseStore:
-        cluster = await Cluster.connect(connstr, ClusterOptions(PasswordAuthenticator(
+    async def connect(cls, settings: Settings) -> CouchbaseStore:
+        cluster = await Cluster.connect(settings.couchbase_connstr, ClusterOptions(PasswordAuthenticator(
             settings.couchbase_username, settings.couchbase_password.get_secret_value())))
         await cluster.wait_until_ready(timedelta(seconds=30))
         return cls(cluster, settings.couchbase_bucket)
@@ -47,15 +50,15 @@ class CouchbaseStore:
         await self.cluster.close()
 
     # --- writes (sinks) -------------------------------------------------------
-    async def upsert_payment(self, payment: dict) -> None:
-        await self._upsert("payment", payment_key(payment["payment_id"]), payment)
+    async def upsert_payment(self, payment: Payment) -> None:
+        await self._upsert("payment", payment_key(payment.payment_id), payment.as_dict())
 
-    async def upsert_receipt(self, receipt: dict) -> None:
-        await self._upsert("receipt", receipt_key(receipt["receipt_id"]), receipt)
+    async def upsert_receipt(self, receipt: Receipt) -> None:
+        await self._upsert("receipt", receipt_key(receipt.receipt_id), receipt.model_dump(mode="json"))
 
-    async def upsert_transaction(self, transaction_id: str, payment_id: str, user_id: str) -> None:
+    async def upsert_transaction(self, transaction_id: str, ref: TransactionRef) -> None:
         await self._upsert("transaction", transaction_key(transaction_id),
-                           {"payment_id": payment_id, "user_id": user_id})
+                           {"payment_id": ref.payment_id, "user_id": ref.user_id})
 
     async def _upsert(self, document: str, key: str, value: dict) -> None:
         started = time.perf_counter()
@@ -67,18 +70,20 @@ class CouchbaseStore:
         metrics.COUCHBASE_WRITE_LATENCY.labels(document).observe(time.perf_counter() - started)
 
     # --- reads ----------------------------------------------------------------
-    async def get_payment(self, payment_id: str) -> dict | None:
-        return await self._get(payment_key(payment_id))
+    async def get_payment(self, payment_id: str) -> Payment | None:
+        doc = await self._get(payment_key(payment_id))
+        return Payment.from_dict(doc) if doc else None
 
-    async def get_transaction(self, transaction_id: str) -> dict | None:
-        return await self._get(transaction_key(transaction_id))
+    async def get_transaction(self, transaction_id: str) -> TransactionRef | None:
+        doc = await self._get(transaction_key(transaction_id))
+        return TransactionRef(doc["payment_id"], doc["user_id"]) if doc else None
 
-    async def get_receipt_from_replica(self, receipt_id: str) -> dict | None:
+    async def get_receipt(self, receipt_id: str) -> Receipt | None:
         try:
             result = await self.collection.get_any_replica(receipt_key(receipt_id))
         except (DocumentUnretrievableException, DocumentNotFoundException):
             return None
-        return result.content_as[dict]
+        return Receipt.model_validate(result.content_as[dict])
 
     async def _get(self, key: str) -> dict | None:
         try:

@@ -7,13 +7,12 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from paystream.settings import Settings
-from paystream.topics import topic_specs
+from paystream.topics import TopicSpec, topic_specs
 
 
-def ensure_topics(settings: Settings) -> list[str]:
+def create_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
-    specs = topic_specs(settings.topic_prefix, settings.payment_topic_partitions)
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="paystream-admin")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="paystream-admin")
     try:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
@@ -27,6 +26,11 @@ def ensure_topics(settings: Settings) -> list[str]:
         return [s.name for s in missing]
     finally:
         admin.close()
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """paystream's own topics (see paystream/topics.py)."""
+    return create_topics(settings.kafka_bootstrap, topic_specs(settings.topic_prefix, settings.payment_topic_partitions))
 
 
 def describe_partitions(settings: Settings, topic: str) -> int:

@@ -14,7 +14,10 @@ import time
 
 import aiohttp
 from tenacity import (
-    AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter,
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
 )
 
 from paystream.domain.errors import ProviderUnavailable

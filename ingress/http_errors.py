@@ -19,6 +19,7 @@ STATUS_BY_TYPE = {
     "provider_error": 502,
     "authentication_error": 401,
     "idempotency_error": 409,
+    "unavailable_error": 503,
 }
 STATUS_BY_CODE = {"amount_mismatch": 422, "invalid_json": 400, "body_too_large": 413}
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +17,9 @@ from prometheus_client import Counter, Gauge
 from monitor.probes import Probes
 from monitor.sampler import Sampler, flatten
 from monitor.state import Change, Components, Series
+from paystream import bootstrap, messages
+from paystream.clock import utc_now
+from paystream.messages import Alert
 from paystream.observability import metrics
 from paystream.observability.heartbeat import HeartbeatSource, publish_forever
 from paystream.observability.logs import get_logger
@@ -30,10 +31,6 @@ STATIC = Path(__file__).parent / "static"
 COMPONENT_UP = Gauge("paystream_component_up", "1 while a component's heartbeats arrive.", ["component", "kind"])
 SERVICE_UP = Gauge("paystream_service_up", "1 while the monitor's probe of a service succeeds.", ["service"])
 BEATS = Counter("paystream_heartbeats_received", "Heartbeats received.", ["kind"])
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Monitor:
@@ -51,6 +48,7 @@ class Monitor:
 
     # --- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
+        await asyncio.to_thread(bootstrap.ensure_topics, self.settings)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
         self.probes = Probes(self.settings, self.http)
         # aiokafka clients belong to the running loop: made here, not in __init__.
@@ -89,12 +87,13 @@ class Monitor:
     async def _consume_beats(self) -> None:
         async for message in self.consumer:
             try:
-                beat = json.loads(message.value)
-                change = self.components.beat(beat, time.monotonic())
-            except (ValueError, KeyError):
-                log.warning("unreadable heartbeat skipped", offset=message.offset)
+                beat = messages.decode("heartbeats", message.value)
+            except messages.UnreadableMessage as exc:
+                # A beat is a signal, not data: a bad one is logged, and the next one counts.
+                log.warning("unreadable heartbeat", offset=message.offset, error=exc.error)
                 continue
-            BEATS.labels(beat["kind"]).inc()
+            change = self.components.beat(beat, time.monotonic())
+            BEATS.labels(beat.kind).inc()
             if change is not None:
                 if change.state == "stopped":
                     with contextlib.suppress(KeyError):
@@ -136,12 +135,12 @@ class Monitor:
             COMPONENT_UP.labels(component.component_id, component.kind).set(1 if component.state == "up" else 0)
         scrapes = await self._scrape(up)
         payments_per_s, latency, hit_ratio = self.sampler.sample(scrapes, dt)
-        lag = sum(c.last_beat.get("consumer_lag") or 0 for c in up)
-        self.series.add(_now_iso(), round(payments_per_s, 2), latency, lag, hit_ratio)
+        lag = sum(c.last_beat.consumer_lag or 0 for c in up)
+        self.series.add(utc_now("seconds"), round(payments_per_s, 2), latency, lag, hit_ratio)
 
     async def _scrape(self, components) -> dict:
         async def one(component):
-            url = component.last_beat.get("metrics_url")
+            url = component.last_beat.metrics_url
             if not url or component.kind == "monitor":
                 return None
             try:
@@ -153,13 +152,13 @@ class Monitor:
         return dict(r for r in await asyncio.gather(*(one(c) for c in components)) if r)
 
     async def _announce(self, change: Change) -> None:
-        alert = {"at": _now_iso(), "subject": change.subject, "kind": change.kind,
-                 "previous": change.previous, "state": change.state, "reason": change.reason}
+        alert = Alert(at=utc_now("seconds"), subject=change.subject, kind=change.kind,
+                      previous=change.previous, state=change.state, reason=change.reason)
         level = log.warning if change.state == "down" else log.info
-        level("state changed", **alert)
+        level("state changed", **alert.model_dump(exclude={"schema_version"}))
         try:
             await self.producer.send_and_wait(self.settings.topics.alerts, key=change.subject.encode(),
-                                              value=json.dumps(alert).encode())
+                                              value=messages.encode(alert))
         except Exception as exc:
             log.error("alert not published", error=repr(exc), subject=change.subject)
 
@@ -170,17 +169,17 @@ class Monitor:
         for c in sorted(self.components.by_id.values(), key=lambda c: (c.kind, c.component_id)):
             beat = c.last_beat
             components.append({
-                "id": c.component_id, "kind": c.kind, "state": c.state, "host": beat.get("host"),
-                "pid": beat.get("pid"), "last_beat": beat.get("at"),
-                "seconds_since_beat": round(now - c.last_seen, 1), "uptime_s": beat.get("uptime_s"),
-                "rss_bytes": beat.get("rss_bytes"), "cpu_percent": beat.get("cpu_percent"),
-                "open_connections": beat.get("open_connections"), "in_flight": beat.get("in_flight"),
-                "consumer_lag": beat.get("consumer_lag"), "verdict": beat.get("verdict"),
+                "id": c.component_id, "kind": c.kind, "state": c.state, "host": beat.host,
+                "pid": beat.pid, "last_beat": beat.at,
+                "seconds_since_beat": round(now - c.last_seen, 1), "uptime_s": beat.uptime_s,
+                "rss_bytes": beat.rss_bytes, "cpu_percent": beat.cpu_percent,
+                "open_connections": beat.open_connections, "in_flight": beat.in_flight,
+                "consumer_lag": beat.consumer_lag, "verdict": beat.verdict,
             })
         services = [{"name": name, "state": "up" if ok else "down", "detail": detail}
                     for name, (ok, detail) in sorted(self.services.items())]
         healthy = all(c["state"] == "up" for c in components) and all(s["state"] == "up" for s in services)
-        return {"overall": "up" if healthy else "down", "generated_at": _now_iso(),
+        return {"overall": "up" if healthy else "down", "generated_at": utc_now("seconds"),
                 "heartbeat_interval_s": self.settings.heartbeat_interval_s,
                 "components": components, "services": services}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 
 import aiohttp
@@ -75,12 +74,8 @@ class Probes:
                                            for name, url in nodes)))
 
     async def _node_urls(self) -> list[tuple[str, str]]:
-        if self.settings.couchbase_connstr is None:
-            info = json.loads((self.settings.state_dir / "couchbase" / "cluster.json").read_text())
-            return [(f"node {n['kv_port']}", f"http://127.0.0.1:{n['mgmt_port']}") for n in info["nodes"]]
-        from paystream.stack.couchbase_cluster import CouchbaseCluster
-
-        pools = await self._get_json(f"{CouchbaseCluster(self.settings).mgmt_url}/pools/default")
+        """Every node the cluster itself lists, by its management address."""
+        pools = await self._get_json(f"{self.settings.couchbase_mgmt}/pools/default")
         return [(f"node {n['hostname']}", f"http://{n['hostname']}") for n in pools["nodes"]]
 
     async def _node(self, url: str) -> str:

@@ -7,12 +7,14 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from paystream.messages import Heartbeat
+
 
 @dataclass
 class Component:
     component_id: str
     kind: str
-    last_beat: dict
+    last_beat: Heartbeat
     last_seen: float  # monotonic seconds
     state: str = "up"
 
@@ -33,16 +35,16 @@ class Components:
         self.timeout = interval_s * missed
         self.by_id: dict[str, Component] = {}
 
-    def beat(self, beat: dict, now: float) -> Change | None:
-        cid = beat["component_id"]
-        if beat.get("state") == "stopping":
+    def beat(self, beat: Heartbeat, now: float) -> Change | None:
+        cid = beat.component_id
+        if beat.state == "stopping":
             # A clean shutdown is not an outage: forget the component.
             gone = self.by_id.pop(cid, None)
-            return Change(cid, beat["kind"], gone.state if gone else None, "stopped", "stopped cleanly") if gone else None
+            return Change(cid, beat.kind, gone.state if gone else None, "stopped", "stopped cleanly") if gone else None
         known = self.by_id.get(cid)
         if known is None:
-            self.by_id[cid] = Component(cid, beat["kind"], beat, now)
-            return Change(cid, beat["kind"], None, "up", "first heartbeat")
+            self.by_id[cid] = Component(cid, beat.kind, beat, now)
+            return Change(cid, beat.kind, None, "up", "first heartbeat")
         known.last_beat, known.last_seen = beat, now
         if known.state == "down":
             known.state = "up"

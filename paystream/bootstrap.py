@@ -1,28 +1,28 @@
-"""Wires settings to the adapters every entrypoint needs. The one place that
-knows which implementation stands behind each port."""
+"""The composition root: settings in, adapters out.
+
+The one place that knows which implementation stands behind each port
+(paystream/ports.py). Entrypoints (ingress/, streams/, monitor/) ask here
+for what they need and build none of it themselves; tests of the core pass
+their own fakes to the same handlers instead.
+"""
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
+from paystream.clock import utc_now
+from paystream.handlers import CommandHandler
+from paystream.ports import PaymentStore
 from paystream.settings import Settings
-from paystream.stack.errors import StackError
+
+if TYPE_CHECKING:
+    from connectors.couchbase_store import CouchbaseStore
+    from connectors.kafka_commands import KafkaCommandBus
+    from connectors.redis_cache import RedisCache
+    from connectors.stripe import StripeProvider
 
 
-def couchbase_connstr(settings: Settings) -> str:
-    """COUCHBASE_CONNSTR when set, else the local stack's mock cluster."""
-    if settings.couchbase_connstr:
-        return settings.couchbase_connstr
-    info = settings.state_dir / "couchbase" / "cluster.json"
-    try:
-        return json.loads(info.read_text())["connstr"]
-    except (OSError, ValueError, KeyError):
-        raise StackError(
-            f"no Couchbase cluster: set COUCHBASE_CONNSTR or run `paystream stack up` ({info} is missing)"
-        ) from None
-
-
-def provider(settings: Settings):
+def provider(settings: Settings) -> StripeProvider:
     from connectors.stripe import StripeProvider
 
     return StripeProvider(
@@ -31,13 +31,34 @@ def provider(settings: Settings):
     )
 
 
-async def couchbase_store(settings: Settings):
+def command_handler(store: PaymentStore, settings: Settings) -> CommandHandler:
+    """The worker's handler of commands, over its table of payments and the card provider."""
+    return CommandHandler(store, provider(settings), utc_now)
+
+
+def command_bus(settings: Settings) -> KafkaCommandBus:
+    from connectors.kafka_commands import KafkaCommandBus
+
+    return KafkaCommandBus(settings.kafka_bootstrap, settings.topics.commands, settings.topics.replies)
+
+
+async def document_store(settings: Settings) -> CouchbaseStore:
     from connectors.couchbase_store import CouchbaseStore
 
-    return await CouchbaseStore.connect(settings, couchbase_connstr(settings))
+    return await CouchbaseStore.connect(settings)
 
 
-def redis_cache(settings: Settings):
+def receipt_cache(settings: Settings) -> RedisCache:
     from connectors.redis_cache import RedisCache
 
-    return RedisCache.from_url(settings.redis_url)
+    return RedisCache.from_url(
+        settings.redis_url, receipt_ttl_s=settings.receipt_cache_ttl_s,
+        transaction_ttl_s=settings.transaction_index_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s,
+    )
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create paystream's topics where missing (every process does this at start; it is idempotent)."""
+    from connectors.kafka_admin import ensure_topics
+
+    return ensure_topics(settings)

@@ -8,12 +8,15 @@ sent to the provider again.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from paystream.domain.commands import PostPayment, StartPayment
-from paystream.domain.errors import CardDeclined, NotFound, PaymentError, ProviderUnavailable
-from paystream.domain.model import CHARGED, Payment, Status, check_owner, validate_post_target
+from paystream.domain.commands import Command, CommandReply, ErrorBody, PostPayment, StartPayment
+from paystream.domain.errors import CardDeclined, PaymentError, ProviderUnavailable
+from paystream.domain.model import CHARGED, Payment, Status, check_owner, payment_for_post, validate_post_target
+from paystream.domain.records import Receipt
 from paystream.ports import ChargeResult, PaymentProvider, PaymentStore
 
 Clock = Callable[[], str]
@@ -28,15 +31,16 @@ class Outcome:
     error: PaymentError | None = None
 
     @property
-    def receipt(self) -> dict | None:
+    def receipt(self) -> Receipt | None:
         return self.payment.receipt() if self.payment and self.payment.status == Status.RECEIPTED else None
 
-    def reply(self) -> dict:
+    def reply(self, command: Command, correlation_id: str | None) -> CommandReply:
+        ids = {"correlation_id": correlation_id, "payment_id": command.payment_id, "command_id": command.command_id}
+        view = self.payment.public_view() if self.payment else None
         if self.error is not None:
-            return {"ok": False, "error": self.error.as_dict(),
-                    "payment": self.payment.public_view() if self.payment else None}
-        return {"ok": True, "payment": self.payment.public_view(), "receipt": self.receipt,
-                "client_secret": self.payment.client_secret}
+            return CommandReply(**ids, ok=False, error=ErrorBody(**self.error.as_dict()), payment=view)
+        return CommandReply(**ids, ok=True, payment=view, receipt=self.receipt,
+                            client_secret=self.payment.client_secret)
 
 
 class _Recorder:
@@ -62,14 +66,17 @@ async def handle_start(
     payment = store.get(command.payment_id)
     if payment is None:
         payment = rec.save(Payment.start(command, now()))
-    elif payment.user_id != command.user_id:
-        # Payment ids are derived from the client's key; never hand one user another's session.
-        return rec.outcome(None, NotFound("payment_not_found", "no such payment for this user"))
-    elif payment.status != Status.STARTED:
-        # A replay of a start already done: the same answer, nothing new.
-        error = ProviderUnavailable("provider_unavailable", payment.failure_reason or "payment failed") \
-            if payment.status == Status.FAILED else None
-        return rec.outcome(payment, error)
+    else:
+        try:
+            # Payment ids are derived from the client's key; never hand one user another's session.
+            check_owner(payment.user_id, command.user_id)
+        except PaymentError as exc:
+            return rec.outcome(None, exc)
+        if payment.status != Status.STARTED:
+            # A replay of a start already done: the same answer, nothing new.
+            error = ProviderUnavailable("provider_unavailable", payment.failure_reason or "payment failed") \
+                if payment.status == Status.FAILED else None
+            return rec.outcome(payment, error)
 
     try:
         session = await provider.create_session(payment.payment_id, payment.amount)
@@ -84,7 +91,7 @@ async def handle_post(
 ) -> Outcome:
     rec = _Recorder(store)
     try:
-        payment = check_owner(store.get(command.payment_id), command.user_id, command.transaction_id)
+        payment = payment_for_post(store.get(command.payment_id), command)
     except PaymentError as exc:
         return rec.outcome(None, exc)
 
@@ -143,3 +150,34 @@ def _finish(rec: _Recorder, payment: Payment, now: Clock) -> Outcome:
 
 def _declined(code: str | None, message: str | None = None) -> CardDeclined:
     return CardDeclined(code or "card_declined", message or "the card was declined", "payment_method")
+
+
+class CommandHandler:
+    """Runs commands through the handlers, one at a time per payment however many run at once.
+
+    The worker's agent handles many commands concurrently (provider calls take
+    hundreds of milliseconds). Two commands of one payment, e.g. a post the
+    client repeated while the first was being charged, must never interleave:
+    the second would find the payment "posting" and charge it again. Commands
+    of one payment reach the worker in order on one partition, and
+    asyncio.Lock wakes waiters in the order they came, so the order holds.
+    """
+
+    def __init__(self, store: PaymentStore, provider: PaymentProvider, now: Clock) -> None:
+        self.store = store
+        self.provider = provider
+        self.now = now
+        # A lock lives only while some command of its payment holds or awaits it.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def __call__(self, command: Command) -> Outcome:
+        lock = self._locks.setdefault(command.payment_id, asyncio.Lock())
+        async with lock:
+            if isinstance(command, StartPayment):
+                return await handle_start(command, self.store, self.provider, self.now)
+            return await handle_post(command, self.store, self.provider, self.now)
+
+    @property
+    def in_flight(self) -> int:
+        """Payments being handled right now: those whose lock is held."""
+        return sum(1 for lock in list(self._locks.values()) if lock.locked())

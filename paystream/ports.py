@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from paystream.domain.commands import Command, CommandReply
 from paystream.domain.model import Payment
 from paystream.domain.money import Money
+from paystream.domain.records import Receipt
 
 
 @dataclass(frozen=True)
@@ -45,3 +47,47 @@ class PaymentStore(Protocol):
     def get(self, payment_id: str) -> Payment | None: ...
 
     def put(self, payment: Payment) -> None: ...
+
+
+@dataclass(frozen=True)
+class TransactionRef:
+    """Which payment, and whose, a provider transaction id belongs to."""
+
+    payment_id: str
+    user_id: str
+
+
+class CommandSender(Protocol):
+    """Hands a command to the worker and waits for its reply (Kafka in production)."""
+
+    async def send(self, command: Command, correlation_id: str, timeout_s: float) -> CommandReply | None:
+        """The reply, or None when none came within `timeout_s` (the command goes on)."""
+        ...
+
+
+class ReceiptCache(Protocol):
+    """The fast read side (Redis): receipts, the transaction index, idempotency records."""
+
+    async def get_receipt(self, user_id: str, receipt_id: str) -> bytes | None: ...
+
+    async def put_receipt(self, receipt: Receipt) -> None: ...
+
+    async def get_transaction(self, transaction_id: str) -> TransactionRef | None: ...
+
+    async def put_transaction(self, transaction_id: str, ref: TransactionRef) -> None: ...
+
+    async def claim_idempotency_key(self, key: str, fingerprint: str) -> str | None:
+        """Record `fingerprint` for this key, or return the one recorded first."""
+        ...
+
+
+class DocumentStore(Protocol):
+    """The durable read side (Couchbase): what the sinks wrote from the events."""
+
+    async def get_payment(self, payment_id: str) -> Payment | None: ...
+
+    async def get_receipt(self, receipt_id: str) -> Receipt | None:
+        """From any copy (the design's read replicas): receipts never change once written."""
+        ...
+
+    async def get_transaction(self, transaction_id: str) -> TransactionRef | None: ...

@@ -3,7 +3,9 @@
 Every field can be set from the environment as ``PAYSTREAM_<FIELD>``
 (for example ``PAYSTREAM_KAFKA_BOOTSTRAP``) or from a ``.env`` file in the
 working directory, which git ignores. ``COUCHBASE_CONNSTR`` is read without
-the prefix because it is the name Couchbase's own tools use.
+the prefix because it is the name Couchbase's own tools use. The local dev
+stack (devstack/) writes the addresses it learns into ``.env``; nothing here
+knows that it exists.
 """
 
 from __future__ import annotations
@@ -22,38 +24,25 @@ class Settings(BaseSettings):
         env_prefix="PAYSTREAM_", env_file=".env", extra="ignore", frozen=True
     )
 
-    # --- local stack -----------------------------------------------------
-    state_dir: Path = Field(
-        Path(".stack"), description="Data, logs and pid files of the local stack."
-    )
-    tools_dir: Path | None = Field(
-        None, description="Downloaded and built tools; defaults to <state_dir>/tools."
-    )
-    service_start_timeout_s: float = 120.0
+    data_dir: Path = Field(Path(".paystream"), description="Where the worker and sinks keep their local tables.")
 
     # --- Kafka -----------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_controller_port: int = 9093
-    kafka_version: str = "4.1.1"
-    kafka_heap: str = "768m"
     topic_prefix: str = "paystream"
     payment_topic_partitions: int = 6
 
     # --- Couchbase -------------------------------------------------------
-    couchbase_connstr: str | None = Field(
-        None,
+    couchbase_connstr: str = Field(
+        "couchbase://127.0.0.1",
         validation_alias=AliasChoices("COUCHBASE_CONNSTR", "PAYSTREAM_COUCHBASE_CONNSTR"),
-        description="A real cluster; unset, `stack up` runs the gocaves mock cluster.",
+        description="The Couchbase cluster (`stack up` writes the local one's into .env).",
     )
     couchbase_mgmt_url: str | None = Field(
-        None, description="REST address of a real cluster; defaults to port 8091 of its first host."
+        None, description="REST address of the cluster; defaults to port 8091 of its first host."
     )
     couchbase_username: str = "Administrator"
     couchbase_password: SecretStr = SecretStr("password")
     couchbase_bucket: str = "payments"
-    couchbase_nodes: int = 3
-    couchbase_replicas: int = 2
-    gocaves_version: str = "v0.0.1-75"
 
     # --- Redis -----------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -61,10 +50,6 @@ class Settings(BaseSettings):
     # --- card-payment provider --------------------------------------------
     stripe_api_base: str = "http://127.0.0.1:8420"
     stripe_api_key: SecretStr = SecretStr("sk_test_paystream_local")
-
-    stripe_sandbox_persist: bool = Field(
-        True, description="Whether the local sandbox keeps its payments across restarts (benchmarks turn it off)."
-    )
     stripe_timeout_s: float = 10.0
     stripe_max_attempts: int = 4
 
@@ -103,32 +88,12 @@ class Settings(BaseSettings):
         return TopicNames.for_prefix(self.topic_prefix)
 
     @property
-    def tools_path(self) -> Path:
-        return self.tools_dir or self.state_dir / "tools"
-
-    @property
-    def kafka_host(self) -> str:
-        return self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[0]
-
-    @property
-    def kafka_port(self) -> int:
-        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
-
-    @property
-    def redis_host(self) -> str:
-        return urlsplit(self.redis_url).hostname or "127.0.0.1"
-
-    @property
-    def redis_port(self) -> int:
-        return urlsplit(self.redis_url).port or 6379
-
-    @property
-    def stripe_host(self) -> str:
-        return urlsplit(self.stripe_api_base).hostname or "127.0.0.1"
-
-    @property
-    def stripe_port(self) -> int:
-        return urlsplit(self.stripe_api_base).port or 8420
+    def couchbase_mgmt(self) -> str:
+        """The cluster's REST address: the setting, or port 8091 of the connection string's first host."""
+        if self.couchbase_mgmt_url:
+            return self.couchbase_mgmt_url.rstrip("/")
+        first = self.couchbase_connstr.split("://", 1)[-1].split(",")[0].split("?")[0]
+        return f"http://{urlsplit('//' + first).hostname or '127.0.0.1'}:8091"
 
 
 def get_settings() -> Settings:

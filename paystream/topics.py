@@ -15,7 +15,7 @@ class TopicSpec:
 
 _SUFFIXES = {
     "commands": "payment-commands", "replies": "payment-replies", "events": "payment-events",
-    "receipts": "receipts", "heartbeats": "heartbeats", "alerts": "alerts",
+    "receipts": "receipts", "heartbeats": "heartbeats", "alerts": "alerts", "dead_letters": "dead-letters",
 }
 
 
@@ -27,6 +27,7 @@ class TopicNames:
     receipts: str
     heartbeats: str
     alerts: str
+    dead_letters: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
@@ -48,4 +49,6 @@ def topic_specs(prefix: str, payment_partitions: int) -> list[TopicSpec]:
         TopicSpec(names.receipts, payment_partitions, {"cleanup.policy": "compact"}),
         TopicSpec(names.heartbeats, 1, {"retention.ms": str(3600 * 1000)}),
         TopicSpec(names.alerts, 1, keep_forever),
+        # Messages a consumer could not handle, with the error, for an operator to replay.
+        TopicSpec(names.dead_letters, 1, keep_forever),
     ]

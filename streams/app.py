@@ -9,7 +9,7 @@ from streams.readiness import add_readiness_page
 
 
 def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
-    datadir = (settings.state_dir / "faust" / app_id).resolve()
+    datadir = (settings.data_dir / app_id).resolve()
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,

@@ -1,4 +1,4 @@
-"""The payment worker: Faust agents that run the state machine.
+"""The payment worker: a Faust agent that runs the state machine.
 
 Commands arrive keyed by payment id, so every command of one payment is on
 one partition and in the same table partition. Delivery is at least once:
@@ -6,26 +6,31 @@ after a crash Kafka hands the same command over again, and the handlers
 (paystream/handlers.py) make a replay change nothing and answer the same.
 Before a reply leaves, the table's changelog and the payment events are
 flushed, so a client never hears of a state that a crash could take back.
+
+The agent handles up to `worker_concurrency` commands at once, because a
+provider call takes hundreds of milliseconds; `CommandHandler` runs the
+commands of one payment one at a time, in the order they came, which is
+what makes the concurrent writes to the payments table safe.
 """
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from datetime import UTC, datetime
 
 import structlog
 from faust.web import Request, Response, View
 
-from paystream import bootstrap
-from paystream.domain.commands import PostPayment, StartPayment, command_from_dict
+from paystream import bootstrap, messages
+from paystream.domain.commands import CommandReply, ErrorBody
+from paystream.domain.events import PaymentChanged
 from paystream.domain.model import Status
-from paystream.handlers import Outcome, handle_post, handle_start
+from paystream.handlers import Outcome
 from paystream.observability import metrics
 from paystream.observability.logs import get_logger
 from paystream.settings import get_settings
 from streams import observability
 from streams.app import make_app
+from streams.dead_letters import DeadLetters, headers_of
 from tables import queries
 from tables.payments import TableStore, payments_table
 
@@ -35,55 +40,28 @@ settings = get_settings()
 topics = settings.topics
 app = make_app(settings.worker_id, settings, settings.worker_web_port)
 payments = payments_table(app, settings.payment_topic_partitions)
-store = TableStore(payments)
+handle = bootstrap.command_handler(TableStore(payments), settings)
+dead_letters = DeadLetters(app, settings, "worker")
 
-commands_topic = app.topic(topics.commands, key_serializer="raw", value_serializer="json")
-replies_topic = app.topic(topics.replies, key_serializer="raw", value_serializer="json")
-events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="json")
-receipts_topic = app.topic(topics.receipts, key_serializer="raw", value_serializer="json")
-
-_provider = None
-# One command per payment at a time, however many the agent runs at once;
-# a lock lives only while some command of its payment holds or awaits it.
-_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def provider():
-    global _provider
-    if _provider is None:
-        _provider = bootstrap.provider(settings)
-    return _provider
-
-
-async def handle(command: StartPayment | PostPayment) -> Outcome:
-    lock = _locks.setdefault(command.payment_id, asyncio.Lock())
-    async with lock:
-        if isinstance(command, StartPayment):
-            return await handle_start(command, store, provider(), now)
-        return await handle_post(command, store, provider(), now)
-
-
-def in_flight() -> int:
-    """Payments being handled right now: those whose lock is held."""
-    return sum(1 for lock in list(_locks.values()) if lock.locked())
+commands_topic = app.topic(topics.commands, key_serializer="raw", value_serializer="raw")
+replies_topic = app.topic(topics.replies, key_serializer="raw", value_serializer="raw")
+events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
+receipts_topic = app.topic(topics.receipts, key_serializer="raw", value_serializer="raw")
 
 
 async def publish(outcome: Outcome) -> None:
     for payment in outcome.changes:
         metrics.PAYMENT_TRANSITIONS.labels(payment.status.value).inc()
         log.info("payment changed", status=payment.status.value, transaction_id=payment.transaction_id)
-        await events_topic.send(
-            key=payment.payment_id,
-            value={"type": f"payment.{payment.status.value}", "at": payment.updated_at,
-                   "payment": payment.as_dict()},
-            force=True,
-        )
+        await events_topic.send(key=payment.payment_id.encode(), value=messages.encode(PaymentChanged.of(payment)),
+                                force=True)
         if payment.status == Status.RECEIPTED:
-            await receipts_topic.send(key=payment.receipt_id, value=payment.receipt(), force=True)
+            await receipts_topic.send(key=payment.receipt_id.encode(), value=messages.encode(payment.receipt()),
+                                      force=True)
+
+
+async def reply(payment_id: str, value: CommandReply) -> None:
+    await replies_topic.send(key=payment_id.encode(), value=messages.encode(value), force=True)
 
 
 @app.page("/tables/payments/summary/")
@@ -94,32 +72,34 @@ class PaymentsSummary(View):
         return self.json(queries.summary(payments.values(), datetime.now(UTC)))
 
 
-metrics.IN_FLIGHT.set_function(in_flight)
-observability.install(app, "worker", settings, settings.worker_web_port, {topics.commands}, in_flight)
+metrics.IN_FLIGHT.set_function(lambda: handle.in_flight)
+observability.install(app, "worker", settings, settings.worker_web_port, {topics.commands},
+                      lambda: handle.in_flight)
 
 
 @app.agent(commands_topic, concurrency=settings.worker_concurrency)
 async def process_commands(stream):
     async for event in stream.events():
-        headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in (event.headers or {}).items()}
-        structlog.contextvars.bind_contextvars(correlation_id=headers.get("correlation_id"))
+        correlation_id = headers_of(event).get("correlation_id")
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
         try:
-            command = command_from_dict(event.value)
-        except (KeyError, TypeError, ValueError) as exc:
-            # Ingress validates every command; one that still fails to parse
-            # is logged and skipped rather than blocking its partition.
-            log.error("unreadable command skipped", tp=str(event.message.tp), error=repr(exc))
+            command = messages.decode("commands", event.value)
+        except messages.UnreadableMessage as exc:
+            # A command this worker cannot read (a newer ingress's, say) is set
+            # aside for replay, and its client hears why instead of waiting.
+            await dead_letters.put(event, str(exc))
+            payment_id = (event.key or b"").decode(errors="replace")
+            await reply(payment_id, CommandReply(
+                correlation_id=correlation_id, payment_id=payment_id, ok=False,
+                error=ErrorBody(type="unavailable_error", code="command_unreadable",
+                                message="the worker could not read this command; it was set aside for replay"),
+            ))
             continue
         structlog.contextvars.bind_contextvars(payment_id=command.payment_id)
         outcome = await handle(command)
         await publish(outcome)
         await app.producer.flush()
-        await replies_topic.send(
-            key=command.payment_id,
-            value={"correlation_id": headers.get("correlation_id"), "payment_id": command.payment_id,
-                   "command_id": command.command_id, **outcome.reply()},
-            force=True,
-        )
+        await reply(command.payment_id, outcome.reply(command, correlation_id))
         log.info("command handled", kind=command.kind,
                  status=outcome.payment.status.value if outcome.payment else None,
                  error=outcome.error.code if outcome.error else None)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from paystream.settings import Settings
+from devstack.settings import DevSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYSTREAM = [sys.executable, "-m", "paystream.cli"]
@@ -38,8 +38,8 @@ def stack() -> dict[str, dict]:
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
-    return Settings()
+def settings() -> DevSettings:
+    return DevSettings()
 
 
 @pytest.fixture(scope="session")

@@ -1,60 +1,70 @@
 """Commands: what a client asks paystream to do, already validated and typed.
 
-They travel on Kafka as JSON (`as_dict` / `command_from_dict`)."""
+They travel on the commands topic, encoded and decoded by `paystream.messages`.
+Like every message, a command carries a `schema_version` and its reader
+ignores fields it does not know, so a newer ingress never makes an older
+worker drop a payment.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import Annotated, Literal
 
-from paystream.domain.money import Money
+from pydantic import BaseModel, ConfigDict, Field
+
+from paystream.domain.message import Message
+from paystream.domain.money import WireMoney
+from paystream.domain.records import PaymentView, Receipt
+
+PaymentType = Literal["credit", "debit"]
 
 
-@dataclass(frozen=True)
-class StartPayment:
+class StartPayment(Message):
+    kind: Literal["start"] = "start"
     command_id: str
     payment_id: str
     user_id: str
     email: str
     requested_at: str  # ISO 8601, as the client sent it
-    payment_type: str  # credit | debit
-    amount: Money | None = None
-
-    kind = "start"
+    payment_type: PaymentType
+    amount: WireMoney | None = None
 
 
-@dataclass(frozen=True)
-class PostPayment:
+class PostPayment(Message):
+    kind: Literal["post"] = "post"
     command_id: str
     payment_id: str
     user_id: str
     email: str
     requested_at: str
-    payment_type: str
+    payment_type: PaymentType
     transaction_id: str
-    amount: Money
+    amount: WireMoney
     payment_method: str
 
-    kind = "post"
+
+Command = Annotated[StartPayment | PostPayment, Field(discriminator="kind")]
 
 
-Command = StartPayment | PostPayment
+class ErrorBody(BaseModel):
+    """A machine-readable error: what the API answers and what a reply carries."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: str
+    code: str
+    message: str
+    field: str | None = None
 
 
-def command_as_dict(command: Command) -> dict:
-    data = asdict(command)
-    data["kind"] = command.kind
-    if command.amount is not None:
-        data["amount"] = command.amount.as_dict()
-    return data
+class CommandReply(Message):
+    """The outcome of one command, for the ingress that waits on it (matched by correlation id)."""
 
-
-def command_from_dict(data: dict) -> Command:
-    data = dict(data)
-    kind = data.pop("kind")
-    amount = data.pop("amount", None)
-    money = Money.from_dict(amount) if amount else None
-    if kind == StartPayment.kind:
-        return StartPayment(**data, amount=money)
-    if kind == PostPayment.kind:
-        return PostPayment(**data, amount=money)
-    raise ValueError(f"unknown command kind {kind!r}")
+    correlation_id: str | None = None
+    payment_id: str
+    command_id: str | None = None  # None when the command itself could not be read
+    ok: bool
+    error: ErrorBody | None = None
+    payment: PaymentView | None = None
+    receipt: Receipt | None = None
+    client_secret: str | None = None

@@ -38,3 +38,10 @@ class CardDeclined(PaymentError):
 
 class ProviderUnavailable(PaymentError):
     type = "provider_error"
+
+
+class Unavailable(PaymentError):
+    """A part of paystream itself cannot answer now; the same request may be repeated later."""
+
+    type = "unavailable_error"
+

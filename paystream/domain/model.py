@@ -11,13 +11,15 @@ returns a new Payment; nothing here performs I/O.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 
-from paystream.domain.commands import PostPayment, StartPayment
+from pydantic import BaseModel, ConfigDict
+
+from paystream.domain.commands import PaymentType, PostPayment, StartPayment
 from paystream.domain.errors import IllegalTransition, NotFound
-from paystream.domain.money import Money
+from paystream.domain.ids import receipt_id_for
+from paystream.domain.money import WireMoney
+from paystream.domain.records import PaymentView, Receipt
 
 
 class Status(StrEnum):
@@ -34,22 +36,20 @@ FINISHED = frozenset({Status.RECEIPTED, Status.FAILED})
 CHARGED = frozenset({Status.SUCCEEDED, Status.RECEIPTED})
 
 
-def receipt_id_for(payment_id: str) -> str:
-    """Derived, not random, so a replayed step can only ever produce the same receipt."""
-    return "rcpt_" + hashlib.sha256(f"receipt:{payment_id}".encode()).hexdigest()[:24]
+class Payment(BaseModel):
+    """One payment and everything that happened to it; every transition returns a new one."""
 
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
-@dataclass(frozen=True)
-class Payment:
     payment_id: str
     user_id: str
     email: str
-    payment_type: str
+    payment_type: PaymentType
     status: Status
     created_at: str
     updated_at: str
     start_command_id: str
-    amount: Money | None = None
+    amount: WireMoney | None = None
     transaction_id: str | None = None
     client_secret: str | None = None
     payment_method: str | None = None
@@ -59,7 +59,7 @@ class Payment:
     decline_code: str | None = None
     failure_reason: str | None = None
     version: int = 1
-    history: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    history: tuple[tuple[str, str], ...] = ()
 
     # --- transitions ------------------------------------------------------
     @classmethod
@@ -113,59 +113,55 @@ class Payment:
             )
 
     def _to(self, status: Status, now: str, **changes) -> Payment:
-        return replace(
-            self, status=status, updated_at=now, version=self.version + 1,
-            history=(*self.history, (status.value, now)), **changes,
-        )
+        return self.model_copy(update={
+            "status": status, "updated_at": now, "version": self.version + 1,
+            "history": (*self.history, (status.value, now)), **changes,
+        })
 
     # --- reading ------------------------------------------------------------
-    def receipt(self) -> dict:
+    def receipt(self) -> Receipt:
         """The receipt of a receipted payment: what getReceipt returns and the receipts topic carries."""
         if self.status != Status.RECEIPTED or self.amount is None:
             raise IllegalTransition("no_receipt", f"a {self.status.value} payment has no receipt")
         paid_at = next(at for status, at in self.history if status == Status.SUCCEEDED.value)
-        return {
-            "receipt_id": self.receipt_id, "payment_id": self.payment_id,
-            "transaction_id": self.transaction_id, "user_id": self.user_id, "email_id": self.email,
-            "payment_type": self.payment_type, **self.amount.as_dict(), "status": "succeeded",
-            "charge_id": self.charge_id, "created_at": self.created_at, "paid_at": paid_at,
-            "issued_at": self.updated_at,
-        }
+        return Receipt(
+            receipt_id=self.receipt_id, payment_id=self.payment_id, transaction_id=self.transaction_id,
+            user_id=self.user_id, email_id=self.email, payment_type=self.payment_type, **self.amount.as_dict(),
+            charge_id=self.charge_id, created_at=self.created_at, paid_at=paid_at, issued_at=self.updated_at,
+        )
 
     def as_dict(self) -> dict:
-        data = asdict(self)
-        data["status"] = self.status.value
-        data["amount"] = self.amount.as_dict() if self.amount else None
-        data["history"] = [list(h) for h in self.history]
-        return data
+        """JSON-ready: how the payment is kept in the worker's table and carried in events."""
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict) -> Payment:
-        data = dict(data)
-        data["status"] = Status(data["status"])
-        data["amount"] = Money.from_dict(data["amount"]) if data.get("amount") else None
-        data["history"] = tuple(tuple(h) for h in data.get("history", ()))
-        return cls(**data)
+        return cls.model_validate(data)
 
-    def public_view(self) -> dict:
-        """What the payment's owner may see of it (no card or provider secrets beyond the session's)."""
-        return {
-            "payment_id": self.payment_id, "status": self.status.value,
-            "transaction_id": self.transaction_id, "payment_type": self.payment_type,
-            **(self.amount.as_dict() if self.amount else {}),
-            "receipt_id": self.receipt_id, "decline_code": self.decline_code,
-            "failure_reason": self.failure_reason, "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
+    def public_view(self) -> PaymentView:
+        """What the payment's owner may see of it (no card or provider secrets)."""
+        return PaymentView(
+            payment_id=self.payment_id, status=self.status.value, transaction_id=self.transaction_id,
+            payment_type=self.payment_type, **(self.amount.as_dict() if self.amount else {}),
+            receipt_id=self.receipt_id, decline_code=self.decline_code, failure_reason=self.failure_reason,
+            created_at=self.created_at, updated_at=self.updated_at,
+        )
 
 
-def check_owner(payment: Payment | None, user_id: str, transaction_id: str | None = None) -> Payment:
-    """The payment, if it exists and is this user's; otherwise the same 404 either way."""
-    if (
-        payment is None or payment.user_id != user_id
-        or (transaction_id is not None and payment.transaction_id != transaction_id)
-    ):
-        raise NotFound("payment_not_found", "no such payment for this user", "transaction_id")
+def check_owner(owner_id: str | None, user_id: str, what: str = "payment", field: str | None = None) -> None:
+    """The one ownership rule: another user's object is answered exactly as a missing one.
+
+    `owner_id` is None when the object does not exist; either way the caller
+    learns nothing about ids that are not theirs."""
+    if owner_id is None or owner_id != user_id:
+        raise NotFound(f"{what}_not_found", f"no such {what} for this user", field)
+
+
+def payment_for_post(payment: Payment | None, command: PostPayment) -> Payment:
+    """The payment a post names, if it is the poster's and the transaction is that payment's."""
+    mismatch = payment is not None and payment.transaction_id != command.transaction_id
+    check_owner(None if payment is None or mismatch else payment.user_id, command.user_id,
+                "payment", "transaction_id")
     return payment
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
+from typing import Annotated, Any
 
 from iso4217 import Currency
+from pydantic import PlainSerializer, PlainValidator
+from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
 from paystream.domain.errors import InvalidRequest
 
@@ -73,4 +76,36 @@ class Money:
 
     @classmethod
     def from_dict(cls, data: dict) -> Money:
-        return cls(int(data["amount_minor"]), data["currency"])
+        """From the wire form; the minor units decide, the decimal string is for people."""
+        minor, currency = data["amount_minor"], data["currency"]
+        if not isinstance(minor, int) or isinstance(minor, bool) or not 0 < minor <= MAX_MINOR_UNITS:
+            raise InvalidRequest("invalid_amount", "amount_minor must be a positive integer", "amount_minor")
+        currency_exponent(currency)
+        return cls(minor, currency)
+
+
+class MoneyFields(TypedDict):
+    """Money on the wire: the decimal string people read and the minor units programs add up."""
+
+    amount: str
+    amount_minor: int
+    currency: str
+
+
+def _money_from_wire(value: Any) -> Money:
+    if isinstance(value, Money):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("money must be an object with amount_minor and currency")
+    try:
+        return Money.from_dict(value)
+    except (KeyError, InvalidRequest) as exc:
+        raise ValueError(f"invalid money: {exc}") from None
+
+
+#: Money as a field of a typed message: validated from and serialised to `MoneyFields`.
+WireMoney = Annotated[
+    Money,
+    PlainValidator(_money_from_wire, json_schema_input_type=MoneyFields),
+    PlainSerializer(Money.as_dict, return_type=MoneyFields),
+]

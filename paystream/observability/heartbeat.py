@@ -8,15 +8,16 @@ restarted process come back rather than a new one appear.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 import psutil
 
+from paystream import messages
+from paystream.clock import utc_now
+from paystream.messages import Heartbeat
 from paystream.observability.logs import get_logger
 
 log = get_logger("paystream.heartbeat")
@@ -36,23 +37,20 @@ class HeartbeatSource:
         self.process = psutil.Process()
         self.process.cpu_percent(None)  # the first reading is meaningless; prime it
 
-    async def beat(self, state: str = "running") -> dict:
+    async def beat(self, state: str = "running") -> Heartbeat:
         facts = await self.extra() if self.extra else {}
         with self.process.oneshot():
             rss = self.process.memory_info().rss
             cpu = self.process.cpu_percent(None)
             connections = len(self.process.net_connections(kind="tcp"))
-        return {
-            "component_id": self.component_id, "kind": self.kind, "host": self.host, "pid": os.getpid(),
-            "state": state, "at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "uptime_s": round(time.monotonic() - self.started, 1), "rss_bytes": rss, "cpu_percent": cpu,
-            "open_connections": connections, "metrics_url": self.metrics_url,
-            "in_flight": facts.get("in_flight", 0), "consumer_lag": facts.get("consumer_lag"),
-            "verdict": facts.get("verdict", "healthy"),
-        }
+        return Heartbeat(
+            component_id=self.component_id, kind=self.kind, host=self.host, pid=os.getpid(), state=state,
+            at=utc_now(), uptime_s=round(time.monotonic() - self.started, 1), rss_bytes=rss, cpu_percent=cpu,
+            open_connections=connections, metrics_url=self.metrics_url, **facts,
+        )
 
-    def encode(self, beat: dict) -> tuple[bytes, bytes]:
-        return self.component_id.encode(), json.dumps(beat, separators=(",", ":")).encode()
+    def encode(self, beat: Heartbeat) -> tuple[bytes, bytes]:
+        return self.component_id.encode(), messages.encode(beat)
 
 
 async def publish_forever(source: HeartbeatSource, send: Send, interval_s: float) -> None:

@@ -25,6 +25,8 @@ COUCHBASE_WRITE_LATENCY = Histogram("paystream_couchbase_write_duration_seconds"
 COUCHBASE_WRITE_ERRORS = Counter("paystream_couchbase_write_errors", "Couchbase writes that failed.", ["document"])
 CONSUMER_LAG = Gauge("paystream_consumer_lag", "Messages not yet consumed, by partition.",
                      ["component", "topic", "partition"])
+DEAD_LETTERS = Counter("paystream_dead_letters", "Messages set aside on the dead-letter topic.",
+                       ["component", "topic"])
 IN_FLIGHT = Gauge("paystream_in_flight_payments", "Commands being handled right now.")
 
 

@@ -9,7 +9,12 @@ import pytest
 from paystream.domain.commands import PostPayment, StartPayment
 from paystream.domain.errors import IllegalTransition, NotFound
 from paystream.domain.model import (
-    Payment, Status, check_owner, receipt_id_for, validate_post_target,
+    Payment,
+    Status,
+    check_owner,
+    payment_for_post,
+    receipt_id_for,
+    validate_post_target,
 )
 from paystream.domain.money import Money
 
@@ -218,7 +223,7 @@ def test_amount_mismatch_after_decline():
 
 # --- receipt -----------------------------------------------------------------
 def test_receipt_contents():
-    r = receipted().receipt()
+    r = receipted().receipt().model_dump(mode="json")
     assert r["receipt_id"] == receipt_id_for("pay-1")
     assert r["amount"] == "10.00"
     assert isinstance(r["amount"], str)
@@ -237,7 +242,7 @@ def test_receipt_contents():
 
 def test_receipt_for_other_currencies():
     p = tokenized(amount=None).posting(post_cmd(Money(1234, "BHD")), T2).succeeded("ch_1", T3).receipted(T4)
-    r = p.receipt()
+    r = p.receipt().model_dump(mode="json")
     assert (r["amount"], r["amount_minor"], r["currency"]) == ("1.234", 1234, "BHD")
 
 
@@ -289,7 +294,7 @@ def test_round_trip_without_amount():
 
 
 def test_public_view_hides_the_card():
-    view = receipted().public_view()
+    view = receipted().public_view().model_dump(mode="json")
     assert view["status"] == "receipted"
     assert view["receipt_id"] == receipt_id_for("pay-1")
     assert (view["amount"], view["amount_minor"], view["currency"]) == ("10.00", 1000, "EUR")
@@ -298,22 +303,30 @@ def test_public_view_hides_the_card():
 
 
 # --- ownership -----------------------------------------------------------------
-def test_check_owner_returns_own_payment():
-    p = tokenized()
-    assert check_owner(p, "user-1") is p
-    assert check_owner(p, "user-1", "pi_1") is p
+def test_check_owner_lets_the_owner_through():
+    assert check_owner("user-1", "user-1") is None
+    assert payment_for_post(tokenized(), post_cmd()) == tokenized()
+
+
+@pytest.mark.parametrize(("owner", "user_id"), [(None, "user-1"), ("user-1", "user-2"), ("user-1", "")],
+                         ids=["missing", "other-user", "empty-user"])
+def test_check_owner_gives_the_same_not_found(owner, user_id):
+    with pytest.raises(NotFound) as info:
+        check_owner(owner, user_id, "receipt", "receipt_id")
+    assert info.value.as_dict() == {
+        "type": "not_found_error", "code": "receipt_not_found",
+        "message": "no such receipt for this user", "field": "receipt_id",
+    }
 
 
 @pytest.mark.parametrize(
-    ("payment", "user_id", "transaction_id"),
-    [(None, "user-1", "pi_1"), (None, "user-1", None), ("own", "user-2", "pi_1"), ("own", "user-2", None),
-     ("own", "user-1", "pi_other")],
-    ids=["missing", "missing-no-tx", "other-user", "other-user-no-tx", "other-transaction"],
+    ("payment", "command"),
+    [(None, post_cmd()), ("own", post_cmd(user_id="user-2")), ("own", post_cmd(transaction_id="pi_other"))],
+    ids=["missing", "other-user", "other-transaction"],
 )
-def test_check_owner_gives_the_same_not_found(payment, user_id, transaction_id):
-    p = tokenized() if payment == "own" else None
+def test_a_post_to_what_is_not_yours_is_the_same_not_found(payment, command):
     with pytest.raises(NotFound) as info:
-        check_owner(p, user_id, transaction_id)
+        payment_for_post(tokenized() if payment == "own" else None, command)
     assert info.value.as_dict() == {
         "type": "not_found_error", "code": "payment_not_found",
         "message": "no such payment for this user", "field": "transaction_id",

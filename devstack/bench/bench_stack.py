@@ -1,0 +1,128 @@
+"""A throwaway stack and pipeline for benchmarks: own state folder, ports and topics.
+
+Benchmarks leave no receipts, payments or sandbox charges in the stack that
+`make run` started, and every run starts from the same empty state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from devstack.settings import DevSettings
+from devstack.stack.errors import StackError
+
+BENCH_ENV = {
+    "PAYSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:39092",
+    "PAYSTREAM_KAFKA_CONTROLLER_PORT": "39093",
+    "PAYSTREAM_REDIS_URL": "redis://127.0.0.1:36379/0",
+    "PAYSTREAM_STRIPE_API_BASE": "http://127.0.0.1:38420",
+    "PAYSTREAM_INGRESS_PORT": "38080",
+    "PAYSTREAM_WORKER_WEB_PORT": "36066",
+    "PAYSTREAM_SINKS_WEB_PORT": "36067",
+    "PAYSTREAM_COUCHBASE_BASE_PORT": "32000",
+    "PAYSTREAM_MONITOR_PORT": "38090",
+    "PAYSTREAM_TOPIC_PREFIX": "bench",
+    "PAYSTREAM_WORKER_ID": "bench-worker",
+    "PAYSTREAM_SINKS_ID": "bench-sinks",
+    "PAYSTREAM_API_KEYS": "bench-key",
+    "PAYSTREAM_LOG_LEVEL": "WARNING",
+    # localstripe would otherwise pickle its whole, growing store every second.
+    "PAYSTREAM_STRIPE_SANDBOX_PERSIST": "false",
+    # A worker rebuilding a table of a million payments takes minutes.
+    "PAYSTREAM_SERVICE_START_TIMEOUT_S": "900",
+}
+FLOOR_PORT = 38099
+
+
+class BenchStack:
+    def __init__(self, root: Path, base: DevSettings, keep: bool = False, say=print) -> None:
+        self.root = root
+        self.keep = keep
+        self.say = say
+        self.env = {
+            **BENCH_ENV,
+            "PAYSTREAM_STATE_DIR": str((root / base.state_dir / "bench").resolve()),
+            # Its own env file: the stack's learned addresses never reach the main stack's .env.
+            "PAYSTREAM_ENV_FILE": str((root / base.state_dir / "bench" / "stack.env").resolve()),
+            "PAYSTREAM_TOOLS_DIR": str((root / base.tools_path).resolve()),
+        }
+        self.status: dict[str, dict] = {}
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**os.environ, **self.env}
+        env.pop("COUCHBASE_CONNSTR", None)  # the bench always runs its own cluster
+        result = subprocess.run([sys.executable, "-m", "paystream.cli", *args], cwd=self.root, env=env,
+                                capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise StackError(f"`paystream {' '.join(args)}` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        return result
+
+    def __enter__(self) -> BenchStack:
+        self.say("starting the benchmark stack and pipeline (ports 3xxxx, state .stack/bench) ...")
+        self._saved_env = dict(os.environ)
+        os.environ.update(self.env)
+        os.environ.pop("COUCHBASE_CONNSTR", None)
+        try:
+            if self.cli("stack", "up", check=False).returncode != 0:
+                # The previous suite's services may still be letting go of their ports.
+                time.sleep(5)
+                self.cli("stack", "up")
+            self.cli("pipeline", "up")
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
+            raise
+        self.refresh()
+        return self
+
+    def refresh(self) -> None:
+        rows = json.loads(self.cli("stack", "status", "--json", check=False).stdout)
+        rows += json.loads(self.cli("pipeline", "status", "--json", check=False).stdout)
+        self.status = {r["service"]: r for r in rows}
+
+    def pids(self, everything: bool = False) -> dict[str, int]:
+        """paystream's own processes, or with `everything` the stack's services as well."""
+        names = self.status if everything else ("ingress", "worker", "sinks", "monitor")
+        return {name: self.status[name]["pid"] for name in names if self.status.get(name, {}).get("pid")}
+
+    def wait_drained(self, timeout_s: float = 180.0) -> float:
+        """Wait until the worker has handled every queued command (an overloaded step leaves a
+        backlog that would otherwise weigh on the next); returns the seconds waited."""
+        started = time.monotonic()
+        time.sleep(2.5)  # the lag gauges are refreshed with each heartbeat
+        while time.monotonic() - started < timeout_s:
+            try:
+                with urllib.request.urlopen(f"{self.status['worker']['address']}/metrics", timeout=3) as resp:
+                    text = resp.read().decode()
+            except OSError:
+                break  # no worker to wait for; the next measurement will say so
+            lag = sum(s.value for family in text_string_to_metric_families(text)
+                      for s in family.samples if s.name == "paystream_consumer_lag")
+            if lag == 0:
+                break
+            time.sleep(1)
+        return time.monotonic() - started
+
+    def settings(self) -> DevSettings:
+        return DevSettings(_env_file=None)
+
+    def __exit__(self, exc_type, *exc) -> None:
+        os.environ.clear()
+        os.environ.update(self._saved_env)
+        if self.keep:
+            self.say(f"kept the benchmark stack running (state in {self.env['PAYSTREAM_STATE_DIR']})")
+            return
+        self.cli("pipeline", "down", check=False)
+        self.cli("stack", "down", check=False)
+        if exc_type is None:
+            shutil.rmtree(self.env["PAYSTREAM_STATE_DIR"], ignore_errors=True)
+        else:
+            self.say(f"the benchmark failed; its logs stay in {self.env['PAYSTREAM_STATE_DIR']}")

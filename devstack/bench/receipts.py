@@ -1,0 +1,79 @@
+"""getReceipt on a cache hit, beside the bare aiohttp + Redis floor and redis-benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import time
+
+import aiohttp
+
+from devstack.bench import tools
+from devstack.bench.bench_stack import FLOOR_PORT, BenchStack
+from devstack.bench.core import Step
+from devstack.settings import DevSettings
+
+P99_TARGET_MS = 10.0
+
+
+async def make_receipts(settings: DevSettings, api_key: str, count: int) -> list[dict]:
+    """Real receipts, made through the real API."""
+    base = f"http://{settings.ingress_host}:{settings.ingress_port}"
+    headers = {"Authorization": f"Bearer {api_key}"}
+    receipts = []
+    async with aiohttp.ClientSession(headers=headers) as http:
+        for i in range(count):
+            who = {"user_id": f"bench-reader-{i}", "email_id": "reader@example.com",
+                   "timestamp": "2026-11-25T10:00:00Z", "payment_type": "credit"}
+            async with http.post(f"{base}/startPayment", json={**who, "amount": "9.99", "currency": "EUR"}) as r:
+                started = await r.json()
+            async with http.post(f"{base}/postPayment", json={
+                **who, "transaction_id": started["transaction_id"], "amount": "9.99", "currency": "EUR",
+                "payment_method": "pm_card_visa"}) as r:
+                receipts.append(await r.json())
+    return receipts
+
+
+def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=None) -> dict:
+    settings = stack.settings()
+    vegeta = tools.vegeta(settings)
+    receipts = asyncio.run(make_receipts(settings, settings.api_keys.split(",")[0], 50))
+    auth = {"Authorization": [f"Bearer {settings.api_keys.split(',')[0]}"]}
+    paystream_targets = [
+        {"method": "GET", "header": auth,
+         "url": f"http://{settings.ingress_host}:{settings.ingress_port}/getReceipt"
+                f"?receipt_id={r['receipt_id']}&user_id={r['user_id']}"}
+        for r in receipts
+    ]
+    floor_targets = [
+        {"method": "GET", "url": f"http://127.0.0.1:{FLOOR_PORT}/get?key=receipt:{r['user_id']}:{r['receipt_id']}"}
+        for r in receipts
+    ]
+    floor = subprocess.Popen([sys.executable, "-m", "devstack.bench.floor_server", "--port", str(FLOOR_PORT),
+                              "--redis-url", settings.redis_url], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    steps: list[Step] = []
+    try:
+        time.sleep(1.0)
+        # Warm both paths up (connections, caches, JIT-less but still cold code); not reported.
+        tools.vegeta_step(vegeta, "warmup", "", paystream_targets, rates[0], 1)
+        tools.vegeta_step(vegeta, "warmup", "", floor_targets, rates[0], 1)
+        for rate in rates:
+            with (profile(f"receipts@{rate}", seconds) if profile else contextlib.nullcontext()):
+                ours = tools.vegeta_step(vegeta, "receipts", "paystream getReceipt", paystream_targets, rate, seconds)
+            floor_step = tools.vegeta_step(vegeta, "receipts", "floor: aiohttp + Redis GET", floor_targets,
+                                           rate, seconds)
+            steps += [ours, floor_step]
+            say(f"  receipts at {rate}/s: paystream p99 {ours.p99_ms} ms, floor p99 {floor_step.p99_ms} ms")
+            if not ours.sustainable(P99_TARGET_MS) and not floor_step.sustainable(P99_TARGET_MS):
+                say("  paystream and its floor both past their target: higher rates skipped")
+                break
+    finally:
+        floor.terminate()
+        floor.wait()
+    redis_floor = tools.redis_benchmark(settings.redis_host, settings.redis_port, 20_000 if seconds < 5 else 200_000)
+    return {"steps": steps, "redis_benchmark": redis_floor, "p99_target_ms": P99_TARGET_MS,
+            "receipts_stored": len(receipts)}
+

@@ -1,0 +1,70 @@
+"""Runs benchmark suites on a throwaway stack and writes the report."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from devstack.bench import payments, receipts, report, scale
+from devstack.bench.bench_stack import BenchStack
+from devstack.bench.core import PeakRss, git_commit, results_dir, save_json
+from devstack.bench.profiling import Profiler
+from devstack.settings import get_dev_settings
+
+SUITES = ("receipts", "payments", "scale")
+FULL = {"receipts": [250, 500, 1000, 2000, 4000, 8000], "payments": [25, 50, 100, 200, 400, 800],
+        "scale": [10_000, 100_000, 1_000_000], "seconds": 10.0}
+QUICK = {"receipts": [250, 1000], "payments": [10, 25], "scale": [2_000], "seconds": 2.0}
+
+
+def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str, say=print) -> Path:
+    root = Path.cwd()
+    plan = QUICK if quick else FULL
+    seconds = plan["seconds"]
+    out = results_dir(root, out_base)
+    results: dict = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                     "mode": "quick" if quick else "full", "seconds": seconds, "memory": {}}
+    profiler = Profiler({}, out)
+    # Full runs take a fresh stack per suite: past saturation a suite leaves queues, a crowded
+    # sandbox and busy processes behind that would weigh on the next suite. Quick runs stay
+    # below saturation and share one stack, to stay short.
+    groups = [suites] if quick else [[suite] for suite in suites]
+    for group in groups:
+        with BenchStack(root, get_dev_settings(), keep=keep and group is groups[-1], say=say) as stack:
+            for suite in group:
+                profiler.pids = stack.pids(everything=True)
+                say(f"{suite} ...")
+                with PeakRss(stack.pids()) as rss:
+                    if suite == "receipts":
+                        results[suite] = receipts.run(stack, plan[suite], seconds, say, profiler)
+                        _keep_profile(profiler, suite, results[suite], "paystream getReceipt")
+                    elif suite == "payments":
+                        results[suite] = payments.run(stack, plan[suite], seconds, say, profiler)
+                        _keep_profile(profiler, suite, results[suite], "paystream post")
+                    else:
+                        results[suite] = scale.run(stack, plan[suite], seconds, say)
+                results["memory"][suite] = rss.mib()
+                stack.refresh()
+    results["profiles"] = profiler.findings
+    save_json(out / "results.json", results)
+    path = report.write(out, results, command, git_commit(root))
+    say(f"report: {path}")
+    return path
+
+
+def _keep_profile(profiler: Profiler, suite: str, result: dict, target: str) -> None:
+    """The profile that explains a missed target: the first step past it, else the highest step."""
+    ours = [s for s in result["steps"] if s.target == target]
+    if ours:
+        chosen = next((s for s in ours if not s.sustainable(result["p99_target_ms"])), ours[-1])
+        profiler.keep(suite, f"{suite}@{int(chosen.offered_rps)}")
+
+
+def publish(report_path: Path, root: Path) -> Path:
+    """BENCHMARKS.md at the top of the repo: the report, with its links pointing into its folder."""
+    folder = report_path.resolve().parent.relative_to(root.resolve())
+    text = re.sub(r"\]\((?!https?://)([^)]+)\)", lambda m: f"]({folder}/{m.group(1)})", report_path.read_text())
+    target = root / "BENCHMARKS.md"
+    target.write_text(text)
+    return target

@@ -1,0 +1,54 @@
+"""One complete payment against the running system, step by step, as a client makes it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import aiohttp
+
+from devstack.settings import DevSettings
+
+
+async def run_demo(settings: DevSettings, api_key: str, say: Callable[[str], None]) -> dict:
+    base = f"http://{settings.ingress_host}:{settings.ingress_port}"
+    user = {"user_id": f"demo-{uuid.uuid4().hex[:8]}", "email_id": "demo.user@example.com",
+            "timestamp": datetime.now(UTC).isoformat(), "payment_type": "credit"}
+    auth = {"Authorization": f"Bearer {api_key}"}
+    async with aiohttp.ClientSession() as http:
+        async def call(method: str, path: str, body: dict | None = None, **kwargs) -> tuple[int, dict, dict]:
+            async with http.request(method, base + path, json=body, headers={**auth, **kwargs.pop("headers", {})},
+                                    **kwargs) as resp:
+                return resp.status, await resp.json(), dict(resp.headers)
+
+        say(f"1. startPayment for {user['user_id']}: 42.00 EUR")
+        status, started, _ = await call("POST", "/startPayment", {**user, "amount": "42.00", "currency": "EUR"},
+                                        headers={"Idempotency-Key": uuid.uuid4().hex})
+        say(f"   {status} {json.dumps(started)}")
+        if status != 201:
+            raise RuntimeError("startPayment failed")
+
+        say("2. the client enters a test card with the provider and gets a payment method")
+        async with http.post(f"{settings.stripe_api_base}/v1/payment_methods", data={
+            "type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
+            "card[exp_year]": str(datetime.now(UTC).year + 2), "card[cvc]": "123",
+        }, headers={"Authorization": f"Bearer {settings.stripe_api_key.get_secret_value()}"}) as resp:
+            method = (await resp.json())["id"]
+        say(f"   payment_method {method}")
+
+        say("3. postPayment")
+        status, receipt, _ = await call("POST", "/postPayment", {
+            **user, "transaction_id": started["transaction_id"], "amount": "42.00", "currency": "EUR",
+            "payment_method": method,
+        }, headers={"Idempotency-Key": uuid.uuid4().hex})
+        say(f"   {status} {json.dumps(receipt)}")
+        if status != 201:
+            raise RuntimeError("postPayment failed")
+
+        for attempt in (1, 2):
+            status, body, headers = await call(
+                "GET", "/getReceipt", params={"receipt_id": receipt["receipt_id"], "user_id": user["user_id"]})
+            say(f"4.{attempt} getReceipt: {status}, X-Cache: {headers.get('X-Cache')}")
+        return receipt

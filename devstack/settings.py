@@ -1,0 +1,70 @@
+"""The dev stack's settings: paystream's own, plus where and how the local services run.
+
+Read like paystream's (``PAYSTREAM_<FIELD>`` or ``.env``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field
+
+from paystream.settings import Settings
+
+
+class DevSettings(Settings):
+    state_dir: Path = Field(Path(".stack"), description="Data, logs and pid files of the local stack.")
+    tools_dir: Path | None = Field(None, description="Downloaded and built tools; defaults to <state_dir>/tools.")
+    env_file: Path = Field(Path(".env"), description="Where `stack up` writes the addresses it learns.")
+    service_start_timeout_s: float = 120.0
+
+    kafka_controller_port: int = 9093
+    kafka_version: str = "4.1.1"
+    kafka_heap: str = "768m"
+
+    couchbase_nodes: int = 3
+    couchbase_replicas: int = 2
+    couchbase_base_port: int = Field(12000, description="First of the local cluster's ports (fixed across restarts).")
+    gocaves_version: str = "v0.0.1-75"
+
+    stripe_sandbox_persist: bool = Field(
+        True, description="Whether the local sandbox keeps its payments across restarts (benchmarks turn it off)."
+    )
+
+    @property
+    def tools_path(self) -> Path:
+        return self.tools_dir or self.state_dir / "tools"
+
+    @property
+    def pipeline_data_dir(self) -> Path:
+        """The data folder of the pipeline processes the stack runs."""
+        return self.state_dir / "data"
+
+    @property
+    def kafka_host(self) -> str:
+        return self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[0]
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def redis_host(self) -> str:
+        return urlsplit(self.redis_url).hostname or "127.0.0.1"
+
+    @property
+    def redis_port(self) -> int:
+        return urlsplit(self.redis_url).port or 6379
+
+    @property
+    def stripe_host(self) -> str:
+        return urlsplit(self.stripe_api_base).hostname or "127.0.0.1"
+
+    @property
+    def stripe_port(self) -> int:
+        return urlsplit(self.stripe_api_base).port or 8420
+
+
+def get_dev_settings() -> DevSettings:
+    return DevSettings()

@@ -1,0 +1,165 @@
+"""Starts, stops and probes the local stack's services."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+from devstack import envfile
+from devstack.settings import DevSettings
+from devstack.stack.base import Service
+from devstack.stack.couchbase_cluster import CouchbaseCluster
+from devstack.stack.errors import StackError
+from devstack.stack.pipeline import IngressProcess, MonitorProcess, SinksProcess, WorkerProcess
+
+__all__ = ["GROUPS", "Stack", "StackError", "as_dicts"]
+from devstack.stack.kafka_broker import KafkaBroker
+from devstack.stack.process import PidRecord, port_in_use, read_pid, spawn, tail, terminate
+from devstack.stack.redis_server import RedisServer
+from devstack.stack.stripe_sandbox import StripeSandbox
+
+SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisServer, StripeSandbox)
+PIPELINE_TYPES: tuple[type[Service], ...] = (MonitorProcess, WorkerProcess, SinksProcess, IngressProcess)
+#: What `paystream stack` and `paystream pipeline` manage, in start order.
+GROUPS = {"stack": SERVICE_TYPES, "pipeline": PIPELINE_TYPES}
+
+
+@dataclass
+class ServiceStatus:
+    service: str
+    address: str
+    pid: int | None
+    state: str  # running | stopped | external
+    healthy: bool
+    detail: str
+
+
+class Stack:
+    """A group of services started in order and stopped in reverse order."""
+
+    def __init__(self, settings: DevSettings, say: Callable[[str], None] = print,
+                 types: tuple[type[Service], ...] = SERVICE_TYPES) -> None:
+        self.settings = settings
+        self.say = say
+        self.services = {t.name: t(settings) for t in types}
+
+    def select(self, names: Iterable[str] | None) -> list[Service]:
+        known = tuple(self.services)
+        names = list(names or known)
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise StackError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        return [self.services[n] for n in known if n in names]
+
+    def running(self, service: Service) -> PidRecord | None:
+        record = read_pid(service.pid_path)
+        return record if record and record.alive() else None
+
+    # --- up ---------------------------------------------------------------
+    def up(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
+        selected = self.select(names)
+        to_start = [s for s in selected if not s.external and self.running(s) is None]
+        self._check_ports(to_start)
+        for service in to_start:
+            service.install()
+
+        started: list[tuple[Service, PidRecord]] = []
+        try:
+            for service in to_start:
+                self.say(f"starting {service.name} ...")
+                service.prepare()
+                proc = spawn(
+                    service.command(), log_path=service.log_path, pid_path=service.pid_path,
+                    marker=service.marker, env=service.env(),
+                )
+                started.append((service, PidRecord(proc.pid, service.marker)))
+                self._wait_healthy(service, proc)
+            self._write_exports()
+        except BaseException:
+            # Nothing is left half-started: stop what this call started.
+            for service, record in reversed(started):
+                terminate(record)
+                service.pid_path.unlink(missing_ok=True)
+            raise
+        return self.status([s.name for s in selected])
+
+    def _check_ports(self, services: list[Service]) -> None:
+        taken = [
+            f"{service.name} needs {host}:{port}, which another process is using"
+            for service in services for host, port in service.ports() if port_in_use(host, port)
+        ]
+        if taken:
+            raise StackError(
+                "cannot start the stack: " + "; ".join(taken)
+                + ". Stop that process, or choose another port in the settings (see README)."
+            )
+
+    def _wait_healthy(self, service: Service, proc: subprocess.Popen) -> None:
+        deadline = time.monotonic() + self.settings.service_start_timeout_s
+        last_error = "no answer yet"
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StackError(
+                    f"{service.name} exited with status {proc.returncode} while starting. "
+                    f"Last lines of {service.log_path}:\n"
+                    f"{tail(service.log_path)}"
+                )
+            try:
+                detail = service.probe()
+            except Exception as exc:  # any failed probe means "not yet"
+                last_error = f"{type(exc).__name__}: {exc}"
+                time.sleep(0.5)
+                continue
+            self.say(f"{service.name} is up at {service.address} ({detail})")
+            return
+        raise StackError(
+            f"{service.name} did not answer within {self.settings.service_start_timeout_s:.0f} s "
+            f"(last probe: {last_error}). Last lines of {service.log_path}:\n{tail(service.log_path)}"
+        )
+
+    def _write_exports(self) -> None:
+        """What paystream needs to reach the running services, into the env file's managed block."""
+        exports = envfile.managed(self.settings.env_file)
+        for service in self.services.values():
+            if not service.external and self.running(service):
+                exports.update(service.exports())
+        if exports != envfile.managed(self.settings.env_file):
+            envfile.write_managed(self.settings.env_file, exports)
+            self.say(f"wrote {', '.join(sorted(exports))} to {self.settings.env_file}")
+
+    # --- down -------------------------------------------------------------
+    def down(self, names: Iterable[str] | None = None, purge: bool = False) -> None:
+        for service in reversed(self.select(names)):
+            record = read_pid(service.pid_path)
+            if record and record.alive():
+                self.say(f"stopping {service.name} (pid {record.pid}) ...")
+                terminate(record)
+            service.pid_path.unlink(missing_ok=True)
+            if purge and service.dir.exists():
+                shutil.rmtree(service.dir)
+                self.say(f"removed {service.dir}")
+
+    # --- status -----------------------------------------------------------
+    def status(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
+        rows = []
+        for service in self.select(names):
+            record = None if service.external else self.running(service)
+            state = "external" if service.external else ("running" if record else "stopped")
+            healthy, detail = False, "not running"
+            if service.external or record:
+                try:
+                    healthy, detail = True, service.probe()
+                except Exception as exc:
+                    detail = f"{type(exc).__name__}: {exc}"
+            rows.append(ServiceStatus(
+                service=service.name, address=service.address,
+                pid=record.pid if record else None, state=state, healthy=healthy, detail=detail,
+            ))
+        return rows
+
+
+def as_dicts(rows: list[ServiceStatus]) -> list[dict]:
+    return [asdict(r) for r in rows]

@@ -1,0 +1,124 @@
+"""The card-payment provider sandbox: localstripe, a stateful Stripe API server.
+
+localstripe's own `start()` binds every interface and pickles its whole store
+to /tmp on every write. `python -m devstack.stack.stripe_sandbox` serves the
+same application on the address it is given and keeps the store in the
+stack's state folder, saved at most once a second and at shutdown, so the
+sandbox keeps its payments across `stack down`/`up` as a real provider would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import pickle
+import sys
+import urllib.request
+from pathlib import Path
+
+from devstack.stack.base import Service
+
+SAVE_INTERVAL_S = 1.0
+
+
+class StripeSandbox(Service):
+    name = "stripe"
+
+    @property
+    def address(self) -> str:
+        return self.settings.stripe_api_base
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "localstripe.pickle"
+
+    def ports(self) -> list[tuple[str, int]]:
+        return [(self.settings.stripe_host, self.settings.stripe_port)]
+
+    def prepare(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def marker(self) -> str:
+        return f"{self.dir.resolve()}\0"
+
+    def command(self) -> list[str]:
+        state = ["--state-file", str(self.state_file.resolve())] if self.settings.stripe_sandbox_persist else []
+        return [
+            sys.executable, "-m", "devstack.stack.stripe_sandbox", "--host", self.settings.stripe_host,
+            "--port", str(self.settings.stripe_port), "--dir", str(self.dir.resolve()), *state,
+        ]
+
+    def probe(self) -> str:
+        request = urllib.request.Request(
+            f"{self.address}/v1/payment_intents?limit=1",
+            headers={"Authorization": f"Bearer {self.settings.stripe_api_key.get_secret_value()}"},
+        )
+        with urllib.request.urlopen(request, timeout=3) as response:
+            body = json.load(response)
+        return f"{body['total_count']} payment intents"
+
+
+# --- the launcher, run as its own process ---------------------------------------
+class _DebouncedStore:
+    def __init__(self, path: Path, store: dict) -> None:
+        self.path = path
+        self.store = store
+        self.dirty = False
+
+    def load(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            data = pickle.loads(self.path.read_bytes())
+            dict.clear(self.store)
+            dict.update(self.store, data)
+
+    def mark_dirty(self) -> None:
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        self.dirty = False
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(dict(self.store), protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(self.path)
+
+    async def save_periodically(self, _app):
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(SAVE_INTERVAL_S)
+                self.save()
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        self.save()
+
+
+def main() -> None:
+    from aiohttp import web
+    from localstripe.resources import store
+    from localstripe.server import app
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8420)
+    parser.add_argument("--dir", type=Path, help="the service's folder (names the process for `stack`)")
+    parser.add_argument("--state-file", type=Path, help="keep the store here; without it, memory only")
+    args = parser.parse_args()
+
+    if args.state_file is None:
+        store.dump_to_disk = lambda: None  # type: ignore[method-assign]
+    else:
+        persistence = _DebouncedStore(args.state_file, store)
+        persistence.load()
+        # localstripe calls store.dump_to_disk() after every write; make that cheap.
+        store.dump_to_disk = persistence.mark_dirty  # type: ignore[method-assign]
+        app.cleanup_ctx.append(persistence.save_periodically)
+    web.run_app(app, host=args.host, port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""What the outside sees of a payment: its receipt and the view its owner may read."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from paystream.domain.message import Message
+
+
+class Receipt(Message):
+    """The proof of a payment: getReceipt's answer and the receipts topic's value."""
+
+    receipt_id: str
+    payment_id: str
+    transaction_id: str
+    user_id: str
+    email_id: str
+    payment_type: Literal["credit", "debit"]
+    amount: str
+    amount_minor: int
+    currency: str
+    status: Literal["succeeded"] = "succeeded"
+    charge_id: str | None = None
+    created_at: str
+    paid_at: str
+    issued_at: str
+
+
+class PaymentView(BaseModel):
+    """A payment as its owner sees it: no card, no provider secret."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    payment_id: str
+    status: str
+    transaction_id: str | None = None
+    payment_type: Literal["credit", "debit"]
+    amount: str | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
+    receipt_id: str | None = None
+    decline_code: str | None = None
+    failure_reason: str | None = None
+    created_at: str
+    updated_at: str

@@ -1,0 +1,224 @@
+"""Static checks of docker/: no Docker engine is needed (or used).
+
+They catch what breaks silently when the compose stack is edited on a machine
+that cannot run it: typos in mounted paths, ports opened beyond localhost,
+config files that no longer parse.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "docker"
+COMPOSE = DOCKER / "compose.yaml"
+
+EXPECTED_SERVICES = {
+    "kafka",
+    "couchbase1",
+    "couchbase2",
+    "couchbase3",
+    "couchbase-init",
+    "redis",
+    "localstripe",
+    "prometheus",
+    "grafana",
+}
+
+
+def load_yaml(path: Path):
+    with path.open(encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def compose() -> dict:
+    data = load_yaml(COMPOSE)
+    assert isinstance(data, dict), "compose.yaml is not a mapping"
+    return data
+
+
+def services() -> dict:
+    svcs = compose().get("services")
+    assert isinstance(svcs, dict), "compose.yaml has no services mapping"
+    return svcs
+
+
+def mount_source(volume) -> tuple[str, str | None]:
+    """Classify a service `volumes` entry as ("bind"|"volume", source)."""
+    if isinstance(volume, str):
+        if ":" not in volume:
+            return "volume", None  # anonymous volume: only a container path
+        source = volume.split(":", 1)[0]
+        return ("bind" if source.startswith((".", "/")) else "volume"), source
+    if isinstance(volume, dict):
+        source = volume.get("source")
+        if volume.get("type") == "bind" or str(source or "").startswith((".", "/")):
+            return "bind", source
+        return "volume", source
+    raise AssertionError(f"unexpected volume entry {volume!r}")
+
+
+def port_host_ip(port) -> str | None:
+    """Host IP of a `ports` entry, or None when it binds all interfaces."""
+    if isinstance(port, dict):
+        return port.get("host_ip")
+    if isinstance(port, int):
+        return None
+    spec = str(port).split("/", 1)[0]
+    parts = spec.split(":")
+    return parts[0] if len(parts) == 3 else None
+
+
+def test_compose_parses_with_expected_services():
+    data = compose()
+    assert "version" not in data, "the Compose Specification has no top-level version"
+    assert set(services()) == EXPECTED_SERVICES
+
+
+def test_named_volumes_are_declared():
+    declared = set(compose().get("volumes") or {})
+    for name, svc in services().items():
+        for volume in svc.get("volumes", []):
+            kind, source = mount_source(volume)
+            if kind == "volume" and source:
+                assert source in declared, f"{name}: volume {source!r} is not declared"
+
+
+def test_bind_mount_sources_exist():
+    checked = 0
+    for name, svc in services().items():
+        for volume in svc.get("volumes", []):
+            kind, source = mount_source(volume)
+            if kind == "bind":
+                assert source, f"{name}: bind mount without a source"
+                path = (COMPOSE.parent / source).resolve()
+                assert path.exists(), f"{name}: bind mount source {source} -> {path} missing"
+                checked += 1
+    assert checked > 0, "no bind mounts found; the parser is probably broken"
+
+
+def test_build_contexts_and_dockerfiles_exist():
+    checked = 0
+    for name, svc in services().items():
+        build = svc.get("build")
+        if build is None:
+            continue
+        if isinstance(build, str):
+            build = {"context": build}
+        context = (COMPOSE.parent / build.get("context", ".")).resolve()
+        assert context.is_dir(), f"{name}: build context {context} missing"
+        dockerfile = context / build.get("dockerfile", "Dockerfile")
+        assert dockerfile.is_file(), f"{name}: {dockerfile} missing"
+        instructions = [
+            line.split()[0].upper()
+            for line in dockerfile.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+        assert instructions[:1] in (["FROM"], ["ARG"]), f"{name}: {dockerfile} does not start with FROM"
+        checked += 1
+    assert checked > 0, "no build sections found"
+
+
+def test_published_ports_bind_localhost_only():
+    published = 0
+    for name, svc in services().items():
+        for port in svc.get("ports", []):
+            assert port_host_ip(port) == "127.0.0.1", f"{name}: port {port!r} not bound to 127.0.0.1"
+            published += 1
+    assert published > 0, "no published ports found"
+
+
+def test_only_couchbase1_of_the_cluster_publishes_ports():
+    svcs = services()
+    assert svcs["couchbase1"].get("ports")
+    for name in ("couchbase2", "couchbase3", "couchbase-init"):
+        assert not svcs[name].get("ports"), f"{name} must not publish ports"
+
+
+def test_prometheus_config_parses():
+    config = load_yaml(DOCKER / "prometheus" / "prometheus.yml")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert {"paystream-ingress", "paystream-worker", "paystream-sinks", "paystream-monitor"} <= set(jobs)
+    for name, job in jobs.items():
+        for static in job["static_configs"]:
+            for target in static["targets"]:
+                assert target.startswith("host.docker.internal:"), f"{name}: {target} is not on the host"
+    assert config.get("rule_files"), "prometheus.yml loads no rule files"
+    # The rule files must live under a directory compose mounts into the container.
+    targets = [str(v).split(":")[1] if isinstance(v, str) else v["target"]
+               for v in services()["prometheus"].get("volumes", [])]
+    for pattern in config["rule_files"]:
+        assert any(pattern.startswith(t.rstrip("/") + "/") for t in targets), (
+            f"rule_files {pattern!r} is outside every prometheus mount {targets}"
+        )
+
+
+def test_prometheus_rules_have_alerts():
+    rule_files = sorted((DOCKER / "prometheus" / "rules").glob("*.yml"))
+    assert rule_files, "no rule files in docker/prometheus/rules"
+    for path in rule_files:
+        data = load_yaml(path)
+        groups = data.get("groups") if isinstance(data, dict) else None
+        assert groups, f"{path.name}: no rule groups"
+        for group in groups:
+            assert group.get("name"), f"{path.name}: rule group without a name"
+            assert group.get("rules"), f"{path.name}: group {group.get('name')} has no rules"
+        alerts = [
+            rule
+            for group in groups
+            for rule in group["rules"]
+            if rule.get("alert") and rule.get("expr")
+        ]
+        assert alerts, f"{path.name}: no rule with both alert and expr"
+        for rule in alerts:
+            assert (rule.get("labels") or {}).get("severity"), f"{rule['alert']}: no labels.severity"
+            assert (rule.get("annotations") or {}).get("summary"), f"{rule['alert']}: no annotations.summary"
+
+
+def test_promtool_accepts_rules_and_config(tmp_path):
+    assert shutil.which("promtool"), "promtool is missing: `make test` installs it (Debian's prometheus package)"
+    rules_dir = DOCKER / "prometheus" / "rules"
+    rules = subprocess.run(["promtool", "check", "rules", *map(str, sorted(rules_dir.glob("*.yml")))],
+                           capture_output=True, text=True)
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    # rule_files points at the container path; check the config against the repo copy.
+    config = (DOCKER / "prometheus" / "prometheus.yml").read_text(encoding="utf-8")
+    local = tmp_path / "prometheus.yml"
+    local.write_text(config.replace("/etc/prometheus/rules", str(rules_dir)), encoding="utf-8")
+    result = subprocess.run(["promtool", "check", "config", str(local)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_grafana_provisioning_parses():
+    provisioning = DOCKER / "grafana" / "provisioning"
+    datasources = load_yaml(provisioning / "datasources" / "prometheus.yml")
+    assert datasources["datasources"][0]["url"] == "http://prometheus:9090"
+    dashboards = load_yaml(provisioning / "dashboards" / "paystream.yml")
+    assert dashboards["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_dashboard_is_json():
+    dashboard = json.loads((DOCKER / "grafana" / "dashboards" / "paystream.json").read_text(encoding="utf-8"))
+    assert dashboard["title"] == "paystream"
+    assert dashboard["panels"], "dashboard has no panels"
+    provisioned = load_yaml(DOCKER / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
+    uids = {ds.get("uid") for ds in provisioned["datasources"]}
+    for panel in dashboard["panels"]:
+        for item in [panel, *panel.get("targets", [])]:
+            ds = item.get("datasource")
+            if ds is not None:
+                assert ds.get("uid") in uids, f"panel {panel.get('title')!r}: datasource {ds} is not provisioned"
+
+
+def test_init_cluster_script_syntax():
+    script = DOCKER / "couchbase" / "init-cluster.sh"
+    assert script.is_file()
+    text = script.read_text(encoding="utf-8")
+    assert "set -euo pipefail" in text
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,136 @@
+"""`paystream stack` on an isolated stack: its own state folder and ports, shared tools."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from devstack.settings import DevSettings
+from devstack import envfile
+from devstack.stack.process import read_pid
+from tests.conftest import ROOT, paystream
+
+pytestmark = pytest.mark.lifecycle
+
+
+@pytest.fixture
+def isolated(tmp_path, stack, settings) -> dict[str, str]:
+    """Settings for a second stack that cannot touch the main one."""
+    env = {
+        "PAYSTREAM_STATE_DIR": str(tmp_path / "state"),
+        "PAYSTREAM_TOOLS_DIR": str((ROOT / settings.tools_path).resolve()),
+        "PAYSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
+        "PAYSTREAM_KAFKA_CONTROLLER_PORT": "19093",
+        "PAYSTREAM_REDIS_URL": "redis://127.0.0.1:16379/0",
+        "PAYSTREAM_STRIPE_API_BASE": "http://127.0.0.1:18420",
+        "PAYSTREAM_KAFKA_HEAP": "256m",
+        "PAYSTREAM_COUCHBASE_BASE_PORT": "22000",
+        "PAYSTREAM_ENV_FILE": str(tmp_path / "stack.env"),
+    }
+    yield env
+    paystream("stack", "down", env=env)
+
+
+def _our_processes(state_dir: Path) -> list[int]:
+    """Every live process whose command line names the isolated state folder."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if str(state_dir).encode() in cmdline and state != "Z":
+                pids.append(int(proc.name))
+    return pids
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _pids(env) -> dict[str, int]:
+    settings = DevSettings(_env_file=None, **{k[len("PAYSTREAM_"):].lower(): v for k, v in env.items()})
+    return {
+        name: read_pid(settings.state_dir / name / "pid").pid
+        for name in ("kafka", "couchbase", "redis", "stripe")
+    }
+
+
+def test_up_twice_starts_nothing_new_and_down_leaves_nothing(isolated):
+    first = paystream("stack", "up", env=isolated)
+    assert first.returncode == 0, first.stdout + first.stderr
+    pids = _pids(isolated)
+    rows = json.loads(paystream("stack", "status", "--json", env=isolated).stdout)
+    assert {r["service"]: r["pid"] for r in rows} == pids
+    assert all(r["healthy"] for r in rows)
+
+    second = paystream("stack", "up", env=isolated)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "starting" not in second.stderr
+    assert _pids(isolated) == pids
+
+    state_dir = Path(isolated["PAYSTREAM_STATE_DIR"])
+    assert _our_processes(state_dir)
+    assert paystream("stack", "down", env=isolated).returncode == 0
+    assert _our_processes(state_dir) == []
+    # redis-server renames its process, so check its pid separately.
+    assert _gone(pids["redis"])
+    status = paystream("stack", "status", "--json", env=isolated)
+    assert status.returncode == 1
+    assert [r["state"] for r in json.loads(status.stdout)] == ["stopped"] * 4
+    assert (state_dir / "kafka" / "data" / "meta.properties").exists(), "down must keep data"
+
+    assert paystream("stack", "down", "--purge", env=isolated).returncode == 0
+    assert not (state_dir / "kafka").exists()
+
+
+def test_taken_port_names_service_and_port_and_starts_nothing(isolated):
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", 18420))
+        squatter.listen()
+        result = paystream("stack", "up", env=isolated)
+    assert result.returncode == 1
+    assert "stripe needs 127.0.0.1:18420" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _our_processes(Path(isolated["PAYSTREAM_STATE_DIR"])) == []
+
+
+def test_missing_tool_says_what_to_install(isolated, tmp_path):
+    env = {**isolated, "PAYSTREAM_TOOLS_DIR": str(tmp_path / "empty-tools"), "PATH": "/nonexistent"}
+    result = paystream("stack", "up", "kafka", env=env)
+    assert result.returncode == 1
+    assert "`java` was not found on PATH: install a Java 17+ runtime" in result.stderr
+
+
+def test_service_that_misses_its_timeout_shows_its_log_and_is_stopped(isolated):
+    env = {**isolated, "PAYSTREAM_SERVICE_START_TIMEOUT_S": "0.2"}
+    result = paystream("stack", "up", "stripe", env=env)
+    assert result.returncode == 1
+    assert "stripe did not answer within" in result.stderr
+    assert "Last lines of" in result.stderr
+    assert _our_processes(Path(isolated["PAYSTREAM_STATE_DIR"])) == []
+
+
+def test_learned_addresses_go_to_its_env_file_and_survive_a_restart(isolated):
+    """The cluster's ports are fixed, so its address in the env file is the same after a restart;
+    the main stack's .env is never touched by another stack."""
+    main_env = (ROOT / ".env").read_text() if (ROOT / ".env").exists() else None
+    env_file = Path(isolated["PAYSTREAM_ENV_FILE"])
+    assert paystream("stack", "up", "couchbase", env=isolated).returncode == 0
+    learned = envfile.managed(env_file)
+    assert learned["COUCHBASE_CONNSTR"] == "couchbase://127.0.0.1:22000,127.0.0.1:22012,127.0.0.1:22024"
+    assert learned["PAYSTREAM_COUCHBASE_MGMT_URL"].startswith("http://127.0.0.1:220")
+
+    assert paystream("stack", "down", "couchbase", env=isolated).returncode == 0
+    assert paystream("stack", "up", "couchbase", env=isolated).returncode == 0
+    assert envfile.managed(env_file) == learned
+    assert ((ROOT / ".env").read_text() if (ROOT / ".env").exists() else None) == main_env

@@ -1,0 +1,190 @@
+"""Heartbeats, /health, alerts, metrics, correlated logs and the status page, on real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.api_client import identity
+from tests.conftest import ROOT, paystream
+from tests.kafka_probe import end_offsets, read_since
+from tests.e2e.test_pipeline_recovery import wait_gone, worker_pid
+
+KINDS = {"monitor", "worker", "sinks", "ingress"}
+
+
+@pytest.fixture
+async def monitor(pipeline):
+    base = pipeline["monitor"]["address"]
+    async with aiohttp.ClientSession() as http:
+        async def get(path: str) -> tuple[int, dict | str]:
+            async with http.get(base + path) as resp:
+                body = await resp.json() if resp.content_type == "application/json" else await resp.text()
+                return resp.status, body
+
+        yield get
+
+
+async def wait_for(check, timeout: float, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(every)
+
+
+async def all_up(monitor) -> dict | None:
+    status, body = await monitor("/health")
+    kinds = {c["kind"] for c in body["components"] if c["state"] == "up"}
+    return body if status == 200 and KINDS <= kinds else None
+
+
+def metric_values(text: str) -> dict[tuple[str, tuple], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def scrape(url: str) -> dict:
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        assert resp.status == 200
+        return metric_values(await resp.text())
+
+
+async def pay(api, n: int) -> list[dict]:
+    receipts = []
+    for _ in range(n):
+        who = identity()
+        started = await api.start(who, "4.20", "EUR")
+        posted = await api.post(who, started.body["transaction_id"], await api.card(), "4.20", "EUR")
+        assert posted.status == 201, posted.body
+        receipts.append(posted.body)
+    return receipts
+
+
+async def test_health_reports_every_component_and_service_up(monitor, settings):
+    body = await wait_for(lambda: all_up(monitor), timeout=20)
+    assert body is not None, "not every component reported up"
+    assert body["overall"] == "up"
+    services = {s["name"]: s for s in body["services"]}
+    assert {"kafka", "redis", "provider"} <= set(services)
+    assert len([n for n in services if n.startswith("couchbase node")]) == settings.couchbase_nodes
+    assert all(s["state"] == "up" for s in services.values())
+    worker = next(c for c in body["components"] if c["kind"] == "worker")
+    assert worker["pid"] == worker_pid()
+    assert worker["rss_bytes"] > 0 and worker["uptime_s"] > 0 and worker["consumer_lag"] is not None
+
+
+async def test_killed_worker_is_reported_down_then_up_again(monitor, stack, settings):
+    assert await wait_for(lambda: all_up(monitor), timeout=20)
+    alerts_before = end_offsets(stack["kafka"]["address"], settings.topics.alerts)
+    pid = worker_pid()
+
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_gone(pid)
+
+    async def worker_down():
+        status, body = await monitor("/health")
+        states = {c["kind"]: c["state"] for c in body["components"]}
+        return status == 503 and states.get("worker") == "down"
+
+    assert await wait_for(worker_down, timeout=3 * settings.heartbeat_interval_s + 5, every=0.1)
+    took = time.monotonic() - killed_at
+    assert took <= 3 * settings.heartbeat_interval_s + 0.5, f"down reported after {took:.1f} s"
+
+    restarted = await asyncio.to_thread(paystream, "pipeline", "up", "worker")
+    assert restarted.returncode == 0, restarted.stderr
+    assert await wait_for(lambda: all_up(monitor), timeout=30)
+
+    alerts = [a for a in read_since(stack["kafka"]["address"], settings.topics.alerts, alerts_before)
+              if a["kind"] == "worker"]
+    assert [a["state"] for a in alerts][:2] == ["down", "up"], alerts
+    log = (ROOT / settings.state_dir / "monitor" / "monitor.log").read_text().splitlines()
+    changes = [json.loads(line) for line in log if '"state changed"' in line]
+    subject = alerts[0]["subject"]
+    assert any(c["subject"] == subject and c["state"] == "down" for c in changes)
+    assert any(c["subject"] == subject and c["state"] == "up" for c in changes)
+
+
+async def test_metrics_parse_and_count_payments(api, pipeline, settings):
+    urls = {name: f"{pipeline[name]['address']}/metrics" for name in ("ingress", "worker", "sinks", "monitor")}
+    before = {name: await scrape(url) for name, url in urls.items()}
+    n = 5
+    await pay(api, n)
+    await asyncio.sleep(settings.heartbeat_interval_s + 1)  # at least one more beat of everyone
+    after = {name: await scrape(url) for name, url in urls.items()}
+
+    def delta(component: str, name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after[component].get(key, 0) - before[component].get(key, 0)
+
+    assert delta("ingress", "paystream_http_requests_total", endpoint="startPayment", status="201") == n
+    assert delta("ingress", "paystream_http_requests_total", endpoint="postPayment", status="201") == n
+    assert delta("ingress", "paystream_http_request_duration_seconds_count", endpoint="postPayment") == n
+    assert delta("worker", "paystream_payment_transitions_total", to="receipted") == n
+    assert delta("worker", "paystream_payment_transitions_total", to="started") == n
+    assert delta("worker", "paystream_provider_request_duration_seconds_count", operation="confirm") == n
+    assert delta("sinks", "paystream_couchbase_write_duration_seconds_count", document="receipt") == n
+    assert delta("monitor", "paystream_heartbeats_received_total", kind="worker") > 0
+    assert any(name == "paystream_consumer_lag" for name, _ in after["worker"])
+
+
+async def test_one_payment_id_finds_its_lines_in_every_log(api, settings):
+    (receipt,) = await pay(api, 1)
+    await asyncio.sleep(2)  # the sinks write after the client has its answer
+    payment_id = receipt["payment_id"]
+    for component in ("ingress", "worker", "sinks"):
+        lines = (ROOT / settings.state_dir / component / f"{component}.log").read_text().splitlines()
+        mine = [json.loads(line) for line in lines if payment_id in line]
+        assert mine, f"no {component} log line names {payment_id}"
+        assert all(entry["payment_id"] == payment_id for entry in mine if "payment_id" in entry)
+        assert all(entry["component"] == component for entry in mine)
+        text = "\n".join(lines)
+        assert "jane.doe@example.com" not in text, f"{component} log shows an e-mail address"
+
+
+async def test_status_page_in_headless_chromium(api, pipeline, monitor):
+    assert shutil.which("chromium"), "Debian's chromium is missing: `make test` installs it (make browser)"
+    async def payments_charted():
+        await pay(api, 2)
+        await asyncio.sleep(1)
+        _, body = await monitor("/api/status")
+        return body if any(body["series"]["payments_per_s"]) else None
+
+    body = await wait_for(payments_charted, timeout=30, every=0)
+    assert body, "no payments in the monitor's series"
+
+    out = ROOT / "test-output"
+    out.mkdir(exist_ok=True)
+    shot = out / "status-page.png"
+    shot.unlink(missing_ok=True)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--window-size=1400,1100", "--virtual-time-budget=8000"]
+    url = pipeline["monitor"]["address"] + "/"
+    with tempfile.TemporaryDirectory() as profile:
+        dom = await asyncio.to_thread(subprocess.run, ["chromium", *flags, f"--user-data-dir={profile}",
+                                                       "--dump-dom", url], capture_output=True, text=True,
+                                      timeout=120)
+    with tempfile.TemporaryDirectory() as profile:
+        await asyncio.to_thread(subprocess.run, ["chromium", *flags, f"--user-data-dir={profile}",
+                                                 f"--screenshot={shot}", url], capture_output=True, timeout=120)
+    html = dom.stdout
+    assert 'data-loaded="true"' in html, dom.stderr[-2000:]
+    for component in body["components"]:
+        assert f'data-component-id="{component["id"]}"' in html
+    points = re.search(r'id="chart-payments"[^>]*data-points="(\d+)"|data-points="(\d+)"[^>]*id="chart-payments"', html)
+    assert points and int(points.group(1) or points.group(2)) > 0
+    assert shot.exists() and shot.stat().st_size > 10_000
