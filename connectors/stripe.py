@@ -130,7 +130,7 @@ class StripeProvider:
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(_Transient), stop=stop_after_attempt(self.max_attempts),
-                wait=wait_exponential_jitter(initial=0.1, max=2.0), reraise=True,
+                wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1), reraise=True,
             ):
                 with attempt:
                     return await self._send(operation, method, path, headers, params)

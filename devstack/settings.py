@@ -65,6 +65,20 @@ class DevSettings(Settings):
     def stripe_port(self) -> int:
         return urlsplit(self.stripe_api_base).port or 8420
 
+    def shifted_ports(self, offset: int) -> dict[str, str]:
+        """Every port of this stack moved by `offset`: the environment of a second stack beside it."""
+        return {
+            "PAYSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.kafka_port + offset}",
+            "PAYSTREAM_KAFKA_CONTROLLER_PORT": str(self.kafka_controller_port + offset),
+            "PAYSTREAM_REDIS_URL": f"redis://127.0.0.1:{self.redis_port + offset}/0",
+            "PAYSTREAM_STRIPE_API_BASE": f"http://127.0.0.1:{self.stripe_port + offset}",
+            "PAYSTREAM_COUCHBASE_BASE_PORT": str(self.couchbase_base_port + offset),
+            "PAYSTREAM_INGRESS_PORT": str(self.ingress_port + offset),
+            "PAYSTREAM_WORKER_WEB_PORT": str(self.worker_web_port + offset),
+            "PAYSTREAM_SINKS_WEB_PORT": str(self.sinks_web_port + offset),
+            "PAYSTREAM_MONITOR_PORT": str(self.monitor_port + offset),
+        }
+
 
 def get_dev_settings() -> DevSettings:
     return DevSettings()

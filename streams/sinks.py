@@ -53,7 +53,7 @@ def redis_cache():
 
 async def _until_done(write, what: str) -> None:
     async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(Exception), wait=wait_exponential_jitter(initial=0.2, max=10),
+        retry=retry_if_exception_type(Exception), wait=wait_exponential_jitter(multiplier=0.2, max=10),
         before_sleep=lambda state: log.warning("store write failed, retrying", what=what,
                                                error=repr(state.outcome.exception())),
     ):

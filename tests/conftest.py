@@ -38,7 +38,8 @@ def stack() -> dict[str, dict]:
 
 
 @pytest.fixture(scope="session")
-def settings() -> DevSettings:
+def settings(stack) -> DevSettings:
+    """Read after `stack up`, which writes the cluster's address into .env."""
     return DevSettings()
 
 

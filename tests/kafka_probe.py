@@ -23,7 +23,13 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 def read_since(bootstrap: str, topic: str, since: dict[int, int], until: float = 15.0,
                want: int | None = None) -> list[dict]:
-    """Every message appended after `since`, up to the current end (or until `want` arrive)."""
+    """Every message appended after `since`, up to the current end (or until `want` arrive), as JSON."""
+    return [json.loads(value) for value in read_raw_since(bootstrap, topic, since, until, want)]
+
+
+def read_raw_since(bootstrap: str, topic: str, since: dict[int, int], until: float = 15.0,
+                   want: int | None = None) -> list[bytes]:
+    """Every message value appended after `since`, as the bytes on the topic."""
     consumer = _consumer(bootstrap)
     try:
         tps = [TopicPartition(topic, p) for p in since]
@@ -31,10 +37,10 @@ def read_since(bootstrap: str, topic: str, since: dict[int, int], until: float =
         for tp in tps:
             consumer.seek(tp, since[tp.partition])
         deadline = time.monotonic() + until
-        values: list[dict] = []
+        values: list[bytes] = []
         while time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=500).values():
-                values.extend(json.loads(r.value) for r in records)
+                values.extend(r.value for r in records)
             ends = consumer.end_offsets(tps)
             caught_up = all(consumer.position(tp) >= ends[tp] for tp in tps)
             if (want is not None and len(values) >= want) or (want is None and caught_up):

@@ -20,16 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from devstack.settings import DevSettings
 from devstack.stack.errors import StackError
 
+#: The benchmark stack's ports are the main stack's plus this, so two checkouts with
+#: different main ports never share a benchmark port either. Every one stays below the
+#: kernel's ephemeral range (32768 and up), where a client socket could already hold it.
+PORT_OFFSET = 20000
 BENCH_ENV = {
-    "PAYSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:39092",
-    "PAYSTREAM_KAFKA_CONTROLLER_PORT": "39093",
-    "PAYSTREAM_REDIS_URL": "redis://127.0.0.1:36379/0",
-    "PAYSTREAM_STRIPE_API_BASE": "http://127.0.0.1:38420",
-    "PAYSTREAM_INGRESS_PORT": "38080",
-    "PAYSTREAM_WORKER_WEB_PORT": "36066",
-    "PAYSTREAM_SINKS_WEB_PORT": "36067",
-    "PAYSTREAM_COUCHBASE_BASE_PORT": "32000",
-    "PAYSTREAM_MONITOR_PORT": "38090",
     "PAYSTREAM_TOPIC_PREFIX": "bench",
     "PAYSTREAM_WORKER_ID": "bench-worker",
     "PAYSTREAM_SINKS_ID": "bench-sinks",
@@ -40,7 +35,7 @@ BENCH_ENV = {
     # A worker rebuilding a table of a million payments takes minutes.
     "PAYSTREAM_SERVICE_START_TIMEOUT_S": "900",
 }
-FLOOR_PORT = 38099
+
 
 
 class BenchStack:
@@ -48,8 +43,10 @@ class BenchStack:
         self.root = root
         self.keep = keep
         self.say = say
+        self.floor_port = base.ingress_port + PORT_OFFSET + 19  # 28099 beside the default ports
         self.env = {
             **BENCH_ENV,
+            **base.shifted_ports(PORT_OFFSET),
             "PAYSTREAM_STATE_DIR": str((root / base.state_dir / "bench").resolve()),
             # Its own env file: the stack's learned addresses never reach the main stack's .env.
             "PAYSTREAM_ENV_FILE": str((root / base.state_dir / "bench" / "stack.env").resolve()),
@@ -67,7 +64,7 @@ class BenchStack:
         return result
 
     def __enter__(self) -> BenchStack:
-        self.say("starting the benchmark stack and pipeline (ports 3xxxx, state .stack/bench) ...")
+        self.say("starting the benchmark stack and pipeline (ports 2xxxx, state .stack/bench) ...")
         self._saved_env = dict(os.environ)
         os.environ.update(self.env)
         os.environ.pop("COUCHBASE_CONNSTR", None)

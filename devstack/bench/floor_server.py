@@ -1,6 +1,6 @@
 """The least an HTTP cache read can cost in this stack: aiohttp, one Redis GET, the bytes back.
 
-    python -m devstack.bench.floor_server --port 38099 --redis-url redis://127.0.0.1:36379/0
+    python -m devstack.bench.floor_server --port 28099 --redis-url redis://127.0.0.1:26379/0
 """
 
 from __future__ import annotations

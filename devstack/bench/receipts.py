@@ -11,7 +11,7 @@ import time
 import aiohttp
 
 from devstack.bench import tools
-from devstack.bench.bench_stack import FLOOR_PORT, BenchStack
+from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import Step
 from devstack.settings import DevSettings
 
@@ -48,10 +48,10 @@ def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=
         for r in receipts
     ]
     floor_targets = [
-        {"method": "GET", "url": f"http://127.0.0.1:{FLOOR_PORT}/get?key=receipt:{r['user_id']}:{r['receipt_id']}"}
+        {"method": "GET", "url": f"http://127.0.0.1:{stack.floor_port}/get?key=receipt:{r['user_id']}:{r['receipt_id']}"}
         for r in receipts
     ]
-    floor = subprocess.Popen([sys.executable, "-m", "devstack.bench.floor_server", "--port", str(FLOOR_PORT),
+    floor = subprocess.Popen([sys.executable, "-m", "devstack.bench.floor_server", "--port", str(stack.floor_port),
                               "--redis-url", settings.redis_url], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     steps: list[Step] = []

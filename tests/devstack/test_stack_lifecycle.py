@@ -8,26 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from devstack.settings import DevSettings
 from devstack import envfile
+from devstack.settings import DevSettings
 from devstack.stack.process import read_pid
 from tests.conftest import ROOT, paystream
 
 pytestmark = pytest.mark.lifecycle
+OFFSET = 10000  # the isolated stack's ports: the main stack's plus this
 
 
 @pytest.fixture
 def isolated(tmp_path, stack, settings) -> dict[str, str]:
     """Settings for a second stack that cannot touch the main one."""
     env = {
+        **settings.shifted_ports(OFFSET),
         "PAYSTREAM_STATE_DIR": str(tmp_path / "state"),
         "PAYSTREAM_TOOLS_DIR": str((ROOT / settings.tools_path).resolve()),
-        "PAYSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
-        "PAYSTREAM_KAFKA_CONTROLLER_PORT": "19093",
-        "PAYSTREAM_REDIS_URL": "redis://127.0.0.1:16379/0",
-        "PAYSTREAM_STRIPE_API_BASE": "http://127.0.0.1:18420",
         "PAYSTREAM_KAFKA_HEAP": "256m",
-        "PAYSTREAM_COUCHBASE_BASE_PORT": "22000",
         "PAYSTREAM_ENV_FILE": str(tmp_path / "stack.env"),
     }
     yield env
@@ -92,14 +89,15 @@ def test_up_twice_starts_nothing_new_and_down_leaves_nothing(isolated):
     assert not (state_dir / "kafka").exists()
 
 
-def test_taken_port_names_service_and_port_and_starts_nothing(isolated):
+def test_taken_port_names_service_and_port_and_starts_nothing(isolated, settings):
+    port = settings.stripe_port + OFFSET
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", 18420))
+        squatter.bind(("127.0.0.1", port))
         squatter.listen()
         result = paystream("stack", "up", env=isolated)
     assert result.returncode == 1
-    assert "stripe needs 127.0.0.1:18420" in result.stderr
+    assert f"stripe needs 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
     assert _our_processes(Path(isolated["PAYSTREAM_STATE_DIR"])) == []
 
@@ -120,15 +118,16 @@ def test_service_that_misses_its_timeout_shows_its_log_and_is_stopped(isolated):
     assert _our_processes(Path(isolated["PAYSTREAM_STATE_DIR"])) == []
 
 
-def test_learned_addresses_go_to_its_env_file_and_survive_a_restart(isolated):
+def test_learned_addresses_go_to_its_env_file_and_survive_a_restart(isolated, settings):
     """The cluster's ports are fixed, so its address in the env file is the same after a restart;
     the main stack's .env is never touched by another stack."""
     main_env = (ROOT / ".env").read_text() if (ROOT / ".env").exists() else None
     env_file = Path(isolated["PAYSTREAM_ENV_FILE"])
     assert paystream("stack", "up", "couchbase", env=isolated).returncode == 0
     learned = envfile.managed(env_file)
-    assert learned["COUCHBASE_CONNSTR"] == "couchbase://127.0.0.1:22000,127.0.0.1:22012,127.0.0.1:22024"
-    assert learned["PAYSTREAM_COUCHBASE_MGMT_URL"].startswith("http://127.0.0.1:220")
+    base = settings.couchbase_base_port + OFFSET
+    assert learned["COUCHBASE_CONNSTR"] == f"couchbase://127.0.0.1:{base},127.0.0.1:{base + 12},127.0.0.1:{base + 24}"
+    assert learned["PAYSTREAM_COUCHBASE_MGMT_URL"].startswith("http://127.0.0.1:")
 
     assert paystream("stack", "down", "couchbase", env=isolated).returncode == 0
     assert paystream("stack", "up", "couchbase", env=isolated).returncode == 0

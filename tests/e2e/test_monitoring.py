@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api_client import identity
 from tests.conftest import ROOT, paystream
-from tests.kafka_probe import end_offsets, read_since
 from tests.e2e.test_pipeline_recovery import wait_gone, worker_pid
+from tests.kafka_probe import end_offsets, read_since
 
 KINDS = {"monitor", "worker", "sinks", "ingress"}
 
