@@ -59,7 +59,7 @@ class KafkaBroker(Service):
         require_tool("java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)")
         mvn = require_tool("mvn", "install Apache Maven (Debian: apt-get install maven)")
         self.libs.mkdir(parents=True, exist_ok=True)
-        pom = resources.files("paystream.stack") / "kafka" / "pom.xml"
+        pom = resources.files("devstack.stack") / "kafka" / "pom.xml"
         with resources.as_file(pom) as pom_path:
             result = subprocess.run(
                 [mvn, "-q", "-B", "-f", str(pom_path), "dependency:copy-dependencies",
