@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     idempotency_ttl_s: int = 24 * 3600
 
+    internal_token: SecretStr = Field(
+        SecretStr(""), description="Bearer token of the internal HTTP pages (worker's table queries); "
+                                   "empty: those pages answer 401 to everyone.")
+
     # --- worker and sinks ----------------------------------------------------
     worker_id: str = "paystream-worker"
     worker_web_port: int = 6066

@@ -30,6 +30,11 @@ def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         autodiscover=False,
+        # Faust's own pages would serve table contents (e-mails, payment methods) to anyone who
+        # can reach the port; ours are in streams/web.py, behind the internal token.
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
     )
     add_readiness_page(app)
     return app

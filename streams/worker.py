@@ -31,6 +31,7 @@ from paystream.settings import get_settings
 from streams import observability
 from streams.app import make_app
 from streams.dead_letters import DeadLetters, headers_of
+from streams.web import internal
 from tables import queries
 from tables.payments import TableStore, payments_table
 
@@ -68,6 +69,7 @@ async def reply(payment_id: str, value: CommandReply) -> None:
 class PaymentsSummary(View):
     """Counts by state, money taken per currency, and payments stuck in flight (this worker's partitions)."""
 
+    @internal(settings)
     async def get(self, request: Request) -> Response:
         return self.json(queries.summary(payments.values(), datetime.now(UTC)))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import time
@@ -123,6 +124,9 @@ class Stack:
     def _write_exports(self) -> None:
         """What paystream needs to reach the running services, into the env file's managed block."""
         exports = envfile.managed(self.settings.env_file)
+        if not self.settings.internal_token.get_secret_value():
+            # The worker's internal pages need a token; the dev stack makes one once.
+            exports.setdefault("PAYSTREAM_INTERNAL_TOKEN", secrets.token_urlsafe(24))
         for service in self.services.values():
             if not service.external and self.running(service):
                 exports.update(service.exports())

@@ -167,11 +167,21 @@ async def test_another_users_payment_is_404(api):
     assert (await api.payment(stranger, started.body["payment_id"])).status == 404
 
 
-async def test_analysts_summary_of_the_payments_table_counts_a_new_payment(api, pipeline):
+async def test_analysts_summary_of_the_payments_table_counts_a_new_payment(api, pipeline, settings):
+    url = f"{pipeline['worker']['address']}/tables/payments/summary/"
+    token = {"Authorization": f"Bearer {settings.internal_token.get_secret_value()}"}
+
     async def summary() -> dict:
-        async with api.session.get(f"{pipeline['worker']['address']}/tables/payments/summary/") as resp:
+        async with api.session.get(url, headers=token) as resp:
             assert resp.status == 200
             return await resp.json()
+
+    # Table contents are internal: without the token, or on Faust's own table pages, nothing.
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        async with api.session.get(url, headers=headers) as resp:
+            assert resp.status == 401
+    async with api.session.get(f"{pipeline['worker']['address']}/table/payments/") as resp:
+        assert resp.status == 404
 
     before = await summary()
     who = identity()
