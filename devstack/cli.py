@@ -42,7 +42,8 @@ def _service_group(app: typer.Typer, name: str, help_: str, group_key: str) -> N
     def stack() -> manager.Stack:
         from devstack.settings import get_dev_settings
 
-        return manager.Stack(get_dev_settings(), say=lambda line: typer.echo(line, err=True), types=types)
+        kind = manager.PipelineStack if group_key == "pipeline" else manager.Stack
+        return kind(get_dev_settings(), say=lambda line: typer.echo(line, err=True), types=types)
 
     @group.command()
     def up(services: Names = None) -> None:

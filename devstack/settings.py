@@ -28,6 +28,13 @@ class DevSettings(Settings):
     couchbase_base_port: int = Field(12000, description="First of the local cluster's ports (fixed across restarts).")
     gocaves_version: str = "v0.0.1-75"
 
+    pipeline_start_secs: int = Field(
+        5, description="A pipeline process that dies sooner after its start is retried with backoff.")
+    pipeline_start_retries: int = Field(
+        10, description="Failed starts in a row (backoff 1, 2, 3 ... s) before supervisord gives up.")
+    pipeline_log_max_bytes: int = Field(20 * 1024 * 1024, description="A pipeline log is rotated at this size.")
+    pipeline_log_backups: int = Field(5, description="Rotated pipeline logs kept.")
+
     stripe_sandbox_persist: bool = Field(
         True, description="Whether the local sandbox keeps its payments across restarts (benchmarks turn it off)."
     )

@@ -30,13 +30,16 @@ STATIC = Path(__file__).parent / "static"
 
 COMPONENT_UP = Gauge("paystream_component_up", "1 while a component's heartbeats arrive.", ["component", "kind"])
 SERVICE_UP = Gauge("paystream_service_up", "1 while the monitor's probe of a service succeeds.", ["service"])
+RESTARTS = Counter("paystream_component_restarts", "Restarts seen in a component's heartbeats (new pid or uptime).",
+                   ["component", "kind"])
 BEATS = Counter("paystream_heartbeats_received", "Heartbeats received.", ["kind"])
 
 
 class Monitor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.components = Components(settings.heartbeat_interval_s, settings.missed_beats_down)
+        self.components = Components(settings.heartbeat_interval_s, settings.missed_beats_down,
+                                     settings.crash_loop_restarts, settings.crash_loop_window_s)
         self.series = Series()
         self.sampler = Sampler()
         self.services: dict[str, tuple[bool, str]] = {}
@@ -95,6 +98,8 @@ class Monitor:
             change = self.components.beat(beat, time.monotonic())
             BEATS.labels(beat.kind).inc()
             if change is not None:
+                if change.state in ("restarted", "crash_loop"):
+                    RESTARTS.labels(change.subject, change.kind).inc()
                 if change.state == "stopped":
                     with contextlib.suppress(KeyError):
                         COMPONENT_UP.remove(change.subject, change.kind)
@@ -154,7 +159,7 @@ class Monitor:
     async def _announce(self, change: Change) -> None:
         alert = Alert(at=utc_now("seconds"), subject=change.subject, kind=change.kind,
                       previous=change.previous, state=change.state, reason=change.reason)
-        level = log.warning if change.state == "down" else log.info
+        level = log.warning if change.state in ("down", "restarted", "crash_loop") else log.info
         level("state changed", **alert.model_dump(exclude={"schema_version"}))
         try:
             await self.producer.send_and_wait(self.settings.topics.alerts, key=change.subject.encode(),

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     # --- monitoring ----------------------------------------------------------
     heartbeat_interval_s: float = Field(2.0, description="How often every process publishes a heartbeat.")
     missed_beats_down: int = Field(3, description="Missed heartbeats after which a component is down.")
+    crash_loop_restarts: int = Field(3, description="Restarts within the window that make a crash loop.")
+    crash_loop_window_s: float = Field(300.0, description="The crash-loop window (seconds).")
     monitor_host: str = "127.0.0.1"
     monitor_port: int = 8090
     log_level: str = "INFO"

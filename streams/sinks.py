@@ -26,7 +26,7 @@ log = get_logger("paystream.sinks")
 
 settings = get_settings()
 topics = settings.topics
-app = make_app(settings.sinks_id, settings, settings.sinks_web_port)
+app = make_app(settings.sinks_id, settings, settings.sinks_web_port, store="memory://")
 dead_letters = DeadLetters(app, settings, "sinks")
 
 events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
