@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api_client import identity
-from tests.conftest import ROOT, paystream
+from tests.conftest import ROOT
 from tests.kafka_probe import end_offsets, read_since
 from tests.pipeline_procs import wait_gone, wait_restarted, worker_pid
 
