@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING
 from paystream.clock import utc_now
 from paystream.handlers import CommandHandler
 from paystream.ports import PaymentStore
+from paystream.rebuild import StoreRebuild
 from paystream.settings import Settings
 
 if TYPE_CHECKING:
+    from connectors.couchbase_bulk import CouchbaseBulkWriter
     from connectors.couchbase_store import CouchbaseStore
     from connectors.kafka_commands import KafkaCommandBus
+    from connectors.kafka_log import KafkaEventLog
     from connectors.redis_cache import RedisCache
     from connectors.stripe import StripeProvider
 
@@ -62,3 +65,21 @@ def ensure_topics(settings: Settings) -> list[str]:
     from connectors.kafka_admin import ensure_topics
 
     return ensure_topics(settings)
+
+
+def event_log(settings: Settings) -> KafkaEventLog:
+    from connectors.kafka_log import KafkaEventLog
+
+    return KafkaEventLog(settings.kafka_bootstrap)
+
+
+async def store_writer(settings: Settings) -> CouchbaseBulkWriter:
+    from connectors.couchbase_bulk import CouchbaseBulkWriter
+
+    return await CouchbaseBulkWriter.connect(settings)
+
+
+async def store_rebuild(settings: Settings) -> StoreRebuild:
+    """Replays the events and receipts topics into Couchbase and the receipt cache."""
+    return StoreRebuild(event_log(settings), await store_writer(settings), receipt_cache(settings), settings.topics,
+                        batch=settings.rebuild_batch)

@@ -93,6 +93,34 @@ def schemas(
         typer.echo(str(path))
 
 
+store = typer.Typer(help="The stores (Couchbase, the receipt cache), derived from the topics.", no_args_is_help=True)
+app.add_typer(store, name="store")
+
+
+@store.command()
+def rebuild() -> None:
+    """Replay the events and receipts topics into Couchbase and the receipt cache.
+
+    Safe beside running sinks: a payment is never replaced by an older version of itself."""
+    import asyncio
+
+    from paystream import bootstrap
+
+    settings = get_settings()
+
+    async def run():
+        rebuilder = await bootstrap.store_rebuild(settings)
+        try:
+            return await rebuilder.rebuild()
+        finally:
+            await rebuilder.store.close()
+            await rebuilder.cache.close()
+
+    done = asyncio.run(run())
+    typer.echo(json.dumps({"records": done.records, "documents": done.documents, "unreadable": done.unreadable,
+                           "seconds": round(done.seconds, 2), "documents_per_s": round(done.documents_per_s)}))
+
+
 for _plugin in entry_points(group="paystream.commands"):
     _plugin.load()(app)
 

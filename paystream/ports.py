@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -91,3 +92,53 @@ class DocumentStore(Protocol):
         ...
 
     async def get_transaction(self, transaction_id: str) -> TransactionRef | None: ...
+
+
+# --- rebuilding the stores from the log (paystream/rebuild.py) ----------------------------
+@dataclass(frozen=True)
+class LogRecord:
+    """One message of a topic, where it sits in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+class EventLog(Protocol):
+    """The topics read as a log (Kafka): where they end, what a consumer group has committed, ranges."""
+
+    async def end_offsets(self, topic: str) -> dict[int, int]: ...
+
+    async def committed(self, group: str, topic: str) -> dict[int, int]:
+        """The group's committed offset of each partition it has one for."""
+        ...
+
+    def read(self, ranges: dict[tuple[str, int], tuple[int, int]], batch: int) -> AsyncIterator[list[LogRecord]]:
+        """The records of each (topic, partition) from start (inclusive) to end (exclusive), in
+        batches; within a partition in log order."""
+        ...
+
+
+class StoreWriter(Protocol):
+    """Bulk writes for a rebuild (Couchbase): never replaces a payment with an older version of itself."""
+
+    async def write_payments(self, payments: list[Payment]) -> int:
+        """Write each payment unless the store holds the same or a newer version; return how many were written."""
+        ...
+
+    async def write_transactions(self, refs: dict[str, TransactionRef]) -> int: ...
+
+    async def write_receipts(self, receipts: list[Receipt]) -> int: ...
+
+    async def applied_offsets(self, names: list[str]) -> dict[str, int | None]:
+        """The markers: for each (topic, partition) name, the offset below which the store holds everything."""
+        ...
+
+    async def set_applied_offsets(self, offsets: dict[str, int]) -> None: ...
+
+
+class ReceiptCacheWriter(Protocol):
+    async def put_receipts(self, receipts: list[Receipt]) -> None:
+        """Cache receipts in one round trip (each for what is left of its lifetime)."""
+        ...

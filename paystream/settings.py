@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     sinks_id: str = "paystream-sinks"
     sinks_web_port: int = 6067
     receipt_cache_ttl_s: int = 7 * 24 * 3600
+    rebuild_batch: int = Field(2000, description="Records per batch when the stores are rebuilt from the topics.")
+    store_check_interval_s: float = Field(
+        5.0, description="How often the sinks compare the store's markers with what they applied (and replay a gap).")
     transaction_index_ttl_s: int = 30 * 24 * 3600
 
     # --- monitoring ----------------------------------------------------------

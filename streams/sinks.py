@@ -5,6 +5,11 @@ its sink, never a payment. Writes are upserts by key, so a redelivered
 event writes the same document again. A failing store is retried until it
 answers; nothing is skipped. A message that cannot be read goes to the
 dead-letter topic.
+
+The store is derived from the topics (paystream/rebuild.py): every
+`store_check_interval_s` the sinks compare the store's markers with what they
+applied, move the markers on, and replay by themselves whatever the store lost
+(a wiped or restarted cluster, an older copy).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from paystream import bootstrap
 from paystream.domain.model import Status
 from paystream.observability.logs import get_logger
 from paystream.ports import TransactionRef
+from paystream.rebuild import StoreWatch
 from paystream.settings import get_settings
 from streams import observability
 from streams.app import make_app
@@ -35,6 +41,7 @@ observability.install(app, "sinks", settings, settings.sinks_web_port, {topics.e
 
 _couchbase = None
 _redis = None
+_watch = StoreWatch(settings.sinks_id)
 
 
 async def couchbase():
@@ -61,9 +68,34 @@ async def _until_done(write, what: str) -> None:
             await write()
 
 
+@app.timer(settings.store_check_interval_s)
+async def follow_the_store() -> None:
+    """Keep the store's markers and replay what it lost."""
+    if app.rebalancing:
+        return
+    sources = {topics.events, topics.receipts}
+    assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in sources}
+    if not assigned:
+        return
+    try:
+        if _watch.rebuild is None:
+            _watch.rebuild = await bootstrap.store_rebuild(settings)
+        replayed = await _watch.check(assigned)
+    except Exception as exc:  # the store or Kafka is unwell: the next round tries again
+        log.warning("store check failed", error=repr(exc))
+        return
+    if replayed is not None:
+        log.warning("the store had lost data: replayed it from the topics", records=replayed.records,
+                    documents=replayed.documents, seconds=round(replayed.seconds, 2))
+
+
+def applied(event) -> None:
+    _watch.note(event.message.topic, event.message.partition, event.message.offset)
+
+
 @app.agent(events_topic)
 async def payments_to_couchbase(stream):
-    async for _event, changed in dead_letters.readable(stream, "events"):
+    async for event, changed in dead_letters.readable(stream, "events"):
         payment = changed.payment
         store = await couchbase()
         await _until_done(lambda: store.upsert_payment(payment), f"payment {payment.payment_id}")
@@ -71,16 +103,18 @@ async def payments_to_couchbase(stream):
             ref = TransactionRef(payment.payment_id, payment.user_id)
             await _until_done(lambda: store.upsert_transaction(payment.transaction_id, ref),
                               f"transaction index of {payment.payment_id}")
+        applied(event)
         log.info("payment stored", payment_id=payment.payment_id, transaction_id=payment.transaction_id,
                  status=payment.status.value)
 
 
 @app.agent(receipts_topic)
 async def receipts_to_stores(stream):
-    async for _event, receipt in dead_letters.readable(stream, "receipts"):
+    async for event, receipt in dead_letters.readable(stream, "receipts"):
         store, cache = await couchbase(), redis_cache()
         await asyncio.gather(
             _until_done(lambda: store.upsert_receipt(receipt), f"receipt {receipt.receipt_id}"),
             _until_done(lambda: cache.put_receipt(receipt), f"cached receipt {receipt.receipt_id}"),
         )
+        applied(event)
         log.info("receipt stored and cached", payment_id=receipt.payment_id, receipt_id=receipt.receipt_id)

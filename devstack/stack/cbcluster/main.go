@@ -8,6 +8,7 @@ package main
 import (
 	"encoding/json"
 	"flag"
+	"io"
 	"log"
 	"os"
 	"os/signal"
@@ -48,7 +49,14 @@ func main() {
 	}
 	infoPath := flag.String("info", "", "file to write the cluster's addresses to (JSON)")
 	basePort := flag.Int("base-port", 0, "first of the consecutive ports the listeners take (0: any free ports)")
+	verbose := flag.Bool("verbose", false, "keep gocaves' own log (a line per packet: slow, and it grows without end)")
 	flag.Parse()
+
+	// gocaves logs every packet through the standard logger; ours goes to stderr on its own.
+	say := log.New(os.Stderr, "cbcluster: ", log.LstdFlags)
+	if !*verbose {
+		log.SetOutput(io.Discard)
+	}
 
 	if *basePort > 0 {
 		// Every node opens the same listeners in the same order, so fixed
@@ -58,27 +66,27 @@ func main() {
 	}
 
 	if *nodes < 1 || int(*replicas) >= *nodes {
-		log.Fatalf("need nodes >= 1 and replicas < nodes (got %d nodes, %d replicas)", *nodes, *replicas)
+		say.Fatalf("need nodes >= 1 and replicas < nodes (got %d nodes, %d replicas)", *nodes, *replicas)
 	}
 
 	cluster, err := mockimpl.NewCluster(mock.NewClusterOptions{InitialNode: mock.NewNodeOptions{}})
 	if err != nil {
-		log.Fatalf("create cluster: %v", err)
+		say.Fatalf("create cluster: %v", err)
 	}
 	for i := 1; i < *nodes; i++ {
 		if _, err := cluster.AddNode(mock.NewNodeOptions{}); err != nil {
-			log.Fatalf("add node: %v", err)
+			say.Fatalf("add node: %v", err)
 		}
 	}
 	if _, err := cluster.AddBucket(mock.NewBucketOptions{
 		Name: *bucket, Type: mock.BucketTypeCouchbase, NumReplicas: *replicas,
 	}); err != nil {
-		log.Fatalf("add bucket: %v", err)
+		say.Fatalf("add bucket: %v", err)
 	}
 	if err := cluster.Users().UpsertUser(mockauth.UpsertUserOptions{
 		Username: *user, Password: password, Roles: []string{"admin"},
 	}); err != nil {
-		log.Fatalf("add user: %v", err)
+		say.Fatalf("add user: %v", err)
 	}
 
 	info := clusterInfo{
@@ -95,13 +103,13 @@ func main() {
 		// Written atomically: the stack manager polls for this file.
 		tmp := *infoPath + ".tmp"
 		if err := os.WriteFile(tmp, out, 0o644); err != nil {
-			log.Fatalf("write info: %v", err)
+			say.Fatalf("write info: %v", err)
 		}
 		if err := os.Rename(tmp, filepath.Clean(*infoPath)); err != nil {
-			log.Fatalf("write info: %v", err)
+			say.Fatalf("write info: %v", err)
 		}
 	}
-	log.Printf("cluster ready: %s", out)
+	say.Printf("cluster ready: %s", out)
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)

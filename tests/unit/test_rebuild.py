@@ -1,0 +1,173 @@
+"""Rebuilding the stores from the log, against in-process stand-ins of the ports."""
+
+from __future__ import annotations
+
+from paystream import messages
+from paystream.domain.commands import StartPayment
+from paystream.domain.events import PaymentChanged
+from paystream.domain.model import Payment
+from paystream.ports import LogRecord, TransactionRef
+from paystream.rebuild import StoreRebuild, StoreWatch, marker_name, project
+from paystream.topics import TopicNames
+
+TOPICS = TopicNames.for_prefix("t")
+
+
+def started(n: int) -> Payment:
+    command = StartPayment(command_id=f"cmd{n}", payment_id=f"pay_{n}", user_id=f"u{n}", email="a@example.com",
+                           requested_at="2026-11-26T00:00:00Z", payment_type="credit")
+    return Payment.start(command, "2026-11-26T00:00:00.000Z")
+
+
+def history(n: int) -> list[Payment]:
+    first = started(n)
+    return [first, first.tokenized(f"pi_{n}", None, "2026-11-26T00:00:01.000Z")]
+
+
+class Log:
+    def __init__(self) -> None:
+        self.topics: dict[tuple[str, int], list[bytes]] = {}
+
+    def append(self, topic: str, partition: int, value: bytes) -> None:
+        self.topics.setdefault((topic, partition), []).append(value)
+
+    def event(self, partition: int, payment: Payment) -> None:
+        self.append(TOPICS.events, partition, messages.encode(PaymentChanged.of(payment)))
+
+    async def end_offsets(self, topic):
+        return {p: len(values) for (t, p), values in self.topics.items() if t == topic}
+
+    async def committed(self, group, topic):
+        return {}
+
+    async def read(self, ranges, batch):
+        for (topic, partition), (start, end) in sorted(ranges.items()):
+            values = self.topics.get((topic, partition), [])[start:end]
+            for i in range(0, len(values), batch):
+                yield [LogRecord(topic, partition, start + i + j, v) for j, v in enumerate(values[i:i + batch])]
+
+
+class Store:
+    def __init__(self) -> None:
+        self.payments: dict[str, Payment] = {}
+        self.transactions: dict[str, TransactionRef] = {}
+        self.receipts: dict[str, object] = {}
+        self.markers: dict[str, int] = {}
+
+    async def write_payments(self, payments):
+        newer = [p for p in payments if p.payment_id not in self.payments
+                 or self.payments[p.payment_id].version < p.version]
+        self.payments.update({p.payment_id: p for p in newer})
+        return len(newer)
+
+    async def write_transactions(self, refs):
+        fresh = {k: v for k, v in refs.items() if k not in self.transactions}
+        self.transactions.update(fresh)
+        return len(fresh)
+
+    async def write_receipts(self, receipts):
+        self.receipts.update({r.receipt_id: r for r in receipts})
+        return len(receipts)
+
+    async def applied_offsets(self, names):
+        return {n: self.markers.get(n) for n in names}
+
+    async def set_applied_offsets(self, offsets):
+        self.markers.update(offsets)
+
+
+class Cache:
+    def __init__(self) -> None:
+        self.receipts = {}
+
+    async def put_receipts(self, receipts):
+        self.receipts.update({r.receipt_id: r for r in receipts})
+
+
+def rebuilder(log: Log, store: Store | None = None, batch: int = 3) -> StoreRebuild:
+    return StoreRebuild(log, store or Store(), Cache(), TOPICS, batch=batch)
+
+
+def test_a_batch_keeps_each_payments_latest_version_and_its_transaction():
+    log = Log()
+    for payment in history(1):
+        log.event(0, payment)
+    records = [LogRecord(TOPICS.events, 0, i, v) for i, v in enumerate(log.topics[(TOPICS.events, 0)])]
+    records.append(LogRecord(TOPICS.events, 0, 2, b"not json"))
+    projection = project(records, TOPICS)
+    assert projection.payments["pay_1"].status.value == "tokenized"
+    assert projection.transactions == {"pi_1": TransactionRef("pay_1", "u1")}
+    assert projection.unreadable == 1
+
+
+async def test_rebuild_writes_every_payment_and_marks_the_ends():
+    log = Log()
+    for n in range(5):
+        for payment in history(n):
+            log.event(n % 2, payment)
+    rebuild = rebuilder(log)
+    done = await rebuild.rebuild()
+    store = rebuild.store
+    assert done.records == 10
+    assert {p.payment_id: p.status.value for p in store.payments.values()} == {f"pay_{n}": "tokenized" for n in range(5)}
+    assert set(store.transactions) == {f"pi_{n}" for n in range(5)}
+    assert store.markers == {marker_name(TOPICS.events, 0): 6, marker_name(TOPICS.events, 1): 4}
+    # A second replay of the same log changes nothing.
+    again = await rebuild.rebuild()
+    assert again.records == 10 and again.documents == 0
+
+
+async def test_a_replay_never_takes_a_payment_back():
+    log = Log()
+    old, new = history(7)
+    log.event(0, old)
+    store = Store()
+    store.payments["pay_7"] = new  # the live sinks already wrote the newer state
+    await rebuilder(log, store).rebuild()
+    assert store.payments["pay_7"].version == new.version
+
+
+async def test_the_watch_marks_what_was_applied_and_replays_what_a_wiped_store_lost():
+    log = Log()
+    for n in range(4):
+        for payment in history(n):
+            log.event(0, payment)
+    store = Store()
+    watch = StoreWatch("sinks", rebuilder(log, store))
+    tp = (TOPICS.events, 0)
+    for offset in range(8):  # the live sinks applied all eight events
+        watch.note(*tp, offset)
+    assert await watch.check({tp}) is None
+    assert store.markers == {marker_name(*tp): 8}
+
+    store.__init__()  # the cluster restarted empty
+    replayed = await watch.check({tp})
+    assert replayed.records == 8
+    assert len(store.payments) == 4 and store.markers == {marker_name(*tp): 8}
+
+
+async def test_the_watch_replays_only_the_gap_of_a_store_that_is_behind():
+    log = Log()
+    for n in range(4):
+        for payment in history(n):
+            log.event(0, payment)
+    store = Store()
+    watch = StoreWatch("sinks", rebuilder(log, store))
+    tp = (TOPICS.events, 0)
+    for offset in range(8):
+        watch.note(*tp, offset)
+    await watch.check({tp})
+    store.markers[marker_name(*tp)] = 6  # an older copy of the store came back
+    replayed = await watch.check({tp})
+    assert replayed.records == 2
+
+
+async def test_a_partition_given_up_in_a_rebalance_is_forgotten():
+    log = Log()
+    log.event(0, started(1))
+    store = Store()
+    watch = StoreWatch("sinks", rebuilder(log, store))
+    watch.note(TOPICS.events, 0, 0)
+    await watch.check({(TOPICS.events, 0)})
+    assert await watch.check(set()) is None
+    assert watch.applied == {} and watch.floor == {}
