@@ -81,7 +81,51 @@ def _service_group(app: typer.Typer, name: str, help_: str, group_key: str) -> N
         if not all(r.healthy for r in rows):
             raise typer.Exit(code=1)
 
+    if group_key == "stack":
+        _failover_commands(group)
     app.add_typer(group, name=name)
+
+
+def _failover_commands(group: typer.Typer) -> None:
+    Service = Annotated[str, typer.Argument(help="The service: couchbase (the local cluster).")]
+    Node = Annotated[Optional[str], typer.Argument(help="Node number (1..N) or id.", show_default=False)]
+
+    def cluster(service: str):
+        from devstack.settings import get_dev_settings
+        from devstack.stack.couchbase_cluster import CouchbaseCluster
+
+        if service != "couchbase":
+            raise _fail(f"failover is for couchbase only, not {service}")
+        return CouchbaseCluster(get_dev_settings())
+
+    def show(nodes: list[dict]) -> None:
+        for n in nodes:
+            typer.echo(f"node {n['number']}  {n['id']}  kv 127.0.0.1:{n['kv_port']}  {n['state']}")
+
+    @group.command()
+    def failover(service: Service, node: Node = None) -> None:
+        """Fail a node of the local cluster over (default: the last active one): its replicas become
+        active, its ports close, the SDKs follow the new map."""
+        from devstack.stack.errors import StackError
+
+        try:
+            target = cluster(service).failover(node)
+            typer.echo(f"failed over node {target['number']} ({target['id']})", err=True)
+            show(cluster(service).nodes())
+        except StackError as exc:
+            raise _fail(exc) from None
+
+    @group.command()
+    def recover(service: Service, node: Node = None) -> None:
+        """Add failed-over nodes back (default: all) and rebalance."""
+        from devstack.stack.errors import StackError
+
+        try:
+            for target in cluster(service).recover(node):
+                typer.echo(f"recovered node {target['number']} ({target['id']})", err=True)
+            show(cluster(service).nodes())
+        except StackError as exc:
+            raise _fail(exc) from None
 
 
 def demo() -> None:

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter, Gauge
 
-from monitor.probes import Probes
+from monitor.probes import ProbeResult, Probes
 from monitor.sampler import Sampler, flatten
 from monitor.state import Change, Components, Series
 from paystream import bootstrap, messages
@@ -127,7 +127,12 @@ class Monitor:
                 await self._announce(change)
 
     async def _sample(self, dt: float) -> None:
-        for result in await self.probes.run_all():
+        results = await self.probes.run_all()
+        # A service no longer reported (a node failed over, out of the cluster's list) is down.
+        reported = {r.name for r in results}
+        results += [ProbeResult(name, False, "no longer in the cluster's node list (failed over or removed)")
+                    for name in self.services if name not in reported and name.startswith("couchbase node")]
+        for result in results:
             previous = self.services.get(result.name)
             self.services[result.name] = (result.ok, result.detail)
             SERVICE_UP.labels(result.name).set(1 if result.ok else 0)

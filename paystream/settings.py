@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         description="The Couchbase cluster (`stack up` writes the local one's into .env).",
     )
     couchbase_mgmt_url: str | None = Field(
-        None, description="REST address of the cluster; defaults to port 8091 of its first host."
+        None, description="REST address(es) of the cluster, comma-separated; defaults to port 8091 of its first host."
     )
     couchbase_username: str = "Administrator"
     couchbase_password: SecretStr = SecretStr("password")
@@ -98,11 +98,16 @@ class Settings(BaseSettings):
 
     @property
     def couchbase_mgmt(self) -> str:
-        """The cluster's REST address: the setting, or port 8091 of the connection string's first host."""
+        """The cluster's (first) REST address: the setting, or port 8091 of the connection string's first host."""
+        return self.couchbase_mgmt_urls[0]
+
+    @property
+    def couchbase_mgmt_urls(self) -> list[str]:
+        """Every REST address the setting names (comma-separated: any node can answer for the cluster)."""
         if self.couchbase_mgmt_url:
-            return self.couchbase_mgmt_url.rstrip("/")
+            return [url.strip().rstrip("/") for url in self.couchbase_mgmt_url.split(",") if url.strip()]
         first = self.couchbase_connstr.split("://", 1)[-1].split(",")[0].split("?")[0]
-        return f"http://{urlsplit('//' + first).hostname or '127.0.0.1'}:8091"
+        return [f"http://{urlsplit('//' + first).hostname or '127.0.0.1'}:8091"]
 
 
 def get_settings() -> Settings:

@@ -8,11 +8,14 @@ package main
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/couchbaselabs/gocaves/mock"
@@ -29,6 +32,7 @@ type nodeInfo struct {
 
 type clusterInfo struct {
 	ConnStr  string     `json:"connstr"`
+	Control  string     `json:"control"`
 	Mgmt     []string   `json:"mgmt"`
 	Bucket   string     `json:"bucket"`
 	Replicas uint       `json:"replicas"`
@@ -49,6 +53,7 @@ func main() {
 	}
 	infoPath := flag.String("info", "", "file to write the cluster's addresses to (JSON)")
 	basePort := flag.Int("base-port", 0, "first of the consecutive ports the listeners take (0: any free ports)")
+	controlPort := flag.Int("control-port", 0, "port of the control endpoint (failover, recover); 0: none")
 	verbose := flag.Bool("verbose", false, "keep gocaves' own log (a line per packet: slow, and it grows without end)")
 	flag.Parse()
 
@@ -58,26 +63,47 @@ func main() {
 		log.SetOutput(io.Discard)
 	}
 
-	if *basePort > 0 {
-		// Every node opens the same listeners in the same order, so fixed
-		// ports give the cluster the same address after a restart.
-		next := *basePort
-		servers.NextListenPort = func() int { next++; return next - 1 }
+	// Every listener's port is recorded against the node that opens it, so a node that was
+	// failed over can open the same ones again when it is recovered.
+	next := *basePort
+	var recording *[]int
+	pick := func() int {
+		port := 0
+		if *basePort > 0 {
+			// Every node opens the same listeners in the same order, so fixed ports give the
+			// cluster the same address after a restart.
+			port = next
+			next++
+		}
+		if recording != nil {
+			*recording = append(*recording, port)
+		}
+		return port
 	}
+	servers.NextListenPort = pick
+	nodePorts := map[string][]int{}
 
 	if *nodes < 1 || int(*replicas) >= *nodes {
 		say.Fatalf("need nodes >= 1 and replicas < nodes (got %d nodes, %d replicas)", *nodes, *replicas)
 	}
 
+	ports := []int{}
+	recording = &ports
 	cluster, err := mockimpl.NewCluster(mock.NewClusterOptions{InitialNode: mock.NewNodeOptions{}})
 	if err != nil {
 		say.Fatalf("create cluster: %v", err)
 	}
+	nodePorts[cluster.Nodes()[0].ID()] = ports
 	for i := 1; i < *nodes; i++ {
-		if _, err := cluster.AddNode(mock.NewNodeOptions{}); err != nil {
+		ports := []int{}
+		recording = &ports
+		node, err := cluster.AddNode(mock.NewNodeOptions{})
+		if err != nil {
 			say.Fatalf("add node: %v", err)
 		}
+		nodePorts[node.ID()] = ports
 	}
+	recording = nil
 	if _, err := cluster.AddBucket(mock.NewBucketOptions{
 		Name: *bucket, Type: mock.BucketTypeCouchbase, NumReplicas: *replicas,
 	}); err != nil {
@@ -98,6 +124,10 @@ func main() {
 			ID: n.ID(), KV: n.KvService().ListenPort(), Mgmt: n.MgmtService().ListenPort(),
 		})
 	}
+	if *controlPort > 0 {
+		info.Control = fmt.Sprintf("http://127.0.0.1:%d", *controlPort)
+		go serveControl(cluster, *controlPort, nodePorts, say)
+	}
 	out, _ := json.Marshal(info)
 	if *infoPath != "" {
 		// Written atomically: the stack manager polls for this file.
@@ -117,4 +147,71 @@ func main() {
 	if *infoPath != "" {
 		os.Remove(*infoPath)
 	}
+}
+
+type nodeState struct {
+	ID    string `json:"id"`
+	KV    int    `json:"kv_port"`
+	Mgmt  int    `json:"mgmt_port"`
+	State string `json:"state"` // active | failed_over
+}
+
+// serveControl answers GET /nodes, POST /failover?node=ID and POST /recover?node=ID on
+// 127.0.0.1 (paystream stack failover|recover couchbase).
+func serveControl(cluster mock.Cluster, port int, nodePorts map[string][]int, say *log.Logger) {
+	var lock sync.Mutex
+	nodes := func() []nodeState {
+		var out []nodeState
+		for _, n := range cluster.Nodes() {
+			out = append(out, nodeState{n.ID(), n.KvService().ListenPort(), n.MgmtService().ListenPort(), "active"})
+		}
+		for _, n := range mockimpl.FailedOver() {
+			// Its closed services still know the ports they had.
+			out = append(out, nodeState{n.ID(), n.KvService().ListenPort(), n.MgmtService().ListenPort(), "failed_over"})
+		}
+		return out
+	}
+	reply := func(w http.ResponseWriter, err error) {
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(http.StatusConflict)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		json.NewEncoder(w).Encode(nodes())
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/nodes", func(w http.ResponseWriter, r *http.Request) {
+		lock.Lock()
+		defer lock.Unlock()
+		reply(w, nil)
+	})
+	mux.HandleFunc("/failover", func(w http.ResponseWriter, r *http.Request) {
+		lock.Lock()
+		defer lock.Unlock()
+		id := r.URL.Query().Get("node")
+		err := mockimpl.FailOver(cluster, id)
+		if err == nil {
+			say.Printf("failed over node %s", id)
+		}
+		reply(w, err)
+	})
+	mux.HandleFunc("/recover", func(w http.ResponseWriter, r *http.Request) {
+		lock.Lock()
+		defer lock.Unlock()
+		id := r.URL.Query().Get("node")
+		ports := append([]int{}, nodePorts[id]...)
+		servers.NextListenPort = func() int {
+			port := ports[0]
+			ports = ports[1:]
+			return port
+		}
+		err := mockimpl.Recover(cluster, id)
+		if err == nil {
+			say.Printf("recovered node %s", id)
+		}
+		reply(w, err)
+	})
+	server := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Handler: mux, ErrorLog: say}
+	say.Fatal(server.ListenAndServe())
 }
