@@ -169,6 +169,39 @@ def bench(
     typer.echo(str(report))
 
 
+def chaos(
+    faults: Annotated[Optional[str], typer.Option(help="Comma-separated faults, in order (default: all).")] = None,
+    short: Annotated[bool, typer.Option("--short", help="The short run of `make test`.")] = False,
+    rate: Annotated[float, typer.Option(help="Payments started per second.")] = 4.0,
+    spacing: Annotated[float, typer.Option(help="Seconds of load between a recovery and the next fault.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Payments from retrying clients while each process and service fails in turn; then reconcile
+    against the provider sandbox and print the figures (exit 1 unless every bad one is 0)."""
+    import asyncio
+
+    from devstack.chaos.faults import ALL, SHORT
+    from devstack.chaos.run import Chaos, Plan, table
+    from devstack.settings import get_dev_settings
+    from paystream.apikeys import ensure_dev_key
+
+    chosen = faults.split(",") if faults else list(SHORT if short else ALL)
+    unknown = set(chosen) - set(ALL)
+    if unknown:
+        raise _fail(f"unknown fault(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
+    plan = Plan(faults=chosen, rate=rate, spacing_s=3.0 if short else spacing, warmup_s=3.0 if short else 5.0,
+                hold_s=5.0 if short else 10.0)
+    settings = get_dev_settings()
+    key, _ = ensure_dev_key(settings)
+    async def run():
+        return await Chaos(settings, key, plan, say=lambda line: typer.echo(line, err=True)).run()
+
+    report = asyncio.run(run())
+    typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else table(report))
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
 def register(app: typer.Typer) -> None:
     """The `paystream.commands` entry point: add the dev stack's commands to `paystream`."""
     _service_group(app, "stack", "The local services: Kafka, Couchbase, Redis, the Stripe sandbox.", "stack")
@@ -176,3 +209,4 @@ def register(app: typer.Typer) -> None:
                    "ingress.", "pipeline")
     app.command()(demo)
     app.command()(bench)
+    app.command()(chaos)

@@ -1,0 +1,246 @@
+"""`paystream chaos`: payments from retrying clients while every process and service fails in turn,
+then a reconciliation against the provider sandbox's own records.
+
+Bounded: payments at a fixed rate only while faults are being injected (and a
+few seconds after), each client with its own deadline, every fault's recovery
+waited for at most `recovery_timeout_s`. Loopback only: the local stack's ports
+and recorded pids.
+
+A fault has recovered when every service and pipeline process answers its
+probe and a canary payment completes and reads back; after a store wipe, also
+when every payment completed before it reads back again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+
+import aiohttp
+
+from devstack.chaos.client import Outcome, RetryingClient
+from devstack.chaos.faults import Faults, Injected
+from devstack.settings import DevSettings
+
+#: Figures that must be 0.
+BAD = ("double_charges", "charged_not_receipted", "receipted_not_charged", "unresolved", "failed", "rejected",
+       "unreadable_statuses", "unreadable_receipts", "faults_not_recovered")
+
+
+@dataclass
+class Plan:
+    faults: list[str]
+    rate: float = 4.0  # payments started per second while faults run
+    spacing_s: float = 10.0  # load between one fault's recovery and the next fault
+    warmup_s: float = 5.0
+    hold_s: float = 10.0  # how long a failed-over node stays out
+    tail_s: float = 5.0
+    recovery_timeout_s: float = 180.0
+    client_deadline_s: float = 180.0
+    max_payments: int = 3000
+
+
+@dataclass
+class Report:
+    payments: int = 0
+    faults_injected: int = 0
+    double_charges: int = 0
+    charged_not_receipted: int = 0
+    receipted_not_charged: int = 0
+    unresolved: int = 0
+    failed: int = 0
+    rejected: int = 0
+    unreadable_statuses: int = 0
+    unreadable_receipts: int = 0
+    faults_not_recovered: int = 0
+    seconds: float = 0.0
+    faults: list[dict] = field(default_factory=list)
+    client_answers: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(getattr(self, name) == 0 for name in BAD)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+
+class Chaos:
+    def __init__(self, settings: DevSettings, api_key: str, plan: Plan, say=print) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.say = say
+        self.faults = Faults(settings, say)
+        self.client = RetryingClient(f"http://{settings.ingress_host}:{settings.ingress_port}", api_key,
+                                     settings.stripe_api_base, settings.stripe_api_key.get_secret_value(),
+                                     deadline_s=plan.client_deadline_s)
+        self.tasks: list[asyncio.Task] = []
+        self.done: list[Outcome] = []
+
+    async def run(self) -> Report:
+        started_wall, started = time.time(), time.monotonic()
+        stop = asyncio.Event()
+        load = asyncio.create_task(self._load(stop))
+        injected: list[Injected] = []
+        try:
+            await asyncio.sleep(self.plan.warmup_s)
+            for name in self.plan.faults:
+                self.say(f"fault: {name} ...")
+                fault = await asyncio.to_thread(self.faults.inject, name)
+                fault.recovered_s = await self._recovery(fault)
+                self.say(f"  {fault.detail}; recovered in "
+                         + (f"{fault.recovered_s:.1f} s" if fault.recovered_s is not None else "(never)"))
+                if name == "failover-couchbase":
+                    await asyncio.sleep(self.plan.hold_s)
+                    await asyncio.to_thread(self.faults.undo, fault)
+                    await self._recovery(fault, since=time.monotonic())
+                injected.append(fault)
+                await asyncio.sleep(self.plan.spacing_s)
+            await asyncio.sleep(self.plan.tail_s)
+        finally:
+            stop.set()
+            await load
+        outcomes = [t.result() for t in self.tasks]
+        self.say(f"{len(outcomes)} payments made; reconciling ...")
+        report = await self._reconcile(outcomes, started_wall)
+        report.faults_injected = len(injected)
+        report.faults = [{"fault": f.name, "detail": f.detail, "recovered_s": None if f.recovered_s is None
+                          else round(f.recovered_s, 1)} for f in injected]
+        report.faults_not_recovered = sum(1 for f in injected if f.recovered_s is None)
+        report.seconds = round(time.monotonic() - started, 1)
+        await self.client.close()
+        return report
+
+    # --- load ---------------------------------------------------------------------
+    async def _load(self, stop: asyncio.Event) -> None:
+        interval = 1.0 / self.plan.rate
+        due = time.monotonic()
+        while not stop.is_set() and len(self.tasks) < self.plan.max_payments:
+            self.tasks.append(asyncio.create_task(self._one()))
+            due += interval
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+        await asyncio.gather(*self.tasks)
+
+    async def _one(self) -> Outcome:
+        outcome = await self.client.pay()
+        self.done.append(outcome)
+        return outcome
+
+    # --- recovery -----------------------------------------------------------------
+    async def _recovery(self, fault: Injected, since: float | None = None) -> float | None:
+        start = since or fault.at
+        deadline = start + self.plan.recovery_timeout_s
+        earlier = [o for o in self.done if o.status == "receipted"] if fault.name in ("wipe-store", "stop-start") else []
+        while time.monotonic() < deadline:
+            if await asyncio.to_thread(self.faults.healthy) and await self._canary() and await self._all_readable(earlier):
+                return time.monotonic() - start
+            await asyncio.sleep(0.5)
+        return None
+
+    async def _canary(self) -> bool:
+        canary = RetryingClient(self.client.api, self.client.auth["Authorization"][7:], self.client.provider,
+                                self.client.provider_auth["Authorization"][7:], deadline_s=20)
+        try:
+            outcome = await canary.pay()
+            self.tasks.append(asyncio.create_task(_done(outcome)))  # a payment like any other
+            return outcome.status == "receipted" and all(await canary.readable(outcome))
+        finally:
+            await canary.close()
+
+    async def _all_readable(self, outcomes: list[Outcome]) -> bool:
+        for outcome in outcomes:
+            if not all(await self.client.readable(outcome)):
+                return False
+        return True
+
+    # --- the reckoning --------------------------------------------------------------
+    async def _reconcile(self, outcomes: list[Outcome], since_wall: float) -> Report:
+        report = Report(payments=len(outcomes))
+        for outcome in outcomes:
+            for answer, n in outcome.answers.items():
+                report.client_answers[answer] = report.client_answers.get(answer, 0) + n
+        charges = await self._charges(outcomes, since_wall)
+
+        def bad(figure: str, outcome: Outcome, why: str = "") -> None:
+            setattr(report, figure, getattr(report, figure) + 1)
+            examples = report.examples.setdefault(figure, [])
+            if len(examples) < 5:
+                examples.append(f"{outcome.payment_id or outcome.user_id} {why}".strip())
+
+        unsettled = []
+        for outcome in outcomes:
+            succeeded = charges.get(outcome.payment_id, 0)
+            if succeeded > 1:
+                bad("double_charges", outcome, f"{succeeded} charges")
+            if succeeded and outcome.status != "receipted":
+                bad("charged_not_receipted", outcome, f"client knows {outcome.status}")
+            if outcome.status == "receipted" and not succeeded:
+                bad("receipted_not_charged", outcome)
+            if outcome.status == "rejected":
+                bad("rejected", outcome, outcome.failure_reason or "")
+            elif outcome.status == "failed":
+                bad("failed", outcome, outcome.failure_reason or "")
+            elif not outcome.final:
+                bad("unresolved", outcome, f"answers {dict(outcome.answers)}")
+            if outcome.payment_id and outcome.final:
+                unsettled.append(outcome)
+        # Reads settle: the sinks may be a moment behind the last answers.
+        deadline = time.monotonic() + 60
+        while True:
+            results = [(o, *await self.client.readable(o)) for o in unsettled]
+            unsettled = [o for o, status_ok, receipt_ok in results if not (status_ok and receipt_ok)]
+            if not unsettled or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(2)
+        for outcome, status_ok, receipt_ok in results:
+            if not status_ok:
+                bad("unreadable_statuses", outcome)
+            if not receipt_ok:
+                bad("unreadable_receipts", outcome)
+        return report
+
+    async def _charges(self, outcomes: list[Outcome], since_wall: float) -> dict[str, int]:
+        """Succeeded charges per payment id, from the sandbox's own records of this run's time."""
+        ours = {o.payment_id for o in outcomes if o.payment_id}
+        intent_owner = {o.transaction_id: o.payment_id for o in outcomes if o.transaction_id}
+        auth = {"Authorization": f"Bearer {self.settings.stripe_api_key.get_secret_value()}"}
+        base = self.settings.stripe_api_base
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+            async with http.get(f"{base}/v1/charges", params={"limit": "1000000"}, headers=auth) as resp:
+                charges = (await resp.json())["data"]
+            counts: dict[str, int] = {}
+            for charge in charges:
+                if charge["created"] < since_wall - 2 or charge["status"] != "succeeded":
+                    continue
+                intent = charge.get("payment_intent")
+                if intent not in intent_owner:
+                    # An intent the client never saw (a retry's fresh one): its metadata names the payment.
+                    async with http.get(f"{base}/v1/payment_intents/{intent}", headers=auth) as resp:
+                        intent_owner[intent] = (await resp.json()).get("metadata", {}).get("payment_id")
+                owner = intent_owner[intent]
+                if owner in ours:
+                    counts[owner] = counts.get(owner, 0) + 1
+        return counts
+
+
+async def _done(outcome: Outcome) -> Outcome:
+    return outcome
+
+
+def table(report: Report) -> str:
+    rows = [("payments", report.payments), ("faults injected", report.faults_injected)]
+    rows += [(name.replace("_", " "), getattr(report, name)) for name in BAD]
+    lines = [f"{name:<26}{value:>8}" for name, value in rows]
+    lines.append("")
+    lines.append(f"{'fault':<22}{'recovered in':>14}  detail")
+    for f in report.faults:
+        took = f"{f['recovered_s']} s" if f["recovered_s"] is not None else "never"
+        lines.append(f"{f['fault']:<22}{took:>14}  {f['detail']}")
+    for figure, examples in report.examples.items():
+        lines.append(f"{figure}: " + "; ".join(examples))
+    lines.append("")
+    lines.append("client saw: " + ", ".join(f"{k} x{v}" for k, v in sorted(report.client_answers.items())))
+    lines.append(f"every bad figure 0: {'yes' if report.ok else 'NO'} ({report.seconds} s)")
+    return "\n".join(lines)
