@@ -175,6 +175,8 @@ def chaos(
     rate: Annotated[float, typer.Option(help="Payments started per second.")] = 4.0,
     spacing: Annotated[float, typer.Option(help="Seconds of load between a recovery and the next fault.")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Also fail on 5xx answers (but 503) and on 404s for "
+                                                          "payments a client was told about.")] = False,
 ) -> None:
     """Payments from retrying clients while each process and service fails in turn; then reconcile
     against the provider sandbox and print the figures (exit 1 unless every bad one is 0)."""
@@ -190,7 +192,7 @@ def chaos(
     if unknown:
         raise _fail(f"unknown fault(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
     plan = Plan(faults=chosen, rate=rate, spacing_s=3.0 if short else spacing, warmup_s=3.0 if short else 5.0,
-                hold_s=5.0 if short else 10.0)
+                hold_s=5.0 if short else 10.0, strict=strict)
     settings = get_dev_settings()
     key, _ = ensure_dev_key(settings)
     async def run():

@@ -143,12 +143,15 @@ class RetryingClient:
 
     # --- reading back -----------------------------------------------------------------
     async def readable(self, out: Outcome) -> tuple[bool, bool]:
-        """(its status is served and final, its receipt is served) — now, once."""
-        answer, status = await self._call(out, "GET", f"/payments/{out.payment_id}", params={"user_id": out.user_id})
+        """(its status is served and final, its receipt is served) — now, once. What these checks
+        meet is not counted in the payment's answers: those are what its client saw."""
+        scratch = Outcome(user_id=out.user_id)
+        answer, status = await self._call(scratch, "GET", f"/payments/{out.payment_id}",
+                                          params={"user_id": out.user_id})
         status_ok = status == 200 and answer.get("status") == out.status
         receipt_ok = True
         if out.receipt_id:
-            _, got = await self._call(out, "GET", "/getReceipt",
+            _, got = await self._call(scratch, "GET", "/getReceipt",
                                       params={"receipt_id": out.receipt_id, "user_id": out.user_id})
             receipt_ok = got == 200
         return status_ok, receipt_ok

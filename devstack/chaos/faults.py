@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from devstack.settings import DevSettings
 from devstack.stack.couchbase_cluster import CouchbaseCluster
 from devstack.stack.manager import PipelineStack, Stack
+from devstack.stack.process import port_in_use
 
 PIPELINE = ("worker", "sinks", "ingress", "monitor")
 SERVICES = ("kafka", "redis")
@@ -58,6 +59,7 @@ class Faults:
             pid = self._pid(self.stack, target)
             os.kill(pid, signal.SIGKILL)
             _wait_gone(pid)
+            _wait_free(self.stack.services[target].ports())
             self.stack.up([target])
             return Injected(name, at, f"SIGKILL pid {pid}; `paystream stack up {target}`")
         if name == "restart-stripe":
@@ -97,6 +99,13 @@ class Faults:
         if record is None:
             raise RuntimeError(f"{name} is not running")
         return record.pid
+
+
+def _wait_free(ports: list[tuple[str, int]], timeout: float = 10.0) -> None:
+    """A killed JVM's threads let go of its sockets a moment after its main thread is gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(port_in_use(host, port) for host, port in ports):
+        time.sleep(0.05)
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
