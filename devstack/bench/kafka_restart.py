@@ -29,7 +29,8 @@ def serving(settings: DevSettings, timeout_s: float = 120.0) -> None:
     while True:
         try:
             producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", max_block_ms=2000,
-                                     request_timeout_ms=2000)
+                                     request_timeout_ms=2000, bootstrap_timeout_ms=2000,
+                                     reconnect_backoff_max_ms=200)
             try:
                 producer.send(settings.topics.alerts, b'{"probe": "kafka restart"}').get(timeout=3)
                 return
