@@ -26,6 +26,8 @@ class Outcome:
     receipt_id: str | None = None
     status: str | None = None  # receipted | failed | declined | None (never learned)
     failure_reason: str | None = None
+    #: The provider transaction the payment names at the end (read back), if another than the first.
+    final_transaction_id: str | None = None
     #: Every HTTP status (or exception name) the client met, counted: retries leave a trail here.
     answers: Counter = field(default_factory=Counter)
 
@@ -149,6 +151,8 @@ class RetryingClient:
         answer, status = await self._call(scratch, "GET", f"/payments/{out.payment_id}",
                                           params={"user_id": out.user_id})
         status_ok = status == 200 and answer.get("status") == out.status
+        if status == 200 and answer.get("transaction_id") not in (None, out.transaction_id):
+            out.final_transaction_id = answer["transaction_id"]
         receipt_ok = True
         if out.receipt_id:
             _, got = await self._call(scratch, "GET", "/getReceipt",

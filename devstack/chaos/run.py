@@ -92,7 +92,7 @@ class Chaos:
         self.done: list[Outcome] = []
 
     async def run(self) -> Report:
-        started_wall, started = time.time(), time.monotonic()
+        started = time.monotonic()
         stop = asyncio.Event()
         load = asyncio.create_task(self._load(stop))
         injected: list[Injected] = []
@@ -116,7 +116,7 @@ class Chaos:
             await load
         outcomes = [t.result() for t in self.tasks]
         self.say(f"{len(outcomes)} payments made; reconciling ...")
-        report = await self._reconcile(outcomes, started_wall)
+        report = await self._reconcile(outcomes)
         report.faults_injected = len(injected)
         report.faults = [{"fault": f.name, "detail": f.detail, "recovered_s": None if f.recovered_s is None
                           else round(f.recovered_s, 1)} for f in injected]
@@ -168,7 +168,7 @@ class Chaos:
         return True
 
     # --- the reckoning --------------------------------------------------------------
-    async def _reconcile(self, outcomes: list[Outcome], since_wall: float) -> Report:
+    async def _reconcile(self, outcomes: list[Outcome]) -> Report:
         report = Report(payments=len(outcomes), strict=self.plan.strict)
         for outcome in outcomes:
             for answer, n in outcome.answers.items():
@@ -178,7 +178,18 @@ class Chaos:
                     report.answered_5xx += n
                 if answer == "payments 404":  # only asked after a 202 or 201 named the payment
                     report.answered_404_after_told += n
-        charges = await self._charges(outcomes, since_wall)
+        # Reads settle first: the sinks may be a moment behind the last answers (and a read-back
+        # names the payment's final provider transaction, which the charge count needs).
+        unsettled = [o for o in outcomes if o.payment_id and o.final]
+        results: list[tuple[Outcome, bool, bool]] = []
+        deadline = time.monotonic() + 60
+        while unsettled:
+            results = [(o, *await self.client.readable(o)) for o in unsettled]
+            unsettled = [o for o, status_ok, receipt_ok in results if not (status_ok and receipt_ok)]
+            if not unsettled or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(2)
+        charges = await self._charges(outcomes)
 
         def bad(figure: str, outcome: Outcome, why: str = "") -> None:
             setattr(report, figure, getattr(report, figure) + 1)
@@ -186,7 +197,6 @@ class Chaos:
             if len(examples) < 5:
                 examples.append(f"{outcome.payment_id or outcome.user_id} {why}".strip())
 
-        unsettled = []
         for outcome in outcomes:
             succeeded = charges.get(outcome.payment_id, 0)
             if succeeded > 1:
@@ -201,16 +211,6 @@ class Chaos:
                 bad("failed", outcome, outcome.failure_reason or "")
             elif not outcome.final:
                 bad("unresolved", outcome, f"answers {dict(outcome.answers)}")
-            if outcome.payment_id and outcome.final:
-                unsettled.append(outcome)
-        # Reads settle: the sinks may be a moment behind the last answers.
-        deadline = time.monotonic() + 60
-        while True:
-            results = [(o, *await self.client.readable(o)) for o in unsettled]
-            unsettled = [o for o, status_ok, receipt_ok in results if not (status_ok and receipt_ok)]
-            if not unsettled or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(2)
         for outcome, status_ok, receipt_ok in results:
             if not status_ok:
                 bad("unreadable_statuses", outcome)
@@ -218,27 +218,24 @@ class Chaos:
                 bad("unreadable_receipts", outcome)
         return report
 
-    async def _charges(self, outcomes: list[Outcome], since_wall: float) -> dict[str, int]:
-        """Succeeded charges per payment id, from the sandbox's own records of this run's time."""
-        ours = {o.payment_id for o in outcomes if o.payment_id}
-        intent_owner = {o.transaction_id: o.payment_id for o in outcomes if o.transaction_id}
+    async def _charges(self, outcomes: list[Outcome]) -> dict[str, int]:
+        """Succeeded charges per payment id, from the sandbox's own record of each intent, read by id
+        (listing its every charge takes seconds once it holds thousands, and blocks it meanwhile).
+        The intents: the one each client was given, and the one its payment names at the end (the
+        worker opens a fresh one after a decline)."""
+        intents: dict[str, str] = {o.transaction_id: o.payment_id for o in outcomes if o.transaction_id}
+        for outcome in outcomes:
+            if outcome.payment_id and outcome.final_transaction_id:
+                intents.setdefault(outcome.final_transaction_id, outcome.payment_id)
         auth = {"Authorization": f"Bearer {self.settings.stripe_api_key.get_secret_value()}"}
         base = self.settings.stripe_api_base
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-            async with http.get(f"{base}/v1/charges", params={"limit": "1000000"}, headers=auth) as resp:
-                charges = (await resp.json())["data"]
-            counts: dict[str, int] = {}
-            for charge in charges:
-                if charge["created"] < since_wall - 2 or charge["status"] != "succeeded":
-                    continue
-                intent = charge.get("payment_intent")
-                if intent not in intent_owner:
-                    # An intent the client never saw (a retry's fresh one): its metadata names the payment.
-                    async with http.get(f"{base}/v1/payment_intents/{intent}", headers=auth) as resp:
-                        intent_owner[intent] = (await resp.json()).get("metadata", {}).get("payment_id")
-                owner = intent_owner[intent]
-                if owner in ours:
-                    counts[owner] = counts.get(owner, 0) + 1
+        counts: dict[str, int] = {}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            for intent, payment_id in intents.items():
+                async with http.get(f"{base}/v1/payment_intents/{intent}", headers=auth) as resp:
+                    body = await resp.json()
+                succeeded = sum(1 for c in body.get("charges", {}).get("data", []) if c["status"] == "succeeded")
+                counts[payment_id] = counts.get(payment_id, 0) + succeeded
         return counts
 
 

@@ -53,13 +53,24 @@ async def test_a_wiped_store_is_rebuilt_by_the_sinks_unprompted(api, settings):
         assert result.returncode == 0, result.stdout + result.stderr
 
     assert await readable(api, receipts, timeout=90) == []
-    said = [json.loads(line) for line in log.read_text().splitlines()[lines_before:] if "lost data" in line]
-    assert said and said[0]["records"] >= PAYMENTS, said
+
+    def said() -> list[dict]:
+        return [json.loads(line) for line in log.read_text().splitlines()[lines_before:] if "lost data" in line]
+
+    # Logged when the whole replay is done, which may be after our payments' batch was written.
+    deadline = time.monotonic() + 60
+    while not said() and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    assert said() and said()[0]["records"] >= PAYMENTS, said()
 
 
 async def test_store_rebuild_brings_back_removed_documents(api, couchbase_collection):
     receipts = await pay(api, 3)
     assert await readable(api, receipts, timeout=30) == []
+    deadline = time.monotonic() + 30  # the receipts are written by their own agent, a moment later
+    while in_couchbase(couchbase_collection, receipts) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    assert in_couchbase(couchbase_collection, receipts) == []
     # Documents gone while the markers stay: the sinks see nothing amiss; the command puts them back.
     for r in receipts:
         for key in (f"payment::{r['payment_id']}", f"receipt::{r['receipt_id']}", f"txn::{r['transaction_id']}"):

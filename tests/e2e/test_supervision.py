@@ -58,9 +58,11 @@ async def test_a_process_that_keeps_dying_is_reported_as_a_crash_loop(pipeline, 
 
         alerts = [a for a in read_since(stack["kafka"]["address"], settings.topics.alerts, alerts_before)
                   if a["kind"] == "ingress"]
-        states = [a["state"] for a in alerts]
+        # A slow restart may also be reported down (and up) in between.
+        restarts = [a for a in alerts if a["state"] in ("restarted", "crash_loop")]
+        states = [a["state"] for a in restarts]
         assert states[:kills] == ["restarted"] * (kills - 1) + ["crash_loop"], alerts
-        assert f"{kills} restart(s) within" in alerts[kills - 1]["reason"]
+        assert f"{kills} restart(s) within" in restarts[kills - 1]["reason"]
     finally:
         # The monitor remembers restarts for a whole window; a fresh one lets later tests see all up.
         assert paystream("pipeline", "down", "monitor").returncode == 0
