@@ -172,7 +172,8 @@ def bench(
 def chaos(
     faults: Annotated[Optional[str], typer.Option(help="Comma-separated faults, in order (default: all).")] = None,
     short: Annotated[bool, typer.Option("--short", help="The short run of `make test`.")] = False,
-    rate: Annotated[float, typer.Option(help="Payments started per second.")] = 4.0,
+    rate: Annotated[Optional[float], typer.Option(help="Payments started per second (4; 3 with --short).",
+                                                  show_default=False)] = None,
     spacing: Annotated[float, typer.Option(help="Seconds of load between a recovery and the next fault.")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Also fail on 5xx answers (but 503) and on 404s for "
@@ -191,7 +192,7 @@ def chaos(
     unknown = set(chosen) - set(ALL)
     if unknown:
         raise _fail(f"unknown fault(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
-    plan = Plan(faults=chosen, rate=rate, spacing_s=3.0 if short else spacing, warmup_s=3.0 if short else 5.0,
+    plan = Plan(faults=chosen, rate=rate or (3.0 if short else 4.0), spacing_s=3.0 if short else spacing, warmup_s=3.0 if short else 5.0,
                 hold_s=5.0 if short else 10.0, strict=strict)
     settings = get_dev_settings()
     key, _ = ensure_dev_key(settings)
