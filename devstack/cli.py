@@ -178,6 +178,8 @@ def chaos(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Also fail on 5xx answers (but 503) and on 404s for "
                                                           "payments a client was told about.")] = False,
+    markdown: Annotated[Optional[Path], typer.Option(help="Also write the report as Markdown here "
+                                                          "(RELIABILITY.md).")] = None,
 ) -> None:
     """Payments from retrying clients while each process and service fails in turn; then reconcile
     against the provider sandbox and print the figures (exit 1 unless every bad one is 0)."""
@@ -201,6 +203,17 @@ def chaos(
 
     report = asyncio.run(run())
     typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else table(report))
+    if markdown is not None:
+        from datetime import UTC, datetime
+
+        from devstack.bench.core import git_commit
+        from devstack.bench.report import machine
+        from devstack.chaos.run import markdown as as_markdown
+
+        command = "paystream chaos" + (f" --faults {faults}" if faults else "") + (" --short" if short else "") \
+            + (" --strict" if strict else "") + f" --markdown {markdown}"
+        markdown.write_text(as_markdown(report, command, git_commit(Path.cwd()), machine(),
+                                        datetime.now(UTC).isoformat(timespec="seconds")))
     if not report.ok:
         raise typer.Exit(code=1)
 

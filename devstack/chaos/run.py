@@ -260,3 +260,35 @@ def table(report: Report) -> str:
     lines.append("client saw: " + ", ".join(f"{k} x{v}" for k, v in sorted(report.client_answers.items())))
     lines.append(f"every bad figure 0: {'yes' if report.ok else 'NO'} ({report.seconds} s)")
     return "\n".join(lines)
+
+
+def markdown(report: Report, command: str, commit: str, machine: str, at: str) -> str:
+    """RELIABILITY.md: the figures of one run, with the command that made them."""
+    lines = ["# paystream reliability: a chaos run", "",
+             f"- command: `{command}`", f"- commit: `{commit}`, run at {at}", f"- machine: {machine}",
+             f"- {report.payments:,} payments in {report.seconds:.0f} s from retrying clients (same Idempotency-Key "
+             "on a retry, a 202 polled until final) while each fault below was injected in turn and recovered "
+             "from; then every payment reconciled against the provider sandbox's own charges, and read back.",
+             "", "| figure | value |", "|---|---:|", f"| payments | {report.payments:,} |",
+             f"| faults injected | {report.faults_injected} |"]
+    lines += [f"| {name.replace('_', ' ')} | **{getattr(report, name)}** |" for name in BAD]
+    lines += [f"| {name.replace('_', ' ')} ({'checked' if report.strict else 'not checked: see below'}) | "
+              f"{getattr(report, name)} |" for name in DEGRADED]
+    lines += ["", f"Every bad figure 0: **{'yes' if report.ok else 'no'}**."]
+    if not report.strict:
+        lines += ["", "The last two are what graceful degradation (a clear 503 instead of a 500 during an "
+                  "outage) and read-your-writes (no 404 for a payment the client was told about) make 0; "
+                  "`--strict` counts them as bad figures too."]
+    lines += ["",
+              "| fault | what was done | recovered in |", "|---|---|---:|"]
+    for f in report.faults:
+        took = "never" if f["recovered_s"] is None else f"{f['recovered_s']} s"
+        lines.append(f"| {f['fault']} | {f['detail']} | {took} |")
+    lines += ["", "Recovered: every service and pipeline process answers its probe, a canary payment completes "
+              "and reads back, and after a wipe every payment made before it reads back again; measured from "
+              "the moment of the fault.", "",
+              "What the clients met on the way (each retried past it): "
+              + ", ".join(f"{k} ×{v:,}" for k, v in sorted(report.client_answers.items())) + "."]
+    for figure, examples in report.examples.items():
+        lines.append(f"\n{figure.replace('_', ' ')}: " + "; ".join(examples))
+    return "\n".join(lines) + "\n"
