@@ -17,12 +17,21 @@ from dataclasses import dataclass
 
 from kafka import KafkaProducer
 
+from connectors.kafka_admin import create_topics
 from devstack.chaos.faults import _wait_free, _wait_gone
 from devstack.settings import DevSettings, get_dev_settings
 from devstack.stack.manager import Stack
+from paystream.topics import TopicSpec
 
 
-def serving(settings: DevSettings, timeout_s: float = 120.0) -> None:
+def probe_topic(settings: DevSettings) -> str:
+    """A topic of its own: paystream's topics carry only their own typed messages."""
+    name = f"{settings.topic_prefix}.kafka-restart-probe"
+    create_topics(settings.kafka_bootstrap, [TopicSpec(name, 1, {"retention.ms": str(3600 * 1000)})])
+    return name
+
+
+def serving(settings: DevSettings, topic: str, timeout_s: float = 120.0) -> None:
     """Until a fresh producer's message is acknowledged; each try is short, so a client that met the
     broker half-started does not stretch the measure by its own 30 s request timeout."""
     deadline = time.monotonic() + timeout_s
@@ -32,7 +41,7 @@ def serving(settings: DevSettings, timeout_s: float = 120.0) -> None:
                                      request_timeout_ms=2000, bootstrap_timeout_ms=2000,
                                      reconnect_backoff_max_ms=200)
             try:
-                producer.send(settings.topics.alerts, b'{"probe": "kafka restart"}').get(timeout=3)
+                producer.send(topic, b"kafka restart probe").get(timeout=3)
                 return
             finally:
                 producer.close(timeout=1)
@@ -53,6 +62,7 @@ def restart(settings: DevSettings, how: str) -> Restart:
     a client keeps trying to produce, and time both."""
     stack = Stack(settings, say=lambda line: None)
     kafka = stack.services["kafka"]
+    topic = probe_topic(settings)  # while the broker is up
     if how == "clean":
         stack.down(["kafka"])
     else:
@@ -62,7 +72,7 @@ def restart(settings: DevSettings, how: str) -> Restart:
         _wait_free(kafka.ports())
     started = time.monotonic()
     served: list[float] = []
-    client = threading.Thread(target=lambda: (serving(settings), served.append(time.monotonic() - started)))
+    client = threading.Thread(target=lambda: (serving(settings, topic), served.append(time.monotonic() - started)))
     client.start()
     stack.up(["kafka"])
     up = time.monotonic() - started

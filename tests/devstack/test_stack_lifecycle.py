@@ -140,12 +140,10 @@ def test_a_broker_killed_with_sigkill_serves_again_as_soon_as_a_stopped_one(isol
     register (a clean stop: 8 s to serve, a SIGKILL: about 18 s), and `stack up`'s probe backed off
     for 30 s whichever way it stopped. Measured in the same run: a killed broker serves about as soon
     as a stopped one, and `stack up` returns about when it serves (README has the figures)."""
-    from connectors.kafka_admin import ensure_topics
     from devstack.bench.kafka_restart import restart
 
     assert paystream("stack", "up", "kafka", env=isolated).returncode == 0
     settings = DevSettings(_env_file=None, **{k[len("PAYSTREAM_"):].lower(): v for k, v in isolated.items()})
-    ensure_topics(settings)
     stopped = restart(settings, "clean")
     killed = restart(settings, "kill")
     assert killed.serving_s <= 1.6 * stopped.serving_s, (killed, stopped)
