@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -27,17 +28,64 @@ class ChargeResult:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class PreparedCharge:
+    """What a post attempt will confirm, made ready without charging anything.
+
+    `intent_id` is the provider object the attempt confirms (recorded in the
+    payment, durably, before the confirm); `result` is set when there is
+    nothing to confirm: refused outright, or found already charged."""
+
+    intent_id: str | None
+    result: ChargeResult | None = None
+
+
+@dataclass(frozen=True)
+class ProviderCharge:
+    charge_id: str
+    amount_minor: int | None
+    currency: str | None  # ISO 4217, upper case
+    succeeded: bool
+
+
+@dataclass(frozen=True)
+class ProviderIntent:
+    """The provider's own record of one object that can carry a charge, looked up by its id."""
+
+    intent_id: str
+    found: bool
+    result: ChargeResult  # succeeded (with its charge), declined, or not charged
+    amount_minor: int | None = None
+    currency: str | None = None  # ISO 4217, upper case
+    charges: tuple[ProviderCharge, ...] = ()
+
+    @property
+    def succeeded_charges(self) -> tuple[ProviderCharge, ...]:
+        return tuple(c for c in self.charges if c.succeeded)
+
+
 class PaymentProvider(Protocol):
-    """A card-payment provider. Every call carries an idempotency key derived from payment_id."""
+    """A card-payment provider. Every call carries an idempotency key derived from payment_id.
+
+    No call lists or searches the provider's history: every object that can
+    carry a charge is recorded in the payment and looked up by its id."""
 
     async def create_session(self, payment_id: str, amount: Money | None) -> ProviderSession: ...
 
-    async def charge(
-        self, payment_id: str, attempt: str, transaction_id: str, amount: Money, payment_method: str
-    ) -> ChargeResult: ...
+    async def prepare_charge(
+        self, payment_id: str, attempt: str, transaction_id: str, amount: Money, payment_method: str,
+        used: Sequence[str] = (),
+    ) -> PreparedCharge:
+        """Make ready the object this attempt will confirm, charging nothing: the session's own intent
+        unless an earlier attempt (`used`) took it or it cannot carry a charge, else a fresh one."""
+        ...
 
-    async def charge_state(self, payment_id: str, transaction_id: str) -> ChargeResult:
-        """The provider's own record of whether this payment was charged (for crash recovery)."""
+    async def confirm(self, payment_id: str, attempt: str, intent_id: str) -> ChargeResult:
+        """Charge: confirm the prepared object (repeating a confirm answers the first one's outcome)."""
+        ...
+
+    async def look_up(self, intent_ids: Sequence[str]) -> list[ProviderIntent]:
+        """The provider's record of each object, by id (for crash recovery and reconciliation)."""
         ...
 
 
@@ -47,6 +95,11 @@ class PaymentStore(Protocol):
     def get(self, payment_id: str) -> Payment | None: ...
 
     def put(self, payment: Payment) -> None: ...
+
+    async def flush(self, changes: Sequence[Payment]) -> None:
+        """Make every put so far, and these changes' events, durable: before any call that can
+        charge, so a crash never loses the record of what it may have charged, and before a reply."""
+        ...
 
 
 @dataclass(frozen=True)

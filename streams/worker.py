@@ -4,8 +4,10 @@ Commands arrive keyed by payment id, so every command of one payment is on
 one partition and in the same table partition. Delivery is at least once:
 after a crash Kafka hands the same command over again, and the handlers
 (paystream/handlers.py) make a replay change nothing and answer the same.
-Before a reply leaves, the table's changelog and the payment events are
-flushed, so a client never hears of a state that a crash could take back.
+Before a reply leaves, and before any provider call that can charge, the
+table's changelog and the payment events are flushed, so a client never hears
+of a state that a crash could take back, and a crash never loses the record of
+what may have been charged.
 
 The agent handles up to `worker_concurrency` commands at once, because a
 provider call takes hundreds of milliseconds; `CommandHandler` runs the
@@ -15,6 +17,7 @@ what makes the concurrent writes to the payments table safe.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -23,8 +26,7 @@ from faust.web import Request, Response, View
 from paystream import bootstrap, messages
 from paystream.domain.commands import CommandReply, ErrorBody
 from paystream.domain.events import PaymentChanged
-from paystream.domain.model import Status
-from paystream.handlers import Outcome
+from paystream.domain.model import Payment, Status
 from paystream.observability import metrics
 from paystream.observability.logs import get_logger
 from paystream.settings import get_settings
@@ -41,7 +43,6 @@ settings = get_settings()
 topics = settings.topics
 app = make_app(settings.worker_id, settings, settings.worker_web_port)
 payments = payments_table(app, settings.payment_topic_partitions)
-handle = bootstrap.command_handler(TableStore(payments), settings)
 dead_letters = DeadLetters(app, settings, "worker")
 
 commands_topic = app.topic(topics.commands, key_serializer="raw", value_serializer="raw")
@@ -50,15 +51,22 @@ events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="
 receipts_topic = app.topic(topics.receipts, key_serializer="raw", value_serializer="raw")
 
 
-async def publish(outcome: Outcome) -> None:
-    for payment in outcome.changes:
-        metrics.PAYMENT_TRANSITIONS.labels(payment.status.value).inc()
+async def publish(changes: Sequence[Payment]) -> None:
+    """The changes' events (and receipts) sent, and everything produced so far, table changelog
+    included, acknowledged by Kafka."""
+    for payment in changes:
+        if payment.entered_status:
+            metrics.PAYMENT_TRANSITIONS.labels(payment.status.value).inc()
         log.info("payment changed", status=payment.status.value, transaction_id=payment.transaction_id)
         await events_topic.send(key=payment.payment_id.encode(), value=messages.encode(PaymentChanged.of(payment)),
                                 force=True)
         if payment.status == Status.RECEIPTED:
             await receipts_topic.send(key=payment.receipt_id.encode(), value=messages.encode(payment.receipt()),
                                       force=True)
+    await app.producer.flush()
+
+
+handle = bootstrap.command_handler(TableStore(payments, publish), settings)
 
 
 async def reply(payment_id: str, value: CommandReply) -> None:
@@ -99,8 +107,7 @@ async def process_commands(stream):
             continue
         structlog.contextvars.bind_contextvars(payment_id=command.payment_id)
         outcome = await handle(command)
-        await publish(outcome)
-        await app.producer.flush()
+        await publish(outcome.unflushed)
         await reply(command.payment_id, outcome.reply(command, correlation_id))
         log.info("command handled", kind=command.kind,
                  status=outcome.payment.status.value if outcome.payment else None,
