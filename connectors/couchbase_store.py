@@ -2,7 +2,9 @@
 
 Writes go to each document's active copy; receipt reads may be served by
 any replica, as the design's read databases: eventual consistency is fine
-for a receipt that, once written, never changes.
+for a receipt that, once written, never changes. Other reads go to the
+active copy and, when its node cannot answer within the read timeout, to any
+replica; when neither can, the read raises `Unavailable` (a 503 at the API).
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ from datetime import timedelta
 
 from acouchbase.cluster import Cluster
 from couchbase.auth import PasswordAuthenticator
-from couchbase.exceptions import DocumentNotFoundException, DocumentUnretrievableException
-from couchbase.options import ClusterOptions
+from couchbase.exceptions import CouchbaseException, DocumentNotFoundException, DocumentUnretrievableException
+from couchbase.options import ClusterOptions, GetAnyReplicaOptions, GetOptions
 
+from paystream.domain.errors import Unavailable
 from paystream.domain.model import Payment
 from paystream.domain.records import Receipt
 from paystream.observability import metrics
+from paystream.observability.logs import get_logger
 from paystream.ports import TransactionRef
 from paystream.settings import Settings
 
+log = get_logger("paystream.store")
 
 def payment_key(payment_id: str) -> str:
     return f"payment::{payment_id}"
@@ -35,16 +40,17 @@ def transaction_key(transaction_id: str) -> str:
 
 
 class CouchbaseStore:
-    def __init__(self, cluster: Cluster, bucket: str) -> None:
+    def __init__(self, cluster: Cluster, bucket: str, read_timeout_s: float = 1.0) -> None:
         self.cluster = cluster
         self.collection = cluster.bucket(bucket).default_collection()
+        self.read_timeout = timedelta(seconds=read_timeout_s)
 
     @classmethod
     async def connect(cls, settings: Settings) -> CouchbaseStore:
         cluster = await Cluster.connect(settings.couchbase_connstr, ClusterOptions(PasswordAuthenticator(
             settings.couchbase_username, settings.couchbase_password.get_secret_value())))
         await cluster.wait_until_ready(timedelta(seconds=30))
-        return cls(cluster, settings.couchbase_bucket)
+        return cls(cluster, settings.couchbase_bucket, settings.couchbase_read_timeout_s)
 
     async def close(self) -> None:
         await self.cluster.close()
@@ -79,14 +85,27 @@ class CouchbaseStore:
         return TransactionRef(doc["payment_id"], doc["user_id"]) if doc else None
 
     async def get_receipt(self, receipt_id: str) -> Receipt | None:
-        try:
-            result = await self.collection.get_any_replica(receipt_key(receipt_id))
-        except (DocumentUnretrievableException, DocumentNotFoundException):
-            return None
-        return Receipt.model_validate(result.content_as[dict])
+        doc = await self._get_any_replica(receipt_key(receipt_id))
+        return Receipt.model_validate(doc) if doc else None
 
     async def _get(self, key: str) -> dict | None:
         try:
-            return (await self.collection.get(key)).content_as[dict]
+            return (await self.collection.get(key, GetOptions(timeout=self.read_timeout))).content_as[dict]
         except DocumentNotFoundException:
             return None
+        except CouchbaseException as exc:
+            # The active copy's node cannot answer (down, or failing over): a replica can.
+            metrics.STORE_READ_ERRORS.labels("active").inc()
+            log.warning("active copy unreadable, reading a replica", key=key, error=type(exc).__name__)
+        return await self._get_any_replica(key)
+
+    async def _get_any_replica(self, key: str) -> dict | None:
+        try:
+            result = await self.collection.get_any_replica(key, GetAnyReplicaOptions(timeout=self.read_timeout))
+        except (DocumentUnretrievableException, DocumentNotFoundException):
+            return None
+        except CouchbaseException as exc:
+            metrics.STORE_READ_ERRORS.labels("replica").inc()
+            raise Unavailable("store_unavailable", "the document store cannot answer right now; "
+                              "retry shortly") from exc
+        return result.content_as[dict]

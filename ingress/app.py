@@ -29,13 +29,15 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _adapters(app: web.Application, settings: Settings):
     await asyncio.to_thread(bootstrap.ensure_topics, settings)
-    cache = bootstrap.receipt_cache(settings)
+    cache = bootstrap.read_cache(settings)
     store = await bootstrap.document_store(settings)
+    table = bootstrap.payment_table(settings)
     bus = bootstrap.command_bus(settings)
     await bus.start()
-    app[CONTEXT] = Context(settings, bus, cache, store)
+    app[CONTEXT] = Context(settings, bus, cache, store, table)
     yield
     await bus.stop()
+    await table.close()
     await store.close()
     await cache.close()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from connectors.kafka_commands import KafkaCommandBus
-from paystream.ports import DocumentStore, ReceiptCache
+from paystream.ports import DocumentStore, PaymentTable, ReceiptCache
 from paystream.settings import Settings
 
 
@@ -17,6 +17,7 @@ class Context:
     bus: KafkaCommandBus
     cache: ReceiptCache
     store: DocumentStore
+    table: PaymentTable
 
 
 CONTEXT = web.AppKey("context", Context)

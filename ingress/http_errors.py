@@ -24,9 +24,15 @@ STATUS_BY_TYPE = {
 STATUS_BY_CODE = {"amount_mismatch": 422, "invalid_json": 400, "body_too_large": 413}
 
 
+#: What a 503 asks: the outage is one a retry (with the same Idempotency-Key) may find over.
+RETRY_AFTER_S = 1
+
+
 def error_response(type_: str, code: str, message: str, field: str | None = None, status: int | None = None,
                    headers: dict | None = None) -> web.Response:
     status = status or STATUS_BY_CODE.get(code) or STATUS_BY_TYPE.get(type_, 400)
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_S), **(headers or {})}
     return web.json_response(
         {"error": {"type": type_, "code": code, "message": message, "field": field}},
         status=status, headers=headers,

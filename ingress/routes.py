@@ -12,6 +12,7 @@ from ingress.context import context
 from ingress.http_errors import error_response
 from ingress.requests import PaymentQuery, PostPaymentRequest, ReceiptRequest, StartPaymentRequest
 from paystream import views
+from paystream.clock import utc_now
 from paystream.domain.commands import Command, CommandReply, PostPayment, StartPayment
 from paystream.domain.ids import derived_id
 from paystream.observability import metrics
@@ -70,6 +71,9 @@ async def send(request: web.Request, command: Command) -> CommandReply | web.Res
     reply = await ctx.bus.send(command, correlation_id, ctx.settings.reply_timeout_s)
     if reply is None:
         log.warning("no outcome within the wait; answering 202", kind=command.kind)
+        if isinstance(command, StartPayment):
+            # Its status reads say "processing", never 404, until the pipeline has it.
+            await ctx.cache.put_accepted(views.accepted(command, utc_now()))
         return web.json_response(
             {"payment_id": command.payment_id, "status": "processing",
              "message": "the payment is being processed; poll its Location for the outcome"},
@@ -93,7 +97,8 @@ async def get_receipt(request: web.Request) -> web.Response:
 
 async def get_payment(request: web.Request) -> web.Response:
     query = PaymentQuery.model_validate(dict(request.query), strict=False)
-    view = await views.payment(context(request).store, request.match_info["payment_id"], query.user_id)
+    ctx = context(request)
+    view = await views.payment(ctx.store, ctx.table, ctx.cache, request.match_info["payment_id"], query.user_id)
     return web.json_response(view.model_dump(mode="json"))
 
 

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 from paystream.domain.commands import Command, CommandReply
 from paystream.domain.model import Payment
 from paystream.domain.money import Money
-from paystream.domain.records import Receipt
+from paystream.domain.records import PaymentView, Receipt
 
 
 @dataclass(frozen=True)
@@ -110,16 +110,28 @@ class TransactionRef:
     user_id: str
 
 
+@dataclass(frozen=True)
+class AcceptedPayment:
+    """A payment a client was told is being processed (202) before the pipeline had it: what it may read."""
+
+    user_id: str
+    view: PaymentView
+
+
 class CommandSender(Protocol):
     """Hands a command to the worker and waits for its reply (Kafka in production)."""
 
     async def send(self, command: Command, correlation_id: str, timeout_s: float) -> CommandReply | None:
-        """The reply, or None when none came within `timeout_s` (the command goes on)."""
+        """The reply, or None when none came within `timeout_s` (the command goes on).
+
+        Raises `Unavailable`, having written nothing, when the command cannot reach the log."""
         ...
 
 
 class ReceiptCache(Protocol):
-    """The fast read side (Redis): receipts, the transaction index, idempotency records."""
+    """The fast read side (Redis): receipts, the transaction index, idempotency records.
+
+    A read raises `Unavailable` when the cache cannot answer (the caller goes on without it)."""
 
     async def get_receipt(self, user_id: str, receipt_id: str) -> bytes | None: ...
 
@@ -133,9 +145,15 @@ class ReceiptCache(Protocol):
         """Record `fingerprint` for this key, or return the one recorded first."""
         ...
 
+    async def put_accepted(self, accepted: AcceptedPayment) -> None: ...
+
+    async def get_accepted(self, payment_id: str) -> AcceptedPayment | None: ...
+
 
 class DocumentStore(Protocol):
-    """The durable read side (Couchbase): what the sinks wrote from the events."""
+    """The durable read side (Couchbase): what the sinks wrote from the events.
+
+    Every read raises `Unavailable` when neither a document's active copy nor a replica can answer."""
 
     async def get_payment(self, payment_id: str) -> Payment | None: ...
 
@@ -144,3 +162,12 @@ class DocumentStore(Protocol):
         ...
 
     async def get_transaction(self, transaction_id: str) -> TransactionRef | None: ...
+
+
+class PaymentTable(Protocol):
+    """The workers' own table of payments, asked directly (an interactive query): the latest state of
+    every payment, whatever the sinks' lag. Raises `Unavailable` when no worker can answer."""
+
+    async def get_payment(self, payment_id: str, user_id: str) -> PaymentView | None:
+        """The payment as its owner sees it, or None when `user_id` has no such payment."""
+        ...

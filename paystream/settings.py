@@ -28,6 +28,8 @@ class Settings(BaseSettings):
 
     # --- Kafka -----------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_connect_timeout_s: float = Field(
+        1.0, description="How long the ingress tries to reach a command's partition leader before answering 503.")
     topic_prefix: str = "paystream"
     payment_topic_partitions: int = 6
 
@@ -43,6 +45,9 @@ class Settings(BaseSettings):
     couchbase_username: str = "Administrator"
     couchbase_password: SecretStr = SecretStr("password")
     couchbase_bucket: str = "payments"
+    couchbase_read_timeout_s: float = Field(
+        1.0, description="How long a read waits for a document's active copy, then for a replica, before the "
+                         "store counts as unavailable.")
 
     # --- Redis -----------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -71,6 +76,10 @@ class Settings(BaseSettings):
     worker_id: str = "paystream-worker"
     worker_web_port: int = 6066
     worker_concurrency: int = Field(16, description="Commands one worker handles at once (one per payment).")
+    worker_urls: str = Field(
+        "", description="Comma-separated base URLs of the workers' web servers, for status reads from their "
+                        "tables; empty: the local worker at worker_web_port.")
+    worker_query_timeout_s: float = Field(2.0, description="How long a status read waits for a worker's table.")
     sinks_id: str = "paystream-sinks"
     sinks_web_port: int = 6067
     receipt_cache_ttl_s: int = 7 * 24 * 3600
@@ -86,6 +95,11 @@ class Settings(BaseSettings):
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def worker_url_list(self) -> list[str]:
+        given = [u.strip().rstrip("/") for u in self.worker_urls.split(",") if u.strip()]
+        return given or [f"http://{self.ingress_host}:{self.worker_web_port}"]
 
     @property
     def topics(self) -> "TopicNames":

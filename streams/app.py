@@ -23,6 +23,8 @@ def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
         processing_guarantee="at_least_once",
         producer_acks=-1,
         web_bind=settings.ingress_host,
+        # What other workers forward table queries to (Faust's canonical URL is http://web_host:web_port).
+        web_host=settings.ingress_host,
         web_port=web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",

@@ -25,14 +25,16 @@ from faust.web import Request, Response, View
 
 from paystream import bootstrap, messages
 from paystream.domain.commands import CommandReply, ErrorBody
+from paystream.domain.errors import NotFound, Unavailable
 from paystream.domain.events import PaymentChanged
-from paystream.domain.model import Payment, Status
+from paystream.domain.model import Payment, Status, check_owner
 from paystream.observability import metrics
 from paystream.observability.logs import get_logger
 from paystream.settings import get_settings
 from streams import observability
 from streams.app import make_app
 from streams.dead_letters import DeadLetters, headers_of
+from streams.readiness import is_ready
 from streams.web import internal
 from tables import queries
 from tables.payments import TableStore, payments_table
@@ -66,7 +68,8 @@ async def publish(changes: Sequence[Payment]) -> None:
     await app.producer.flush()
 
 
-handle = bootstrap.command_handler(TableStore(payments, publish), settings)
+store = TableStore(payments, publish)
+handle = bootstrap.command_handler(store, settings)
 
 
 async def reply(payment_id: str, value: CommandReply) -> None:
@@ -80,6 +83,27 @@ class PaymentsSummary(View):
     @internal(settings)
     async def get(self, request: Request) -> Response:
         return self.json(queries.summary(payments.values(), datetime.now(UTC)))
+
+
+@app.page("/tables/payments/{payment_id}/")
+class PaymentByIdPage(View):
+    """One payment as its owner sees it (the public view, nothing else), for the API's status reads.
+
+    Asked of any worker, the query is forwarded to the one holding the payment's partition."""
+
+    @internal(settings)
+    @app.table_route(table=payments, match_info="payment_id")
+    async def get(self, request: Request, payment_id: str) -> Response:
+        if not is_ready(app):
+            # Mid-rebalance or still recovering: "not found" would not be the truth yet.
+            return self.json({"error": Unavailable("table_recovering", "the payments table is not ready").as_dict()},
+                             status=503)
+        found = store.get(payment_id)
+        try:
+            check_owner(found.user_id if found else None, request.query.get("user_id", ""))
+        except NotFound as exc:
+            return self.json({"error": exc.as_dict()}, status=404)
+        return self.json(found.public_view().model_dump(mode="json"))
 
 
 metrics.IN_FLIGHT.set_function(lambda: handle.in_flight)

@@ -20,6 +20,11 @@ PROVIDER_LATENCY = Histogram("paystream_provider_request_duration_seconds", "Car
 PROVIDER_ERRORS = Counter("paystream_provider_errors", "Card-provider calls that failed, by kind.",
                           ["operation", "kind"])
 CACHE_REQUESTS = Counter("paystream_cache_requests", "Receipt reads by cache result.", ["result"])
+CACHE_ERRORS = Counter("paystream_cache_errors", "Cache calls that Redis could not answer (the request went on "
+                       "without the cache).", ["operation"])
+STORE_READ_ERRORS = Counter("paystream_store_read_errors", "Document-store reads that could not be answered, by "
+                            "which copy failed.", ["copy"])
+WORKER_QUERY_ERRORS = Counter("paystream_worker_query_errors", "Status reads the workers' tables could not answer.")
 COUCHBASE_WRITE_LATENCY = Histogram("paystream_couchbase_write_duration_seconds", "Couchbase write latency.",
                                     ["document"], buckets=LATENCY_BUCKETS)
 COUCHBASE_WRITE_ERRORS = Counter("paystream_couchbase_write_errors", "Couchbase writes that failed.", ["document"])

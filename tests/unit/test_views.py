@@ -1,4 +1,5 @@
-"""The read side: cache first, then the store; another user's object is the same 404 as none."""
+"""The read side: cache first, then the store; another user's object is the same 404 as none;
+a payment's status never older than what its client was told."""
 
 from __future__ import annotations
 
@@ -8,36 +9,59 @@ import json
 import pytest
 
 from paystream import views
-from paystream.domain.errors import NotFound
+from paystream.domain.errors import NotFound, Unavailable
+from paystream.domain.model import Payment
 from paystream.ports import TransactionRef
+from tests.unit.test_handlers import post_cmd, start_cmd
 from tests.unit.test_messages import RECEIPTED
 
 
 class MemoryCache:
-    def __init__(self) -> None:
+    def __init__(self, is_down: bool = False) -> None:
         self.receipts: dict[tuple[str, str], bytes] = {}
         self.transactions: dict[str, TransactionRef] = {}
+        self.accepted: dict = {}
+        self.is_down = is_down
 
     async def get_receipt(self, user_id, receipt_id):
+        if self.is_down:
+            down("cache")
         return self.receipts.get((user_id, receipt_id))
 
     async def put_receipt(self, receipt):
         self.receipts[(receipt.user_id, receipt.receipt_id)] = receipt.model_dump_json().encode()
 
     async def get_transaction(self, transaction_id):
+        if self.is_down:
+            down("cache")
         return self.transactions.get(transaction_id)
 
     async def put_transaction(self, transaction_id, ref):
         self.transactions[transaction_id] = ref
 
+    async def put_accepted(self, accepted):
+        self.accepted[accepted.view.payment_id] = accepted
+
+    async def get_accepted(self, payment_id):
+        if self.is_down:
+            down("cache")
+        return self.accepted.get(payment_id)
+
+
+def down(what: str):
+    raise Unavailable(f"{what}_unavailable", f"{what} is down")
+
 
 class MemoryStore:
-    def __init__(self, payments=(), receipts=(), transactions=None) -> None:
+    def __init__(self, payments=(), receipts=(), transactions=None, is_down=False) -> None:
         self.payments = {p.payment_id: p for p in payments}
         self.receipts = {r.receipt_id: r for r in receipts}
         self.transactions = transactions or {}
+        self.is_down = is_down
 
     async def get_payment(self, payment_id):
+        if self.is_down:
+            down("store")
         return self.payments.get(payment_id)
 
     async def get_receipt(self, receipt_id):
@@ -72,11 +96,79 @@ def test_a_receipt_that_is_not_yours_is_not_found(user_id, receipt_id):
     assert cache.receipts == {}
 
 
+class MemoryTable:
+    """The workers' table: the latest state of each payment."""
+
+    def __init__(self, payments=(), is_down=False) -> None:
+        self.payments = {p.payment_id: p for p in payments}
+        self.is_down = is_down
+        self.asked = 0
+
+    async def get_payment(self, payment_id, user_id):
+        self.asked += 1
+        if self.is_down:
+            down("table")
+        found = self.payments.get(payment_id)
+        return found.public_view() if found and found.user_id == user_id else None
+
+
+T = "2024-05-01T12:00:0{}Z"
+TOKENIZED = Payment.start(start_cmd(), T.format(0)).tokenized("pi_pay-1", "secret", T.format(1))
+POSTING = TOKENIZED.posting(post_cmd(), T.format(2), "pi_pay-1")
+DONE = POSTING.succeeded("ch_1", T.format(3)).receipted(T.format(4))
+
+
+def status_of(store, table, cache=None, user_id="user-1", payment_id="pay-1"):
+    return run(views.payment(store, table, cache or MemoryCache(), payment_id, user_id))
+
+
 def test_payment_status_is_its_owners_view():
-    view = run(views.payment(MemoryStore(payments=[RECEIPTED]), RECEIPTED.payment_id, "user-1"))
+    view = status_of(MemoryStore(payments=[RECEIPTED]), MemoryTable(), payment_id=RECEIPTED.payment_id)
     assert view.status == "receipted" and view.receipt_id == RECEIPT.receipt_id
     with pytest.raises(NotFound):
-        run(views.payment(MemoryStore(payments=[RECEIPTED]), RECEIPTED.payment_id, "user-2"))
+        status_of(MemoryStore(payments=[RECEIPTED]), MemoryTable(), user_id="user-2", payment_id=RECEIPTED.payment_id)
+
+
+def test_a_final_state_in_the_store_answers_without_asking_the_workers():
+    table = MemoryTable(is_down=True)
+    assert status_of(MemoryStore(payments=[DONE]), table).status == "receipted"
+    assert table.asked == 0
+
+
+@pytest.mark.parametrize("stored", [[], [TOKENIZED], [POSTING]], ids=["not-yet-stored", "tokenized", "posting"])
+def test_a_lagging_store_never_answers_older_than_the_workers_table(stored):
+    """The client was told 'receipted' (a 201); the sinks have not caught up yet."""
+    view = status_of(MemoryStore(payments=stored), MemoryTable([DONE]))
+    assert (view.status, view.receipt_id) == ("receipted", DONE.receipt_id)
+
+
+def test_a_store_that_cannot_answer_is_replaced_by_the_workers_table():
+    assert status_of(MemoryStore(payments=[DONE], is_down=True), MemoryTable([DONE])).status == "receipted"
+
+
+def test_when_no_worker_can_answer_an_unfinished_payment_is_unavailable_not_stale_nor_missing():
+    for store in (MemoryStore(payments=[TOKENIZED]), MemoryStore(), MemoryStore(is_down=True)):
+        with pytest.raises(Unavailable):
+            status_of(store, MemoryTable([DONE], is_down=True))
+
+
+def test_a_payment_accepted_with_202_reads_as_processing_until_the_pipeline_has_it():
+    cache = MemoryCache()
+    run(cache.put_accepted(views.accepted(start_cmd(), T.format(5))))
+    view = status_of(MemoryStore(), MemoryTable(), cache)
+    assert (view.payment_id, view.status, view.amount, view.currency) == ("pay-1", "processing", "10.00", "EUR")
+    with pytest.raises(NotFound):
+        status_of(MemoryStore(), MemoryTable(), cache, user_id="user-2")
+    # Once the worker has it, its state answers.
+    assert status_of(MemoryStore(), MemoryTable([TOKENIZED]), cache).status == "tokenized"
+
+
+def test_a_payment_nobody_knows_is_not_found():
+    cache = MemoryCache()
+    with pytest.raises(NotFound):
+        status_of(MemoryStore(), MemoryTable(), cache)
+    with pytest.raises(NotFound):
+        status_of(MemoryStore(payments=[POSTING]), MemoryTable([POSTING]), cache, user_id="user-2")
 
 
 def test_a_transaction_is_found_in_the_cache_then_in_the_store():
@@ -88,3 +180,21 @@ def test_a_transaction_is_found_in_the_cache_then_in_the_store():
     with pytest.raises(NotFound) as info:
         run(views.transaction(cache, MemoryStore(transactions={"pi_1": ref}), "pi_1", "user-2"))
     assert (info.value.code, info.value.field) == ("payment_not_found", "transaction_id")
+
+
+def test_with_the_cache_down_reads_come_from_the_store_and_unknown_is_unavailable_not_missing():
+    cache = MemoryCache(is_down=True)
+    body, hit = run(views.receipt(cache, MemoryStore(receipts=[RECEIPT]), "user-1", RECEIPT.receipt_id))
+    assert not hit and json.loads(body)["receipt_id"] == RECEIPT.receipt_id
+    ref = TransactionRef("pay-1", "user-1")
+    assert run(views.transaction(cache, MemoryStore(transactions={"pi_1": ref}), "pi_1", "user-1")) == ref
+    # Not (yet) in the store, and the cache that might know cannot say: 503, not 404.
+    with pytest.raises(Unavailable):
+        run(views.receipt(cache, MemoryStore(), "user-1", RECEIPT.receipt_id))
+    with pytest.raises(Unavailable):
+        run(views.transaction(cache, MemoryStore(), "pi_1", "user-1"))
+    with pytest.raises(Unavailable):
+        status_of(MemoryStore(), MemoryTable(), cache)
+    # Found, but another user's: the same 404 as ever.
+    with pytest.raises(NotFound):
+        run(views.transaction(cache, MemoryStore(transactions={"pi_1": ref}), "pi_1", "user-2"))
