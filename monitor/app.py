@@ -122,7 +122,15 @@ class Monitor:
                 await self._announce(change)
 
     async def _sample(self, dt: float) -> None:
-        for result in await self.probes.run_all():
+        results = await self.probes.run_all()
+        for gone in set(self.services) - {r.name for r in results}:
+            # A check that no longer applies (the whole cluster unknown, once its nodes answer again).
+            ok, _ = self.services.pop(gone)
+            with contextlib.suppress(KeyError):
+                SERVICE_UP.remove(gone)
+            if not ok:
+                await self._announce(Change(gone, "service", "down", "up", "answers again"))
+        for result in results:
             previous = self.services.get(result.name)
             self.services[result.name] = (result.ok, result.detail)
             SERVICE_UP.labels(result.name).set(1 if result.ok else 0)
