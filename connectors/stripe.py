@@ -82,10 +82,12 @@ class StripeProvider:
             if status == "succeeded":
                 # Charged already (a confirm whose answer was lost, or the client's own).
                 return PreparedCharge(transaction_id, _result_of(intent))
-            if status not in ("requires_payment_method", "canceled"):
+            asks = (_minor(intent.get("amount")), _upper(intent.get("currency")))
+            if status not in ("requires_payment_method", "canceled") and asks == (amount.minor, amount.currency):
                 return PreparedCharge(transaction_id)
             # The session's intent cannot carry this charge (localstripe keeps a
-            # declined intent unconfirmable): a fresh intent for this attempt will.
+            # declined intent unconfirmable), or no longer asks for this payment's
+            # amount (changed at the provider): a fresh intent for this attempt will.
         return await self._fresh_intent(payment_id, attempt, amount, payment_method)
 
     async def _attach(self, payment_id: str, attempt: str, intent_id: str, payment_method: str) -> dict | ChargeResult:

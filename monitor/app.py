@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter, Gauge
 
 from monitor.probes import Probes
+from monitor.reconciliation import ReconciliationWatch
 from monitor.sampler import Sampler, flatten
 from monitor.state import Change, Components, Series
 from paystream import bootstrap, messages
@@ -45,6 +46,7 @@ class Monitor:
         self.tasks: list[asyncio.Task] = []
         self.http: aiohttp.ClientSession | None = None
         self.probes: Probes | None = None
+        self.reconciliation: ReconciliationWatch | None = None
 
     # --- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -63,12 +65,15 @@ class Monitor:
         await self.consumer.seek_to_end()
         source = HeartbeatSource("monitor", self.settings.monitor_port,
                                  f"http://{self.settings.monitor_host}:{self.settings.monitor_port}/metrics")
+        self.reconciliation = ReconciliationWatch(self.settings, self._announce)
         self.tasks = [
             asyncio.create_task(self._consume_beats(), name="beats"),
             asyncio.create_task(self._sample_forever(), name="sampler"),
             asyncio.create_task(self._expire_forever(), name="expiry"),
             asyncio.create_task(publish_forever(source, self._send_beat, self.settings.heartbeat_interval_s)),
         ]
+        if self.settings.reconcile_interval_s > 0:
+            self.tasks.append(asyncio.create_task(self.reconciliation.forever(), name="reconciliation"))
 
     async def stop(self) -> None:
         for task in reversed(self.tasks):
@@ -78,6 +83,7 @@ class Monitor:
         await self.consumer.stop()
         await self.producer.stop()
         await self.probes.close()
+        await self.reconciliation.close()
         await self.http.close()
 
     async def _send_beat(self, key: bytes, value: bytes) -> None:
@@ -189,7 +195,8 @@ class Monitor:
         healthy = all(c["state"] == "up" for c in components) and all(s["state"] == "up" for s in services)
         return {"overall": "up" if healthy else "down", "generated_at": utc_now("seconds"),
                 "heartbeat_interval_s": self.settings.heartbeat_interval_s,
-                "components": components, "services": services}
+                "components": components, "services": services,
+                "reconciliation": self.reconciliation.status() if self.reconciliation else None}
 
 
 MONITOR = web.AppKey("monitor", Monitor)
@@ -203,6 +210,23 @@ async def health(request: web.Request) -> web.Response:
 async def api_status(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR]
     return web.json_response({**monitor.status(), "series": monitor.series.as_dict()})
+
+
+async def reconcile_now(request: web.Request) -> web.Response:
+    """Run a reconciliation now; `?settle_s=` judges payments changed more recently than the setting."""
+    settle = request.query.get("settle_s")
+    try:
+        settle_s = None if settle is None else float(settle)
+    except ValueError:
+        return web.json_response({"error": {"type": "invalid_request_error", "code": "invalid_value",
+                                            "message": "settle_s must be a number", "field": "settle_s"}}, status=422)
+    try:
+        report = await request.app[MONITOR].reconciliation.run(settle_s)
+    except Exception as exc:
+        return web.json_response({"error": {"type": "unavailable_error", "code": "reconciliation_failed",
+                                            "message": f"{type(exc).__name__}: {exc}"[:300], "field": None}},
+                                 status=503, headers={"Retry-After": "5"})
+    return web.json_response(report.as_dict())
 
 
 async def metrics_page(request: web.Request) -> web.Response:
@@ -221,6 +245,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/api/status", api_status)
+    app.router.add_post("/api/reconciliation", reconcile_now)
     app.router.add_static("/static/", STATIC)
 
     async def lifecycle(app: web.Application):

@@ -18,6 +18,7 @@ from paystream.settings import Settings
 if TYPE_CHECKING:
     from connectors.couchbase_store import CouchbaseStore
     from connectors.kafka_commands import KafkaCommandBus
+    from connectors.kafka_history import KafkaHistory
     from connectors.redis_cache import BestEffortCache, RedisCache
     from connectors.stripe import StripeProvider
     from connectors.worker_table import WorkerTableClient
@@ -73,6 +74,13 @@ def payment_table(settings: Settings) -> WorkerTableClient:
 
     return WorkerTableClient(settings.worker_url_list, settings.internal_token.get_secret_value(),
                              settings.worker_query_timeout_s)
+
+
+def payment_history(settings: Settings) -> KafkaHistory:
+    """What paystream recorded, read back from its events and receipts topics (reconciliation)."""
+    from connectors.kafka_history import KafkaHistory
+
+    return KafkaHistory(settings.kafka_bootstrap, settings.topics.events, settings.topics.receipts)
 
 
 def ensure_topics(settings: Settings) -> list[str]:

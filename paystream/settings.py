@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     monitor_port: int = 8090
     log_level: str = "INFO"
 
+    # --- reconciliation (paystream reconcile, and the monitor) ---------------
+    reconcile_interval_s: float = Field(
+        60.0, description="How often the monitor reconciles with the provider; 0 turns it off.")
+    reconcile_settle_s: float = Field(
+        60.0, description="Payments changed more recently than this are in flight: judged on a later run.")
+    reconcile_lookback_s: float = Field(
+        3600.0, description="How far back the monitor's first run reaches; later runs read what changed since.")
+
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())

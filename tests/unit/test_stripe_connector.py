@@ -22,7 +22,7 @@ DECLINE = (402, {"error": {"type": "card_error", "code": "card_declined", "decli
 
 def intent(intent_id: str, status: str, payment_id: str = "pay-1", **extra) -> dict:
     return {"id": intent_id, "object": "payment_intent", "status": status, "client_secret": f"{intent_id}_secret",
-            "metadata": {"payment_id": payment_id}, **extra}
+            "amount": 1234, "currency": "eur", "metadata": {"payment_id": payment_id}, **extra}
 
 
 class FakeStripe:
@@ -143,6 +143,16 @@ async def test_a_session_intent_that_cannot_carry_the_charge_is_replaced(stripe)
         ("POST", "/v1/payment_intents"): [(200, intent("pi_2", "requires_confirmation"))],
     })
     assert (await provider.prepare_charge("pay-1", "cmd-2", "pi_1", EUR_12, "pm_good")).intent_id == "pi_2"
+
+
+async def test_a_session_intent_whose_amount_was_changed_is_never_charged(stripe):
+    """Someone changed the intent's amount at the provider: paystream charges what it recorded, on a fresh intent."""
+    fake, provider = await stripe({
+        ("POST", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "requires_confirmation", amount="9999"))],
+        ("POST", "/v1/payment_intents"): [(200, intent("pi_2", "requires_confirmation"))],
+    })
+    assert (await provider.prepare_charge("pay-1", "cmd-1", "pi_1", EUR_12, "pm_good")).intent_id == "pi_2"
+    assert fake.requests[-1][2]["amount"] == "1234"
 
 
 async def test_a_session_intent_found_charged_is_not_confirmed_again(stripe):
