@@ -99,7 +99,10 @@ class StripeProvider:
             if _is_decline(exc):
                 return _declined(exc)
         # Refused without a decline: its own record says whether it was charged or is unusable.
-        return await self._call("retrieve_intent", "GET", f"/v1/payment_intents/{intent_id}", None, {})
+        try:
+            return await self._call("retrieve_intent", "GET", f"/v1/payment_intents/{intent_id}", None, {})
+        except StripeError:
+            return {}  # not there to carry a charge: a fresh intent will
 
     async def _fresh_intent(self, payment_id: str, attempt: str, amount: Money,
                             payment_method: str) -> PreparedCharge:

@@ -165,6 +165,15 @@ async def test_a_session_intent_found_charged_is_not_confirmed_again(stripe):
     assert fake.paths() == ["POST /v1/payment_intents/pi_1", "GET /v1/payment_intents/pi_1"]
 
 
+async def test_a_session_intent_the_provider_does_not_know_is_replaced(stripe):
+    fake, provider = await stripe({
+        ("POST", "/v1/payment_intents/pi_1"): [(404, {"error": {"message": "Not Found"}})],
+        ("GET", "/v1/payment_intents/pi_1"): [(404, {"error": {"message": "Not Found"}})],
+        ("POST", "/v1/payment_intents"): [(200, intent("pi_2", "requires_confirmation"))],
+    })
+    assert (await provider.prepare_charge("pay-1", "cmd-1", "pi_1", EUR_12, "pm_good")).intent_id == "pi_2"
+
+
 async def test_a_confirm_repeated_after_a_lost_answer_is_settled_from_the_intent_by_id(stripe):
     """The first confirm went through but its answer was lost; the repeat is refused. The intent's
     own record, fetched by its id, says succeeded: no new intent, no second charge."""
