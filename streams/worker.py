@@ -89,10 +89,13 @@ class PaymentsSummary(View):
 class PaymentByIdPage(View):
     """One payment as its owner sees it (the public view, nothing else), for the API's status reads.
 
-    Asked of any worker, the query is forwarded to the one holding the payment's partition."""
+    Asked of any worker, the query is forwarded to the one holding the payment's partition: routed by
+    the commands topic, whose raw key places the payment (the table's changelog key is JSON, so
+    Faust's table_route would compute another partition), and whose partition N comes with the
+    table's partition N."""
 
     @internal(settings)
-    @app.table_route(table=payments, match_info="payment_id")
+    @app.topic_route(commands_topic, match_info="payment_id")
     async def get(self, request: Request, payment_id: str) -> Response:
         if not is_ready(app):
             # Mid-rebalance or still recovering: "not found" would not be the truth yet.

@@ -7,7 +7,11 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import aiohttp
@@ -15,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api_client import DECLINING_CARD, identity
-from tests.conftest import paystream
+from tests.conftest import ROOT, paystream
 from tests.kafka_probe import end_offsets
 
 
@@ -215,3 +219,60 @@ async def test_couchbase_not_answering_payments_go_on_and_status_comes_from_the_
         await asyncio.sleep(0.5)
     else:
         raise AssertionError("the sinks never caught up")
+
+
+# --- two workers ------------------------------------------------------------------------------------------
+def ready(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{address}/ready/", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def table_read(address: str, token: str, payment_id: str, user_id: str) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{address}/tables/payments/{payment_id}/?user_id={user_id}",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+async def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(check):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.5)
+
+
+async def test_with_two_workers_any_worker_answers_for_every_payment(api, pipeline, settings, tmp_path, no_500s):
+    """The table is split between the workers: a status read asked of either is forwarded to the one
+    that holds the payment, and finds it."""
+    second = f"http://{settings.ingress_host}:{settings.worker_web_port + 2}"
+    env = {**os.environ, "PAYSTREAM_WORKER_WEB_PORT": str(settings.worker_web_port + 2),
+           "PAYSTREAM_DATA_DIR": str(tmp_path)}
+    with open(tmp_path / "worker.log", "wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "paystream.cli", "worker"], cwd=ROOT, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    first = pipeline["worker"]["address"]
+    token = settings.internal_token.get_secret_value()
+    try:
+        await wait_until(lambda: ready(second) and ready(first), 120, "two ready workers")
+        payments = []
+        for _ in range(12):
+            who = identity()
+            started, receipt = await pay(api, who)
+            payments.append((who, started["payment_id"], receipt["receipt_id"]))
+        for who, payment_id, receipt_id in payments:
+            for address in (first, second):
+                status, body = await asyncio.to_thread(table_read, address, token, payment_id, who["user_id"])
+                assert (status, body.get("status"), body.get("receipt_id")) == (200, "receipted", receipt_id), body
+            assert (await api.payment(who, payment_id)).body["status"] == "receipted"
+        # Never another user's, whichever worker is asked.
+        assert (await asyncio.to_thread(table_read, second, token, payments[0][1], "someone-else"))[0] == 404
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        await asyncio.to_thread(worker.wait, 60)
+    await wait_until(lambda: ready(first), 120, "the pipeline's worker alone again")
