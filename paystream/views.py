@@ -9,8 +9,9 @@ it is final (receipted or failed: nothing can follow). Before that the sinks
 may lag behind what the client was told, so the workers' table, which holds
 every state before the client hears of it, answers instead; and a payment
 the client was told is being processed (202) before the pipeline had it is
-answered as such. 404 only when every one of them says there is no such
-payment; when one that might know cannot answer, `Unavailable` (503).
+answered as such, also while no worker can answer. 404 only when every one
+of them says there is no such payment; when one that might know cannot
+answer, `Unavailable` (503).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from paystream.ports import AcceptedPayment, DocumentStore, PaymentTable, Receip
 
 async def receipt(cache: ReceiptCache, store: DocumentStore, user_id: str, receipt_id: str) -> tuple[bytes, bool]:
     """(the receipt as JSON, whether the cache had it). A miss fills the cache for the next read."""
-    cached, cache_down = await _from_cache(cache.get_receipt(user_id, receipt_id))
+    cached, cache_down = await _answer_or_outage(cache.get_receipt(user_id, receipt_id))
     if cached is not None:
         return cached, True
     found = await store.get_receipt(receipt_id)
@@ -43,11 +44,13 @@ async def payment(store: DocumentStore, table: PaymentTable, cache: ReceiptCache
     if stored is not None and stored.status in FINISHED:
         check_owner(stored.user_id, user_id)
         return stored.public_view()
-    live = await table.get_payment(payment_id, user_id)
+    live, table_down = await _answer_or_outage(table.get_payment(payment_id, user_id))
     if live is not None:
         return live
-    accepted, cache_down = await _from_cache(cache.get_accepted(payment_id))
-    _not_known_while(cache_down, accepted)
+    if table_down is not None and stored is not None:
+        raise table_down  # the store's copy may be older than what the client was told
+    accepted, cache_down = await _answer_or_outage(cache.get_accepted(payment_id))
+    _not_known_while(table_down or cache_down, accepted)
     check_owner(accepted.user_id if accepted else None, user_id)
     return accepted.view
 
@@ -62,15 +65,15 @@ def accepted(command: StartPayment, at: str) -> AcceptedPayment:
 
 async def transaction(cache: ReceiptCache, store: DocumentStore, transaction_id: str, user_id: str) -> TransactionRef:
     """The payment a provider transaction belongs to, if it is this user's."""
-    ref, cache_down = await _from_cache(cache.get_transaction(transaction_id))
+    ref, cache_down = await _answer_or_outage(cache.get_transaction(transaction_id))
     ref = ref or await store.get_transaction(transaction_id)
     _not_known_while(cache_down, ref)
     check_owner(ref.user_id if ref else None, user_id, "payment", "transaction_id")
     return ref
 
 
-async def _from_cache(read):
-    """(what the cache said, None) or (None, the outage) when it could not answer."""
+async def _answer_or_outage(read):
+    """(what a source said, None), or (None, the outage) when it could not answer."""
     try:
         return await read, None
     except Unavailable as exc:

@@ -32,6 +32,9 @@ CONSUMER_LAG = Gauge("paystream_consumer_lag", "Messages not yet consumed, by pa
                      ["component", "topic", "partition"])
 DEAD_LETTERS = Counter("paystream_dead_letters", "Messages set aside on the dead-letter topic.",
                        ["component", "topic"])
+DURABLE_FLUSH = Histogram("paystream_worker_flush_duration_seconds", "Time the worker waits for Kafka to "
+                          "acknowledge a payment's changes, by what waits on it: a charge or a reply.", ["before"],
+                          buckets=LATENCY_BUCKETS)
 IN_FLIGHT = Gauge("paystream_in_flight_payments", "Commands being handled right now.")
 
 

@@ -49,13 +49,25 @@ async def test_worker_killed_after_start_and_before_post(api, pipeline, sandbox)
     # With no worker the command waits in Kafka, and the client is told where to look.
     key = uuid.uuid4().hex
     method = await api.card()
-    pending = await api.post(who, started.body["transaction_id"], method, "15.00", "EUR", idempotency_key=key)
+    newcomer = identity()
+    pending, new = await asyncio.gather(
+        api.post(who, started.body["transaction_id"], method, "15.00", "EUR", idempotency_key=key),
+        api.start(newcomer, "3.00", "EUR"))
     assert pending.status == 202, pending.body
     assert pending.headers["Location"] == f"/payments/{payment_id}"
+    # A new payment the pipeline has not seen yet reads as what its client was told, never 404.
+    assert new.status == 202, new.body
+    told = await api.payment(newcomer, new.body["payment_id"])
+    assert (told.status, told.body["status"], told.body["amount"]) == (200, "processing", "3.00"), told.body
+    assert (await api.payment(identity(), new.body["payment_id"])).status == 404
 
     restarted = await asyncio.to_thread(paystream, "pipeline", "up", "worker")
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert worker_pid() != pid
+    deadline = time.monotonic() + 60
+    while (await api.payment(newcomer, new.body["payment_id"])).body.get("status") != "tokenized":
+        assert time.monotonic() < deadline, "the new payment never reached the worker"
+        await asyncio.sleep(0.2)
 
     deadline = time.monotonic() + 60
     status = await api.payment(who, payment_id)

@@ -159,6 +159,8 @@ def test_a_payment_accepted_with_202_reads_as_processing_until_the_pipeline_has_
     assert (view.payment_id, view.status, view.amount, view.currency) == ("pay-1", "processing", "10.00", "EUR")
     with pytest.raises(NotFound):
         status_of(MemoryStore(), MemoryTable(), cache, user_id="user-2")
+    # While no worker can answer (the reason for the 202), still "processing", never 404.
+    assert status_of(MemoryStore(), MemoryTable(is_down=True), cache).status == "processing"
     # Once the worker has it, its state answers.
     assert status_of(MemoryStore(), MemoryTable([TOKENIZED]), cache).status == "tokenized"
 
