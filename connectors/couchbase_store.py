@@ -9,6 +9,8 @@ replica; when neither can, the read raises `Unavailable` (a 503 at the API).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from datetime import timedelta
 
@@ -109,3 +111,54 @@ class CouchbaseStore:
             raise Unavailable("store_unavailable", "the document store cannot answer right now; "
                               "retry shortly") from exc
         return result.content_as[dict]
+
+
+class BackgroundConnectedStore:
+    """The DocumentStore for the API: it starts without the cluster and connects in the background,
+    retrying, so an API started while Couchbase is down serves what it can (payments, status reads
+    from the workers' table, cached receipts) and answers 503 for the rest until the cluster is back."""
+
+    RETRY_MAX_S = 30.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._store: CouchbaseStore | None = None
+        self._connecting = asyncio.create_task(self._connect(), name="couchbase-connect")
+
+    async def _connect(self) -> None:
+        wait = 1.0
+        while True:
+            try:
+                self._store = await CouchbaseStore.connect(self.settings)
+                return
+            except Exception as exc:  # whatever the SDK raises while the cluster is away
+                log.warning("couchbase not reachable yet, retrying", error=type(exc).__name__, in_s=wait)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, self.RETRY_MAX_S)
+
+    async def wait_connected(self, timeout_s: float) -> bool:
+        """Whether the cluster was connected within `timeout_s` (it keeps trying either way)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._connecting), timeout_s)
+        return self._store is not None
+
+    def _ready(self) -> CouchbaseStore:
+        if self._store is None:
+            raise Unavailable("store_unavailable", "the document store is not connected yet; retry shortly")
+        return self._store
+
+    async def get_payment(self, payment_id: str) -> Payment | None:
+        return await self._ready().get_payment(payment_id)
+
+    async def get_receipt(self, receipt_id: str) -> Receipt | None:
+        return await self._ready().get_receipt(receipt_id)
+
+    async def get_transaction(self, transaction_id: str) -> TransactionRef | None:
+        return await self._ready().get_transaction(transaction_id)
+
+    async def close(self) -> None:
+        self._connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._connecting
+        if self._store is not None:
+            await self._store.close()

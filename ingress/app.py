@@ -18,6 +18,9 @@ from paystream.settings import Settings
 
 log = get_logger("paystream.ingress")
 
+#: How long the API waits for the document store at start before serving without it.
+STORE_WAIT_S = 15.0
+
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[observe, json_errors, authenticate], client_max_size=settings.max_body_bytes)
@@ -30,7 +33,9 @@ def create_app(settings: Settings) -> web.Application:
 async def _adapters(app: web.Application, settings: Settings):
     await asyncio.to_thread(bootstrap.ensure_topics, settings)
     cache = bootstrap.read_cache(settings)
-    store = await bootstrap.document_store(settings)
+    store = bootstrap.read_store(settings)
+    if not await store.wait_connected(STORE_WAIT_S):
+        log.warning("starting without the document store; it is connected in the background")
     table = bootstrap.payment_table(settings)
     bus = bootstrap.command_bus(settings)
     await bus.start()

@@ -16,7 +16,7 @@ from paystream.ports import PaymentStore
 from paystream.settings import Settings
 
 if TYPE_CHECKING:
-    from connectors.couchbase_store import CouchbaseStore
+    from connectors.couchbase_store import BackgroundConnectedStore, CouchbaseStore
     from connectors.kafka_commands import KafkaCommandBus
     from connectors.kafka_history import KafkaHistory
     from connectors.redis_cache import BestEffortCache, RedisCache
@@ -49,6 +49,13 @@ async def document_store(settings: Settings) -> CouchbaseStore:
     from connectors.couchbase_store import CouchbaseStore
 
     return await CouchbaseStore.connect(settings)
+
+
+def read_store(settings: Settings) -> BackgroundConnectedStore:
+    """The store as the API reads it: connected in the background, so the API starts without it."""
+    from connectors.couchbase_store import BackgroundConnectedStore
+
+    return BackgroundConnectedStore(settings)
 
 
 def receipt_cache(settings: Settings) -> RedisCache:
