@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     sinks_id: str = "paystream-sinks"
     sinks_web_port: int = 6067
     receipt_cache_ttl_s: int = 7 * 24 * 3600
+    worker_url: str | None = Field(
+        None, description="A worker's HTTP address for `paystream query`, `tables export` and the monitor; "
+                          "default: http://<ingress host>:<worker web port>.")
+    analytics_minute_retention_s: int = Field(
+        2 * 24 * 3600, description="How long per-minute and rolling 5-minute windows are kept.")
+    analytics_hour_retention_s: int = Field(90 * 24 * 3600, description="How long per-hour windows are kept.")
     transaction_index_ttl_s: int = 30 * 24 * 3600
 
     # --- monitoring ----------------------------------------------------------
@@ -81,11 +87,16 @@ class Settings(BaseSettings):
     missed_beats_down: int = Field(3, description="Missed heartbeats after which a component is down.")
     monitor_host: str = "127.0.0.1"
     monitor_port: int = 8090
+    analytics_refresh_s: float = Field(10.0, description="How often the monitor reads the windowed charts.")
     log_level: str = "INFO"
 
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def worker_base_url(self) -> str:
+        return (self.worker_url or f"http://{self.ingress_host}:{self.worker_web_port}").rstrip("/")
 
     @property
     def topics(self) -> "TopicNames":
