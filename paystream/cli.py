@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from paystream import analyst_cli as _analyst_cli
 from paystream.settings import get_settings
 
 app = typer.Typer(help="paystream: payment processing on Kafka and Faust.", no_args_is_help=True,
@@ -92,6 +93,8 @@ def schemas(
         path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
         typer.echo(str(path))
 
+
+_analyst_cli.register(app)
 
 for _plugin in entry_points(group="paystream.commands"):
     _plugin.load()(app)

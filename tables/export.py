@@ -8,9 +8,13 @@ methods or client secrets: analysts get ids, states, amounts and times.
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
+from paystream.clock import utc_now
 from paystream.domain.money import Money
 from tables.aggregates import LATENCY, NO_CURRENCY, Dimension
 from tables.window_queries import USER_COLUMNS, iso, user_rows
@@ -84,3 +88,65 @@ EXPORTS = {e.name: e for e in (
     Export("users", tuple((c, _USER_TYPES.get(c, BIGINT)) for c in USER_COLUMNS) + (("partition", BIGINT),),
            user_export_rows, "per-user totals, one row per currency"),
 )}
+
+
+# --- writing an export ------------------------------------------------------------------------
+
+class ExportFailed(RuntimeError):
+    pass
+
+
+def write_export(name: str, lines: Iterable[list], fmt: str, out: Path) -> dict:
+    """Write the lines of a gathered export (["row", {...}] ..., ["end", {...}]) to `out` as CSV or Parquet.
+
+    Nothing is left at `out` unless the export ended whole: rows go to a
+    temporary CSV beside it first, which becomes the file (CSV) or is turned
+    into Parquet by DuckDB with the table's column types. The manifest (table,
+    rows, the changelog offset each partition was read at) is returned, kept
+    in the Parquet file's key-value metadata, and written beside the file as
+    `<out>.manifest.json`."""
+    export = EXPORTS[name]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial.csv")
+    count, end = 0, None
+    try:
+        with open(partial, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=export.names, lineterminator="\n")
+            writer.writeheader()
+            for kind, body in lines:
+                if kind == "row":
+                    writer.writerow({k: "" if v is None else v for k, v in body.items()})
+                    count += 1
+                elif kind == "error":
+                    raise ExportFailed(f"{body.get('code')}: {body.get('message')}")
+                elif kind == "end":
+                    end = body
+        if end is None:
+            raise ExportFailed("the export stopped before its end; nothing was written")
+        manifest = {"table": name, "format": fmt, "rows": count, "partitions": end["partitions"],
+                    "offsets": end["offsets"], "exported_at": utc_now(), "columns": dict(export.columns)}
+        if fmt == "csv":
+            partial.replace(out)
+        else:
+            _csv_to_parquet(partial, out, export, manifest)
+        Path(f"{out}.manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        return manifest
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _csv_to_parquet(source: Path, out: Path, export: Export, manifest: dict) -> None:
+    try:
+        import duckdb
+    except ImportError:
+        raise ExportFailed("Parquet needs DuckDB: pip install 'paystream[analytics]' (or use --format csv)") from None
+    columns = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in export.columns) + "}"
+    metadata = json.dumps({k: v for k, v in manifest.items() if k != "columns"}).replace("'", "''")
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * FROM read_csv(?, header = true, auto_detect = false, columns = {columns})) "
+                    f"TO '{_sql_path(out)}' (FORMAT parquet, KV_METADATA {{paystream: '{metadata}'}})",
+                    [str(source)])
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
