@@ -92,7 +92,9 @@ def _print(columns: list[str], rows: list[dict], title: str) -> None:
         table.add_column(column, justify="right" if rows and isinstance(rows[0].get(column), int) else "left")
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row[c]) for c in columns))
-    Console(width=max(80, len(columns) * 14)).print(table)
+    # As wide as the cells need, not the terminal: a narrow terminal would cut timestamps short.
+    widths = [max([len(c)] + [len(str(row.get(c))) for row in rows]) for c in columns]
+    Console(width=max(80, sum(widths) + 3 * len(columns) + 1)).print(table)
 
 
 def _show(path: str, params: dict[str, str], columns: list[str], output: Output, worker: str | None,
