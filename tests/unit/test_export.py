@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import duckdb
 import pytest
 
 from tables.export import EXPORTS, ExportFailed, write_export
+from tests.unit.test_walls import ROOT
 
 PAYMENT = {"payment_id": "pay_1", "user_id": "u1", "email": "jane@example.com", "status": "receipted",
            "payment_type": "credit", "amount": {"amount": "12.34", "amount_minor": 1234, "currency": "EUR"},
@@ -88,3 +91,16 @@ def test_an_export_that_did_not_end_whole_leaves_no_file(tmp_path, broken):
     with pytest.raises(ExportFailed):
         write_export("payments", broken(lines("payments", [("pay_1", PAYMENT)], end=False)), "csv", out)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_readme_example_reads_an_export(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- analysts-example")[1].split("```python\n", 1)[1].split("```", 1)[0]
+    eur = {**PAYMENT, "payment_id": "pay_3", "amount": {"amount": "0.66", "amount_minor": 66, "currency": "EUR"}}
+    jpy = {**PAYMENT, "payment_id": "pay_4", "amount": {"amount": "500", "amount_minor": 500, "currency": "JPY"}}
+    write_export("payments", lines("payments", [("pay_1", PAYMENT), ("pay_2", UNSTARTED), ("pay_3", eur),
+                                                ("pay_4", jpy)]), "parquet", tmp_path / "payments.parquet")
+    result = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    table = [line.split("│")[1:-1] for line in result.stdout.splitlines() if line.count("│") == 4]
+    assert [[cell.strip() for cell in row] for row in table][-2:] == [["EUR", "2", "1300"], ["JPY", "1", "500"]]
