@@ -151,17 +151,18 @@ def _window_view(view: str, help_: str) -> None:
         by: Annotated[Optional[str], typer.Option(help="Keep these apart: currency, payment_type "
                                                        "(comma-separated; empty to add everything up).",
                                                   show_default=False)] = None,
-        rolling: Annotated[bool, typer.Option("--rolling", help="5-minute windows, one starting every minute "
+        rolling: Annotated[bool, typer.Option("--rolling", help="10-minute windows, one starting every 5 minutes "
                                                                 "(instead of buckets).")] = False,
         as_: As = Output.table, csv: CsvFlag = False, json_: JsonFlag = False, worker: Worker = None,
     ) -> None:
         params = {"view": view, "bucket": bucket, "since": since, "from": from_, "to": to, "currency": currency,
                   "status": status, "payment_type": payment_type, "by": by, "rolling": "true" if rolling else None}
         _show("/analytics/windows/", {k: v for k, v in params.items() if v is not None}, COLUMNS[view],
-              _output(as_, csv, json_), worker, f"{view} per {'rolling 5m' if rolling else bucket or '1m'}")
+              _output(as_, csv, json_), worker, f"{view} per {'rolling 10m' if rolling else bucket or '1m'}")
 
 
-_window_view("status", "Events per bucket by status (and currency): counts and volume (exact, per currency).")
+_window_view("status", "Payments started, receipted, declined and failed per bucket (and currency): counts and "
+                       "volume (exact, per currency).")
 _window_view("conversion", "Per bucket: started, receipted, declined, failed, conversion (receipted / started) "
                            "and latency from start to receipt.")
 _window_view("declines", "Declines per bucket by decline code (and currency).")

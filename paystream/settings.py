@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         None, description="A worker's HTTP address for `paystream query`, `tables export` and the monitor; "
                           "default: http://<ingress host>:<worker web port>.")
     analytics_minute_retention_s: int = Field(
-        2 * 24 * 3600, description="How long per-minute and rolling 5-minute windows are kept.")
+        2 * 24 * 3600, description="How long per-minute and rolling (10-minute) windows are kept.")
     analytics_hour_retention_s: int = Field(90 * 24 * 3600, description="How long per-hour windows are kept.")
     transaction_index_ttl_s: int = 30 * 24 * 3600
 

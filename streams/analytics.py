@@ -33,7 +33,7 @@ from paystream.settings import Settings
 from streams.dead_letters import DeadLetters, headers_of
 from streams.web import internal
 from tables import queries
-from tables.aggregates import USER_STATES, epoch_s
+from tables.aggregates import counted, epoch_s
 from tables.analytics import AnalyticsTables, PartitionSnapshot
 from tables.export import EXPORTS
 from tables.window_queries import (
@@ -121,14 +121,16 @@ def install(app: faust.App, settings: Settings, events_topic: faust.TopicT, paym
     async def count_events(stream):
         async for event, changed in dead_letters.readable(stream, "events"):
             payment, message = changed.payment, event.message
+            if not counted(payment):
+                EVENTS.labels("step").inc()
+                continue
             if tables.is_repeat(payment):
                 EVENTS.labels("repeat").inc()
                 continue
             tables.count(payment, epoch_s(changed.at), message.partition, message.offset)
-            if payment.status.value in USER_STATES:
-                # Sent now (force), not held until this event's offset is committed (Faust's default).
-                await by_user.send(key=payment.user_id, value=event.value, force=True,
-                                   headers=[("source", f"{message.partition}:{message.offset}".encode())])
+            # Sent now (force), not held until this event's offset is committed (Faust's default).
+            await by_user.send(key=payment.user_id, value=event.value, force=True,
+                               headers=[("source", f"{message.partition}:{message.offset}".encode())])
             tables.counted(payment)
             EVENTS.labels("counted").inc()
 

@@ -1,19 +1,22 @@
 """What each payment event adds to the analysts' tables: pure functions, no Faust and no I/O.
 
-An event (one state a payment entered) adds to a few *dimensions*, each a
-counter of events and a total:
+The tables count the states that open and close a payment's life: started,
+receipted, declined and failed (the steps in between are not counted). Each
+counted event adds to one *group* (its events partition, currency and payment
+type) a few tallies, each a count and a total:
 
-    status   <status>       <currency> <payment type>   total: amount in minor units
-    decline  <decline code> <currency> <payment type>   total: amount in minor units
-    latency  <bucket, ms>   <currency> <payment type>   total: milliseconds from start to receipt
+    status   <status>        total: amount in minor units
+    decline  <decline code>  total: amount in minor units        (declined events)
+    latency  <bucket, ms>    total: milliseconds from start to receipt (receipted events)
 
-A dimension is kept per partition of the events topic (the partition is the
-first part of its key), so every partition's figures are its own and a total
-is the sum over partitions, whichever worker holds them.
+A window keeps one record per group: {"tallies": {"measure|label": [count, total]}, "offset": o}, so an event
+is one write per window. Groups are kept per partition of the events topic (the partition is the first part
+of the key), so every partition's figures are its own and a total is the sum over partitions, whichever worker
+holds them.
 
-Every tally remembers the offset of the last event it counted: Kafka hands
+Every record remembers the offset of the last event it counted: Kafka hands
 events over again after a crash or a rebalance, and an event at an offset the
-tally already holds changes nothing. That mark is in the same record as the
+record already holds changes nothing. That mark is in the same record as the
 counts, so the two are written (and recovered) together.
 """
 
@@ -31,8 +34,8 @@ LATENCY_BUCKETS_MS = (250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 300
 INF = "+Inf"
 #: The currency of a payment started without an amount.
 NO_CURRENCY = ""
-#: The states per-user totals count (the others are steps on the way).
-USER_STATES = (Status.STARTED.value, Status.RECEIPTED.value, Status.DECLINED.value, Status.FAILED.value)
+#: The states the analysts' tables count (the others are steps on the way).
+COUNTED_STATES = (Status.STARTED.value, Status.RECEIPTED.value, Status.DECLINED.value, Status.FAILED.value)
 
 
 def epoch_s(at: str) -> float:
@@ -51,59 +54,62 @@ def latency_bucket(ms: int) -> str:
 
 
 @dataclass(frozen=True)
-class Dimension:
+class Group:
+    """What one window record is about: an events partition, a currency and a payment type."""
+
     partition: int
-    measure: str
-    label: str
     currency: str
     payment_type: str
 
     @property
     def key(self) -> str:
-        """The table key: 'partition|measure|label|currency|payment_type'."""
-        return f"{self.partition}|{self.measure}|{self.label}|{self.currency}|{self.payment_type}"
+        """The table key: 'partition|currency|payment_type'."""
+        return f"{self.partition}|{self.currency}|{self.payment_type}"
 
     @classmethod
-    def parse(cls, key: str) -> Dimension:
-        # The label (a provider's decline code) is the one part that could hold a '|'.
-        partition, measure, rest = key.split("|", 2)
-        label, currency, payment_type = rest.rsplit("|", 2)
-        return cls(int(partition), measure, label, currency, payment_type)
+    def parse(cls, key: str) -> Group:
+        partition, currency, payment_type = key.split("|")
+        return cls(int(partition), currency, payment_type)
 
 
-@dataclass(frozen=True)
-class Delta:
-    """What one event adds to one dimension."""
-
-    dimension: Dimension
-    count: int
-    total: int
+def counted(payment: Payment) -> bool:
+    return payment.status.value in COUNTED_STATES
 
 
-def deltas(payment: Payment, partition: int) -> list[Delta]:
-    """What the event of `payment` entering its current state adds, on events partition `partition`."""
+def contribution(payment: Payment, partition: int) -> tuple[Group, dict[str, list[int]]]:
+    """The group the event of `payment` entering its state counts in, and its tallies {"measure|label": [n, total]}.
+
+    Only for a counted state (see `counted`)."""
     currency = payment.amount.currency if payment.amount else NO_CURRENCY
     minor = payment.amount.minor if payment.amount else 0
-    kind = str(payment.payment_type)
-    out = [Delta(Dimension(partition, STATUS, payment.status.value, currency, kind), 1, minor)]
+    tallies = {f"{STATUS}|{payment.status.value}": [1, minor]}
     if payment.status == Status.DECLINED:
-        out.append(Delta(Dimension(partition, DECLINE, payment.decline_code or "card_declined", currency, kind),
-                         1, minor))
+        tallies[f"{DECLINE}|{payment.decline_code or 'card_declined'}"] = [1, minor]
     if payment.status == Status.RECEIPTED:
         ms = max(0, millis_between(payment.created_at, payment.updated_at))
-        out.append(Delta(Dimension(partition, LATENCY, latency_bucket(ms), currency, kind), 1, ms))
-    return out
+        tallies[f"{LATENCY}|{latency_bucket(ms)}"] = [1, ms]
+    return Group(partition, currency, str(payment.payment_type)), tallies
 
 
-def add(tally: dict | None, change: tuple[int, int, int]) -> dict:
-    """Add (count, total, offset) to a tally {count, total, offset}; an offset already counted changes nothing.
+def split_tally_key(key: str) -> tuple[str, str]:
+    """'decline|card_declined' -> ('decline', 'card_declined'); the label (a provider's code) may hold a '|'."""
+    measure, label = key.split("|", 1)
+    return measure, label
+
+
+def add(record: dict | None, change: tuple[dict[str, list[int]], int]) -> dict:
+    """Add (tallies, offset) to a window record; an offset already counted changes nothing.
 
     The operation a windowed table applies to each window an event falls in."""
-    count, total, offset = change
-    if tally and tally["offset"] >= offset:
-        return tally
-    tally = tally or {}
-    return {"count": tally.get("count", 0) + count, "total": tally.get("total", 0) + total, "offset": offset}
+    tallies, offset = change
+    if record and record["offset"] >= offset:
+        return record
+    merged = {key: list(value) for key, value in (record or {}).get("tallies", {}).items()}
+    for key, (count, total) in tallies.items():
+        current = merged.setdefault(key, [0, 0])
+        current[0] += count
+        current[1] += total
+    return {"tallies": merged, "offset": offset}
 
 
 def add_to_user(record: dict | None, payment: Payment, source: str, offset: int) -> dict:
@@ -113,11 +119,11 @@ def add_to_user(record: dict | None, payment: Payment, source: str, offset: int)
     "sources": {events partition: last offset counted}}. An event from a partition at or below the offset
     already counted from it is a repeat and changes nothing."""
     record = record or {"currencies": {}, "sources": {}}
-    if record["sources"].get(source, -1) >= offset or payment.status.value not in USER_STATES:
+    if record["sources"].get(source, -1) >= offset or not counted(payment):
         return record
     currency = payment.amount.currency if payment.amount else NO_CURRENCY
     currencies = {cur: dict(t) for cur, t in record["currencies"].items()}
-    totals = currencies.setdefault(currency, {state: 0 for state in USER_STATES} | {"volume_minor": 0})
+    totals = currencies.setdefault(currency, {state: 0 for state in COUNTED_STATES} | {"volume_minor": 0})
     totals[payment.status.value] += 1
     if payment.status == Status.RECEIPTED and payment.amount:
         totals["volume_minor"] += payment.amount.minor

@@ -1,11 +1,11 @@
 """The worker's analytics tables (Faust, RocksDB, changelog-backed) and how one worker reads its share.
 
-- three windowed tables of tallies per dimension (tables/aggregates.py), by
+- three windowed tables of tallies per group (tables/aggregates.py), by
   event time (the `at` of each event, so a late event lands in its own
-  window): per minute and per hour (tumbling), and 5 minutes wide every
-  minute (hopping);
-- the dimensions seen, so a reader looks windows up by key instead of
-  scanning every record;
+  window): per minute and per hour (tumbling), and 10 minutes wide every
+  5 minutes (hopping);
+- the groups seen, so a reader looks windows up by key instead of scanning
+  every record;
 - the last version of each payment counted, so a state the worker published
   twice (after a crash) is counted once;
 - per-user totals, keyed by user id (fed through a topic keyed by user id,
@@ -23,7 +23,7 @@ from faust.types.windows import WindowRange_from_start
 
 from paystream.domain.model import Payment
 from paystream.settings import Settings
-from tables.aggregates import Dimension, add, add_to_user, deltas
+from tables.aggregates import Group, add, add_to_user, contribution
 from tables.window_queries import HOUR, MINUTE, ROLLING, WINDOWS, Partials, WindowQuery, read_partials, wanted
 
 #: Records read between two yields to the event loop, so a long read never stalls the payment agent.
@@ -42,15 +42,15 @@ class AnalyticsTables:
         partitions = settings.payment_topic_partitions
         (minute_s, _), (hour_s, _), (rolling_size, rolling_step) = WINDOWS[MINUTE], WINDOWS[HOUR], WINDOWS[ROLLING]
         self.windows = {
-            MINUTE: _windowed(app, "analytics-minute", partitions, "Tallies per dimension and minute.")
+            MINUTE: _windowed(app, "analytics-minute", partitions, "Tallies per group and minute.")
             .tumbling(minute_s, expires=settings.analytics_minute_retention_s),
-            HOUR: _windowed(app, "analytics-hour", partitions, "Tallies per dimension and hour.")
+            HOUR: _windowed(app, "analytics-hour", partitions, "Tallies per group and hour.")
             .tumbling(hour_s, expires=settings.analytics_hour_retention_s),
-            ROLLING: _windowed(app, "analytics-rolling", partitions, "Tallies per dimension, 5 minutes every minute.")
+            ROLLING: _windowed(app, "analytics-rolling", partitions, "Tallies per group, 10 minutes every 5.")
             .hopping(rolling_size, rolling_step, expires=settings.analytics_minute_retention_s),
         }
-        self.dimensions = app.Table("analytics-dimensions", default=None, partitions=partitions, key_type=str,
-                                    help="Every dimension key counted (value 1).")
+        self.groups = app.Table("analytics-groups", default=None, partitions=partitions, key_type=str,
+                                help="Every group key counted (value 1).")
         self.versions = app.Table("analytics-versions", default=None, partitions=partitions, key_type=str,
                                   help="Last version of each payment counted.")
         # JSON keys, like the topic that feeds it: Faust's router finds a user's partition by hashing the
@@ -65,12 +65,11 @@ class AnalyticsTables:
 
     def count(self, payment: Payment, at: float, partition: int, offset: int) -> None:
         """Add one event to every window it falls in. Call `counted` after everything else it feeds."""
-        for delta in deltas(payment, partition):
-            key = delta.dimension.key
-            if key not in self.dimensions:
-                self.dimensions[key] = 1
-            for windows in self.windows.values():
-                windows.relative_to(at)[key].apply(add, (delta.count, delta.total, offset))
+        group, tallies = contribution(payment, partition)
+        if group.key not in self.groups:
+            self.groups[group.key] = 1
+        for windows in self.windows.values():
+            windows.relative_to(at)[group.key].apply(add, (tallies, offset))
 
     def counted(self, payment: Payment) -> None:
         self.versions[payment.payment_id] = payment.version
@@ -84,18 +83,17 @@ class AnalyticsTables:
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
     async def read_partials(self, query: WindowQuery) -> Partials:
-        """This worker's partials for a query: every window of the range, every dimension it wants."""
+        """This worker's partials for a query: every window of the range, every group it wants."""
         table = self.windows[query.table].table
         partitions = self.active_partitions(table)
-        dimensions = [d for d in map(Dimension.parse, self.dimensions.keys())
-                      if d.partition in partitions and wanted(query, d)]
+        groups = [g for g in map(Group.parse, self.groups.keys()) if g.partition in partitions and wanted(query, g)]
         records = []
         for n, start in enumerate(query.window_starts):
             window_range = WindowRange_from_start(float(start), table.window.size)
-            for dimension in dimensions:
-                tally = table.data.get((dimension.key, window_range))
-                if tally:
-                    records.append((dimension, start, tally))
+            for group in groups:
+                record = table.data.get((group.key, window_range))
+                if record:
+                    records.append((group, start, record))
             if n % 20 == 19:
                 await asyncio.sleep(0)
         return read_partials(query, partitions, records)

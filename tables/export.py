@@ -16,7 +16,7 @@ from pathlib import Path
 
 from paystream.clock import utc_now
 from paystream.domain.money import Money
-from tables.aggregates import LATENCY, NO_CURRENCY, Dimension
+from tables.aggregates import LATENCY, NO_CURRENCY, Group, split_tally_key
 from tables.window_queries import USER_COLUMNS, iso, user_rows
 
 BIGINT, TEXT, TIME = "BIGINT", "VARCHAR", "TIMESTAMPTZ"
@@ -51,18 +51,19 @@ def payment_rows(key: str, value: dict, partition: int) -> Iterable[dict]:
 
 
 def window_rows(key, value: dict, partition: int) -> Iterable[dict]:
-    dimension_key, (start, end) = key
-    dimension = Dimension.parse(dimension_key)
-    latency = dimension.measure == LATENCY
-    yield {
-        # Faust ends a window 0.1 s before the next one starts; the export says where the next starts.
-        "window_start": iso(start), "window_end": iso(round(end + 0.1)),
-        "measure": dimension.measure, "label": dimension.label,
-        "currency": dimension.currency if dimension.currency != NO_CURRENCY else None,
-        "payment_type": dimension.payment_type, "count": value["count"],
-        "amount_minor": None if latency else value["total"],
-        "latency_ms_total": value["total"] if latency else None, "partition": partition,
-    }
+    """One row per tally of a window record."""
+    group_key, (start, end) = key
+    group = Group.parse(group_key)
+    for tally_key, (count, total) in sorted(value["tallies"].items()):
+        measure, label = split_tally_key(tally_key)
+        latency = measure == LATENCY
+        yield {
+            # Faust ends a window 0.1 s before the next one starts; the export says where the next starts.
+            "window_start": iso(start), "window_end": iso(round(end + 0.1)), "measure": measure, "label": label,
+            "currency": group.currency if group.currency != NO_CURRENCY else None,
+            "payment_type": group.payment_type, "count": count, "amount_minor": None if latency else total,
+            "latency_ms_total": total if latency else None, "partition": partition,
+        }
 
 
 def user_export_rows(key: str, value: dict, partition: int) -> Iterable[dict]:
@@ -84,7 +85,7 @@ EXPORTS = {e.name: e for e in (
            payment_rows, "every payment as it stands (no e-mail, card or secret)"),
     Export("windows-minute", _WINDOW_COLUMNS, window_rows, "per-minute windows: counts and totals per dimension"),
     Export("windows-hour", _WINDOW_COLUMNS, window_rows, "per-hour windows"),
-    Export("windows-rolling", _WINDOW_COLUMNS, window_rows, "5-minute windows starting every minute"),
+    Export("windows-rolling", _WINDOW_COLUMNS, window_rows, "10-minute windows starting every 5 minutes"),
     Export("users", tuple((c, _USER_TYPES.get(c, BIGINT)) for c in USER_COLUMNS) + (("partition", BIGINT),),
            user_export_rows, "per-user totals, one row per currency"),
 )}

@@ -22,11 +22,22 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from paystream.domain.errors import InvalidRequest
 from paystream.domain.model import Status
 from paystream.domain.money import Money, currency_exponent
-from tables.aggregates import DECLINE, INF, LATENCY, LATENCY_BUCKETS_MS, NO_CURRENCY, STATUS, Dimension
+from tables.aggregates import (
+    COUNTED_STATES,
+    DECLINE,
+    INF,
+    LATENCY,
+    LATENCY_BUCKETS_MS,
+    NO_CURRENCY,
+    STATUS,
+    Group,
+    split_tally_key,
+)
 
 MINUTE, HOUR, ROLLING = "minute", "hour", "rolling"
-#: Window size and step (seconds) of each windowed table; the rolling windows are hopping ones.
-WINDOWS = {MINUTE: (60, 60), HOUR: (3600, 3600), ROLLING: (300, 60)}
+#: Window size and step (seconds) of each windowed table; the rolling windows (10 minutes wide, one every
+#: 5 minutes) are hopping ones.
+WINDOWS = {MINUTE: (60, 60), HOUR: (3600, 3600), ROLLING: (600, 300)}
 VIEWS = ("status", "conversion", "declines")
 BY_DIMENSIONS = ("currency", "payment_type")
 DEFAULT_BY = {"status": ("currency",), "conversion": (), "declines": ("currency",)}
@@ -134,8 +145,8 @@ class WindowQuery:
         rolling = (params.get("rolling") or "").lower() in ("1", "true", "yes")
         if rolling:
             if params.get("bucket"):
-                raise InvalidRequest("invalid_bucket", "rolling windows are 5 minutes wide, every minute: "
-                                                       "give no bucket with rolling", "bucket")
+                raise InvalidRequest("invalid_bucket", "rolling windows are 10 minutes wide, one every 5 "
+                                                       "minutes: give no bucket with rolling", "bucket")
             table, bucket_s = ROLLING, WINDOWS[ROLLING][1]
         else:
             bucket_s = parse_duration(params.get("bucket") or "1m", "bucket")
@@ -160,7 +171,7 @@ class WindowQuery:
         currencies = _values(params.get("currency"), None, "currency")
         for code in currencies:
             currency_exponent(code)
-        statuses = _values(params.get("status"), STATUS_ORDER, "status")
+        statuses = _values(params.get("status"), COUNTED_STATES, "status")
         if statuses and view != "status":
             raise InvalidRequest("invalid_status", f"the {view} view has no status filter", "status")
         payment_types = _values(params.get("payment_type"), PAYMENT_TYPES, "payment_type")
@@ -213,32 +224,32 @@ def _sort_key(item) -> tuple:
     return bucket, measure, rank, label, currency or "", payment_type or ""
 
 
-def wanted(query: WindowQuery, dimension: Dimension) -> bool:
-    """Whether the query reads this dimension at all (its filters and its view's measures)."""
-    if dimension.measure not in query.measures:
+def wanted(query: WindowQuery, group: Group) -> bool:
+    """Whether the query reads this group's records at all (its currency and payment type filters)."""
+    if query.currencies and group.currency not in query.currencies:
         return False
-    if query.currencies and dimension.currency not in query.currencies:
-        return False
-    if query.payment_types and dimension.payment_type not in query.payment_types:
-        return False
-    if query.statuses and dimension.measure == STATUS and dimension.label not in query.statuses:
-        return False
-    return True
+    return not (query.payment_types and group.payment_type not in query.payment_types)
 
 
-def partial_key(query: WindowQuery, dimension: Dimension, window_start: int) -> PartialKey:
-    return (query.bucket_of(window_start), dimension.measure, dimension.label,
-            dimension.currency if "currency" in query.by else None,
-            dimension.payment_type if "payment_type" in query.by else None)
+def _wanted_tally(query: WindowQuery, measure: str, label: str) -> bool:
+    if measure not in query.measures:
+        return False
+    return not (query.statuses and measure == STATUS and label not in query.statuses)
 
 
 def read_partials(query: WindowQuery, partitions: Iterable[int],
-                  tallies: Iterable[tuple[Dimension, int, dict]]) -> Partials:
-    """Partials from (dimension, window start, tally) records of the given partitions."""
+                  records: Iterable[tuple[Group, int, dict]]) -> Partials:
+    """Partials from (group, window start, window record) of the given partitions."""
     partials = Partials(partitions=set(partitions))
-    for dimension, window_start, tally in tallies:
-        if tally and wanted(query, dimension) and query.start <= window_start < query.end:
-            partials.add(partial_key(query, dimension, window_start), tally["count"], tally["total"])
+    for group, window_start, record in records:
+        if not record or not wanted(query, group) or not query.start <= window_start < query.end:
+            continue
+        for key, (count, total) in record["tallies"].items():
+            measure, label = split_tally_key(key)
+            if _wanted_tally(query, measure, label):
+                partials.add((query.bucket_of(window_start), measure, label,
+                              group.currency if "currency" in query.by else None,
+                              group.payment_type if "payment_type" in query.by else None), count, total)
     return partials
 
 

@@ -6,16 +6,14 @@ from paystream.domain.commands import PostPayment, StartPayment
 from paystream.domain.model import Payment
 from paystream.domain.money import Money
 from tables.aggregates import (
-    DECLINE,
-    LATENCY,
-    STATUS,
-    Delta,
-    Dimension,
+    Group,
     add,
     add_to_user,
-    deltas,
+    contribution,
+    counted,
     latency_bucket,
     millis_between,
+    split_tally_key,
 )
 
 
@@ -33,24 +31,29 @@ def posted(p: Payment, at: str, amount: str = "12.34", currency: str = "EUR") ->
 
 
 def test_a_started_payment_counts_once_with_its_amount():
-    assert deltas(payment(), 3) == [Delta(Dimension(3, STATUS, "started", "EUR", "credit"), 1, 1234)]
+    assert contribution(payment(), 3) == (Group(3, "EUR", "credit"), {"status|started": [1, 1234]})
 
 
 def test_a_payment_started_without_amount_has_no_currency():
-    assert deltas(payment(amount=None), 0) == [Delta(Dimension(0, STATUS, "started", "", "credit"), 1, 0)]
+    assert contribution(payment(amount=None), 0) == (Group(0, "", "credit"), {"status|started": [1, 0]})
+
+
+def test_only_the_states_that_open_and_close_a_payment_are_counted():
+    steps = posted(payment(), "2026-11-25T10:00:01.000Z")
+    assert counted(payment()) and not counted(steps) and not counted(steps.succeeded("ch", "2026-11-25T10:00:02Z"))
 
 
 def test_a_decline_counts_its_status_and_its_code():
     declined = posted(payment(), "2026-11-25T10:00:01.000Z").declined("insufficient_funds", "2026-11-25T10:00:02Z")
-    assert deltas(declined, 1) == [Delta(Dimension(1, STATUS, "declined", "EUR", "credit"), 1, 1234),
-                                   Delta(Dimension(1, DECLINE, "insufficient_funds", "EUR", "credit"), 1, 1234)]
+    assert contribution(declined, 1) == (Group(1, "EUR", "credit"), {"status|declined": [1, 1234],
+                                                                      "decline|insufficient_funds": [1, 1234]})
 
 
 def test_a_receipt_counts_its_latency_from_start_in_whole_milliseconds():
     done = posted(payment("500", "JPY"), "2026-11-25T10:00:01.000Z", "500", "JPY") \
         .succeeded("ch_1", "2026-11-25T10:00:01.500Z").receipted("2026-11-25T10:00:01.750Z")
-    assert deltas(done, 2) == [Delta(Dimension(2, STATUS, "receipted", "JPY", "credit"), 1, 500),
-                               Delta(Dimension(2, LATENCY, "2000", "JPY", "credit"), 1, 1750)]
+    assert contribution(done, 2) == (Group(2, "JPY", "credit"), {"status|receipted": [1, 500],
+                                                                  "latency|2000": [1, 1750]})
 
 
 @pytest.mark.parametrize(("ms", "bucket"), [(0, "250"), (250, "250"), (251, "500"), (3_600_000, "3600000"),
@@ -63,17 +66,17 @@ def test_millis_between_crosses_days():
     assert millis_between("2026-11-25T23:59:59.999Z", "2026-11-26T00:00:00.001Z") == 2
 
 
-def test_dimension_keys_round_trip_even_with_a_bar_in_the_code():
-    dimension = Dimension(5, DECLINE, "odd|code", "EUR", "debit")
-    assert Dimension.parse(dimension.key) == dimension
+def test_keys_round_trip_even_with_a_bar_in_a_decline_code():
+    assert Group.parse(Group(5, "EUR", "debit").key) == Group(5, "EUR", "debit")
+    assert split_tally_key("decline|odd|code") == ("decline", "odd|code")
 
 
-def test_add_sums_and_ignores_an_offset_already_counted():
-    tally = add({}, (1, 100, 7))
-    tally = add(tally, (1, 50, 9))
-    assert tally == {"count": 2, "total": 150, "offset": 9}
-    assert add(tally, (1, 50, 9)) == tally  # the same event handed over again
-    assert add(tally, (1, 50, 8)) == tally  # an earlier one
+def test_add_sums_per_tally_and_ignores_an_offset_already_counted():
+    record = add({}, ({"status|started": [1, 100]}, 7))
+    record = add(record, ({"status|started": [1, 50], "latency|250": [1, 200]}, 9))
+    assert record == {"tallies": {"status|started": [2, 150], "latency|250": [1, 200]}, "offset": 9}
+    assert add(record, ({"status|started": [1, 50]}, 9)) == record  # the same event handed over again
+    assert add(record, ({"status|started": [1, 50]}, 8)) == record  # an earlier one
 
 
 def test_per_user_totals_count_per_currency_and_skip_repeats():

@@ -19,8 +19,8 @@ PAYMENT = {"payment_id": "pay_1", "user_id": "u1", "email": "jane@example.com", 
            "transaction_id": "pi_1", "client_secret": "pi_1_secret_x", "payment_method": "pm_1",
            "receipt_id": "rcpt_1", "charge_id": "ch_1", "decline_code": None, "failure_reason": None, "version": 5}
 UNSTARTED = {**PAYMENT, "payment_id": "pay_2", "status": "started", "amount": None, "version": 1}
-WINDOW_KEY = ["3|status|receipted|EUR|credit", [1764064800.0, 1764064859.9]]
-LATENCY_KEY = ["3|latency|5000|JPY|debit", [1764064800.0, 1764064859.9]]
+WINDOW_KEY = ["3|EUR|credit", [1764064800.0, 1764064859.9]]
+RECORD = {"tallies": {"status|receipted": [3, 3702], "latency|5000": [3, 7000]}, "offset": 40}
 
 
 def lines(name: str, records: list[tuple], end: bool = True) -> list[list]:
@@ -37,10 +37,11 @@ def test_payment_rows_carry_no_email_card_or_secret():
 
 
 def test_window_rows_name_their_measure_and_where_the_window_ends():
-    (row,) = EXPORTS["windows-minute"].rows(LATENCY_KEY, {"count": 2, "total": 7000, "offset": 9}, 3)
-    assert row == {"window_start": "2025-11-25T10:00:00Z", "window_end": "2025-11-25T10:01:00Z",
-                   "measure": "latency", "label": "5000", "currency": "JPY", "payment_type": "debit", "count": 2,
-                   "amount_minor": None, "latency_ms_total": 7000, "partition": 3}
+    latency, receipted = EXPORTS["windows-minute"].rows(WINDOW_KEY, RECORD, 3)
+    assert latency == {"window_start": "2025-11-25T10:00:00Z", "window_end": "2025-11-25T10:01:00Z",
+                       "measure": "latency", "label": "5000", "currency": "EUR", "payment_type": "credit",
+                       "count": 3, "amount_minor": None, "latency_ms_total": 7000, "partition": 3}
+    assert (receipted["measure"], receipted["label"], receipted["amount_minor"]) == ("status", "receipted", 3702)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -62,8 +63,7 @@ def test_payments_round_trip(tmp_path, fmt):
 
 def test_parquet_keeps_types_and_the_manifest(tmp_path):
     path = tmp_path / "windows.parquet"
-    write_export("windows-minute", lines("windows-minute", [(WINDOW_KEY, {"count": 3, "total": 3702, "offset": 40})]),
-                 "parquet", path)
+    write_export("windows-minute", lines("windows-minute", [(WINDOW_KEY, RECORD)]), "parquet", path)
     types = dict(duckdb.sql(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '{path}')").fetchall())
     assert types["window_start"] == "TIMESTAMP WITH TIME ZONE" and types["amount_minor"] == "BIGINT"
     ((meta,),) = duckdb.sql(f"SELECT value FROM parquet_kv_metadata('{path}') WHERE key = 'paystream'").fetchall()
