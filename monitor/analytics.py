@@ -1,4 +1,4 @@
-"""The status page's windowed charts, from the workers' per-minute status query (no I/O here)."""
+"""The status page's windowed charts, from the analytics' per-minute status query (no I/O here)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 #: The states charted per minute, in legend order.
 CHARTED_STATES = ("started", "receipted", "declined", "failed")
-#: The query the monitor asks a worker for (GET /analytics/windows/ with the internal token).
+#: The query the monitor asks an analytics process (GET /analytics/windows/ with the internal token).
 QUERY = {"view": "status", "bucket": "1m", "since": "60m", "by": "currency"}
 
 

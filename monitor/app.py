@@ -156,11 +156,12 @@ class Monitor:
         return dict(r for r in await asyncio.gather(*(one(c) for c in components)) if r)
 
     # --- windowed charts ---------------------------------------------------------------
-    def _worker_urls(self) -> list[str]:
-        """Workers that beat, by the address of their pages (any one gathers from all); then the setting."""
+    def _analytics_urls(self) -> list[str]:
+        """Analytics processes that beat, by the address of their pages (any one gathers from all); then the
+        setting."""
         urls = [c.last_beat.metrics_url.removesuffix("/metrics") for c in self.components.by_id.values()
-                if c.kind == "worker" and c.state == "up" and c.last_beat.metrics_url]
-        return [*sorted(urls), self.settings.worker_base_url]
+                if c.kind == "analytics" and c.state == "up" and c.last_beat.metrics_url]
+        return [*sorted(urls), self.settings.analytics_base_url]
 
     async def _analytics_forever(self) -> None:
         token = self.settings.internal_token.get_secret_value()
@@ -169,8 +170,8 @@ class Monitor:
             await asyncio.sleep(self.settings.analytics_refresh_s)
 
     async def _read_analytics(self, token: str) -> dict:
-        error = "no worker answered"
-        for url in self._worker_urls():
+        error = "no analytics process answered"
+        for url in self._analytics_urls():
             try:
                 async with self.http.get(f"{url}/analytics/windows/", params=analytics.QUERY,
                                          headers={"Authorization": f"Bearer {token}"},
@@ -180,7 +181,7 @@ class Monitor:
                     query = body["query"]
                     return {**analytics.minute_series(body["rows"], query["from"], query["to"]), "error": None}
                 error = f"{url}: {resp.status} {body.get('error', {}).get('message', '')}"
-            except Exception as exc:  # a worker away must not stop the monitor
+            except Exception as exc:  # an analytics process away must not stop the monitor
                 error = f"{url}: {exc!r}"
         log.warning("windowed charts not read", error=error)
         return {**self.analytics, "error": error}

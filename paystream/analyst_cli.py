@@ -1,8 +1,10 @@
 """`paystream query` and `paystream tables export`: the analysts' commands.
 
-They talk to one worker's internal HTTP pages (PAYSTREAM_WORKER_URL, or the
-local worker's port) with the internal token; that worker gathers the answer
-from every worker. Answers print as a table, or as CSV or JSON for tools.
+They talk to the internal HTTP pages of one analytics process
+(PAYSTREAM_ANALYTICS_URL) or, for the payments table, of one worker
+(PAYSTREAM_WORKER_URL), with the internal token; the process asked gathers
+the answer from every process of its kind. Answers print as a table, or as
+CSV or JSON for tools.
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ class WorkerClient:
                 field = f" [{error['field']}]" if error.get("field") else ""
                 raise WorkerError(f"{exc.code} {error['code']}{field}: {error['message']}") from None
             except urllib.error.URLError as exc:
-                raise WorkerError(f"no worker at {self.base_url} ({exc.reason}); is it running? "
-                                  "Set PAYSTREAM_WORKER_URL or --worker") from None
+                raise WorkerError(f"nothing answers at {self.base_url} ({exc.reason}); is it running? "
+                                  "Set PAYSTREAM_ANALYTICS_URL / PAYSTREAM_WORKER_URL, or --url") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def get(self, path: str, params: dict[str, str]) -> tuple[str, bytes]:
@@ -73,9 +75,11 @@ class Output(str, Enum):
     json = "json"
 
 
-def _client(worker: str | None) -> WorkerClient:
+def _client(url: str | None, payments: bool = False) -> WorkerClient:
+    """A client of the analytics (or, for the payments table, of a worker)."""
     settings = get_settings()
-    return WorkerClient(worker or settings.worker_base_url, settings.internal_token.get_secret_value())
+    default = settings.worker_base_url if payments else settings.analytics_base_url
+    return WorkerClient(url or default, settings.internal_token.get_secret_value())
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -97,9 +101,9 @@ def _print(columns: list[str], rows: list[dict], title: str) -> None:
     Console(width=max(80, sum(widths) + 3 * len(columns) + 1)).print(table)
 
 
-def _show(path: str, params: dict[str, str], columns: list[str], output: Output, worker: str | None,
+def _show(path: str, params: dict[str, str], columns: list[str], output: Output, url: str | None,
           title: str) -> None:
-    client = _client(worker)
+    client = _client(url)
     try:
         if output is Output.csv:
             _, body = client.get(path, {**params, "format": "csv"})
@@ -115,8 +119,9 @@ def _show(path: str, params: dict[str, str], columns: list[str], output: Output,
         _print(columns, answer["rows"], title)
 
 
-Worker = Annotated[Optional[str], typer.Option(help="A worker's address (default: PAYSTREAM_WORKER_URL, or the "
-                                                    "local worker).", show_default=False)]
+Url = Annotated[Optional[str], typer.Option("--url", help="The process to ask (default: PAYSTREAM_ANALYTICS_URL, "
+                                                          "or PAYSTREAM_WORKER_URL for the payments table; else the "
+                                                          "local one).", show_default=False)]
 As = Annotated[Output, typer.Option("--as", help="table, csv or json.")]
 CsvFlag = Annotated[bool, typer.Option("--csv", help="CSV (same as --as csv).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="JSON (same as --as json).")]
@@ -153,12 +158,12 @@ def _window_view(view: str, help_: str) -> None:
                                                   show_default=False)] = None,
         rolling: Annotated[bool, typer.Option("--rolling", help="10-minute windows, one starting every 5 minutes "
                                                                 "(instead of buckets).")] = False,
-        as_: As = Output.table, csv: CsvFlag = False, json_: JsonFlag = False, worker: Worker = None,
+        as_: As = Output.table, csv: CsvFlag = False, json_: JsonFlag = False, url: Url = None,
     ) -> None:
         params = {"view": view, "bucket": bucket, "since": since, "from": from_, "to": to, "currency": currency,
                   "status": status, "payment_type": payment_type, "by": by, "rolling": "true" if rolling else None}
         _show("/analytics/windows/", {k: v for k, v in params.items() if v is not None}, COLUMNS[view],
-              _output(as_, csv, json_), worker, f"{view} per {'rolling 10m' if rolling else bucket or '1m'}")
+              _output(as_, csv, json_), url, f"{view} per {'rolling 10m' if rolling else bucket or '1m'}")
 
 
 _window_view("status", "Payments started, receipted, declined and failed per bucket (and currency): counts and "
@@ -170,19 +175,19 @@ _window_view("declines", "Declines per bucket by decline code (and currency).")
 
 @query.command()
 def user(user_id: str, as_: As = Output.table, csv: CsvFlag = False, json_: JsonFlag = False,
-         worker: Worker = None) -> None:
+         url: Url = None) -> None:
     """One user's totals per currency: payments started, receipted, declined, failed, and volume."""
     from tables.window_queries import USER_COLUMNS
 
     _show(f"/analytics/users/{urllib.parse.quote(user_id, safe='')}/", {}, USER_COLUMNS, _output(as_, csv, json_),
-          worker, f"user {user_id}")
+          url, f"user {user_id}")
 
 
 @query.command()
-def summary(worker: Worker = None) -> None:
+def summary(url: Url = None) -> None:
     """The payments table over every partition: counts by state, money taken, payments stuck in flight (JSON)."""
     try:
-        _, body = _client(worker).get("/tables/payments/summary/", {})
+        _, body = _client(url, payments=True).get("/tables/payments/summary/", {})
     except WorkerError as exc:
         raise _fail(exc) from None
     typer.echo(json.dumps(json.loads(body), indent=2))
@@ -203,7 +208,7 @@ def export(
     = Format.parquet,
     out: Annotated[Optional[Path], typer.Option(help="File to write (default <table>.<format>).",
                                                 show_default=False)] = None,
-    worker: Worker = None,
+    url: Url = None,
 ) -> None:
     """Write a snapshot of a table from every partition; each partition is read at one moment, and the
     changelog offset it reflects is kept in <file>.manifest.json (and in the Parquet file's metadata)."""
@@ -213,7 +218,8 @@ def export(
         raise _fail(ValueError(f"no table {table!r}; choose from {', '.join(EXPORTS)}"))
     target = out or Path(f"{table}.{format_.value}")
     try:
-        manifest = write_export(table, _client(worker).lines(f"/analytics/export/{table}/"), format_.value, target)
+        lines = _client(url, payments=table == "payments").lines(f"/analytics/export/{table}/")
+        manifest = write_export(table, lines, format_.value, target)
     except (WorkerError, ExportFailed) as exc:
         raise _fail(exc) from None
     typer.echo(f"{target}: {manifest['rows']} rows of {table} from {manifest['partitions']} partitions "

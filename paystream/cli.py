@@ -31,6 +31,9 @@ def _run_faust(component: str, module: str) -> None:
     settings = get_settings()
     bootstrap.ensure_topics(settings)
     faust_app = importlib.import_module(module).app
+    from streams.app import internal_topic_specs
+
+    bootstrap.create_topics(settings, internal_topic_specs(faust_app))
     config = logs.configure(component, settings.log_level, apply=False)
     Worker(faust_app, loglevel=settings.log_level, quiet=True, logging_config=config).execute_from_commandline()
 
@@ -45,6 +48,12 @@ def worker() -> None:
 def sinks() -> None:
     """Run the sinks in the foreground: events and receipts into Couchbase and Redis."""
     _run_faust("sinks", "streams.sinks")
+
+
+@app.command()
+def analytics() -> None:
+    """Run the analytics in the foreground: windowed and per-user tables from the payment events."""
+    _run_faust("analytics", "streams.analytics")
 
 
 @app.command()

@@ -75,8 +75,14 @@ class Settings(BaseSettings):
     sinks_web_port: int = 6067
     receipt_cache_ttl_s: int = 7 * 24 * 3600
     worker_url: str | None = Field(
-        None, description="A worker's HTTP address for `paystream query`, `tables export` and the monitor; "
+        None, description="A worker's HTTP address for `paystream query summary` and `tables export payments`; "
                           "default: http://<ingress host>:<worker web port>.")
+    analytics_id: str = "paystream-analytics"
+    analytics_web_port: int | None = Field(
+        None, description="The analytics process's web port; default: the worker's plus 2 (6068).")
+    analytics_url: str | None = Field(
+        None, description="An analytics process's HTTP address for `paystream query`, `tables export` and the "
+                          "monitor; default: http://<ingress host>:<analytics web port>.")
     analytics_minute_retention_s: int = Field(
         2 * 24 * 3600, description="How long per-minute and rolling (10-minute) windows are kept.")
     analytics_hour_retention_s: int = Field(90 * 24 * 3600, description="How long per-hour windows are kept.")
@@ -93,6 +99,14 @@ class Settings(BaseSettings):
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def analytics_port(self) -> int:
+        return self.analytics_web_port or self.worker_web_port + 2
+
+    @property
+    def analytics_base_url(self) -> str:
+        return (self.analytics_url or f"http://{self.ingress_host}:{self.analytics_port}").rstrip("/")
 
     @property
     def worker_base_url(self) -> str:

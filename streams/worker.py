@@ -26,9 +26,9 @@ from paystream.observability import metrics
 from paystream.observability.logs import get_logger
 from paystream.settings import get_settings
 from streams import observability
-from streams.analytics import install as install_analytics
 from streams.app import make_app
 from streams.dead_letters import DeadLetters, headers_of
+from streams.tables_web import payments_pages
 from tables.payments import TableStore, payments_table
 
 log = get_logger("paystream.worker")
@@ -44,8 +44,8 @@ commands_topic = app.topic(topics.commands, key_serializer="raw", value_serializ
 replies_topic = app.topic(topics.replies, key_serializer="raw", value_serializer="raw")
 events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
 receipts_topic = app.topic(topics.receipts, key_serializer="raw", value_serializer="raw")
-# Windowed and per-user tables fed from the events topic by agents of their own, and the analysts' pages.
-analytics = install_analytics(app, settings, events_topic, payments)
+# The payments summary and export, gathered from every worker (the analysts' windows are streams/analytics.py).
+payments_pages(app, settings, payments)
 
 
 async def publish(outcome: Outcome) -> None:

@@ -1,4 +1,4 @@
-"""The worker's analytics tables (Faust, RocksDB, changelog-backed) and how one worker reads its share.
+"""The analytics tables (Faust, RocksDB, changelog-backed) and how one process reads its share.
 
 - three windowed tables of tallies per group (tables/aggregates.py), by
   event time (the `at` of each event, so a late event lands in its own
@@ -42,20 +42,20 @@ class AnalyticsTables:
         partitions = settings.payment_topic_partitions
         (minute_s, _), (hour_s, _), (rolling_size, rolling_step) = WINDOWS[MINUTE], WINDOWS[HOUR], WINDOWS[ROLLING]
         self.windows = {
-            MINUTE: _windowed(app, "analytics-minute", partitions, "Tallies per group and minute.")
+            MINUTE: _windowed(app, "windows-minute", partitions, "Tallies per group and minute.")
             .tumbling(minute_s, expires=settings.analytics_minute_retention_s),
-            HOUR: _windowed(app, "analytics-hour", partitions, "Tallies per group and hour.")
+            HOUR: _windowed(app, "windows-hour", partitions, "Tallies per group and hour.")
             .tumbling(hour_s, expires=settings.analytics_hour_retention_s),
-            ROLLING: _windowed(app, "analytics-rolling", partitions, "Tallies per group, 10 minutes every 5.")
+            ROLLING: _windowed(app, "windows-rolling", partitions, "Tallies per group, 10 minutes every 5.")
             .hopping(rolling_size, rolling_step, expires=settings.analytics_minute_retention_s),
         }
-        self.groups = app.Table("analytics-groups", default=None, partitions=partitions, key_type=str,
+        self.groups = app.Table("groups", default=None, partitions=partitions, key_type=str,
                                 help="Every group key counted (value 1).")
-        self.versions = app.Table("analytics-versions", default=None, partitions=partitions, key_type=str,
+        self.versions = app.Table("versions", default=None, partitions=partitions, key_type=str,
                                   help="Last version of each payment counted.")
         # JSON keys, like the topic that feeds it: Faust's router finds a user's partition by hashing the
         # key as the table serialises it, and Kafka put the user there by hashing the same bytes.
-        self.users = app.Table("analytics-users", default=None, partitions=partitions, help="Per-user totals.",
+        self.users = app.Table("users", default=None, partitions=partitions, help="Per-user totals.",
                                schema=faust.Schema(key_serializer="json", value_serializer="json"))
 
     # --- writing (inside the agents) -----------------------------------------------------
@@ -77,15 +77,11 @@ class AnalyticsTables:
     def count_for_user(self, payment: Payment, source: str, offset: int) -> None:
         self.users[payment.user_id] = add_to_user(self.users.get(payment.user_id), payment, source, offset)
 
-    # --- reading (this worker's share) -----------------------------------------------------
-    def active_partitions(self, table: faust.Table) -> set[int]:
-        topic = table.changelog_topic.get_topic_name()
-        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
-
+    # --- reading (this process's share) ---------------------------------------------------
     async def read_partials(self, query: WindowQuery) -> Partials:
         """This worker's partials for a query: every window of the range, every group it wants."""
         table = self.windows[query.table].table
-        partitions = self.active_partitions(table)
+        partitions = active_partitions(self.app, table)
         groups = [g for g in map(Group.parse, self.groups.keys()) if g.partition in partitions and wanted(query, g)]
         records = []
         for n, start in enumerate(query.window_starts):
@@ -97,6 +93,12 @@ class AnalyticsTables:
             if n % 20 == 19:
                 await asyncio.sleep(0)
         return read_partials(query, partitions, records)
+
+
+def active_partitions(app: faust.App, table: faust.Table) -> set[int]:
+    """The partitions of `table` this process holds as their active copy (not as a standby)."""
+    topic = table.changelog_topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
 
 
 class PartitionSnapshot:

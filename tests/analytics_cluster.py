@@ -1,11 +1,11 @@
-"""Worker processes of their own for the analytics tests, on topics of their own.
+"""Worker and analytics processes of their own for the analytics tests, on topics of their own.
 
-Each test cluster has its own topic prefix and Faust app id, so its workers
-see only the payments the test makes, and the pipeline `make run` started
-goes on untouched. Workers are started from the test (not through the dev
-stack's process manager), each with its own web port and data folder; their
-ports are the settings' worker port plus 50, 51, ... (inside this checkout's
-band of ports).
+Each test cluster has its own topic prefix and Faust app ids, so its
+processes see only the payments the test makes, and the pipeline `make run`
+started goes on untouched. They are started from the test (not through the
+dev stack's process manager), each with its own web port and data folder:
+workers on the settings' worker port plus 50, 51, ..., analytics processes on
+the analytics port plus 60, 61, ... (inside this checkout's band of ports).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from paystream.domain.commands import CommandReply, PostPayment, StartPayment
 from paystream.domain.money import Money
 from tests.conftest import ROOT
 
-PORT_OFFSET = 50
+PORT_OFFSETS = {"worker": 50, "analytics": 60}
 
 
 @dataclass
@@ -37,6 +37,7 @@ class TestWorker:
     port: int
     env: dict[str, str]
     log: Path
+    kind: str = "worker"
     process: subprocess.Popen | None = None
 
     @property
@@ -45,7 +46,7 @@ class TestWorker:
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "paystream.cli", "worker"], cwd=ROOT,
+            self.process = subprocess.Popen([sys.executable, "-m", "paystream.cli", self.kind], cwd=ROOT,
                                             env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -79,28 +80,40 @@ class AnalyticsCluster:
         run = uuid.uuid4().hex[:8]
         self.settings = settings
         self.prefix = f"analytics-test-{run}"
-        self.app_id = f"analytics-test-worker-{run}"
+        self.app_ids = {"worker": f"analytics-test-worker-{run}", "analytics": f"analytics-test-analytics-{run}"}
         self.folder = folder
-        self.workers: list[TestWorker] = []
+        self.processes: dict[str, list[TestWorker]] = {"worker": [], "analytics": []}
         self.topics = settings.model_copy(update={"topic_prefix": self.prefix}).topics
 
-    def add_worker(self) -> TestWorker:
-        n = len(self.workers)
-        env = {"PAYSTREAM_TOPIC_PREFIX": self.prefix, "PAYSTREAM_WORKER_ID": self.app_id,
-               "PAYSTREAM_WORKER_WEB_PORT": str(self.settings.worker_web_port + PORT_OFFSET + n),
-               "PAYSTREAM_DATA_DIR": str(self.folder / f"worker-{n}"), "PAYSTREAM_LOG_LEVEL": "WARNING"}
-        worker = TestWorker(f"worker-{n}", self.settings.worker_web_port + PORT_OFFSET + n, env,
-                            self.folder / f"worker-{n}.log")
-        self.workers.append(worker)
-        worker.start()
-        return worker
+    @property
+    def workers(self) -> list[TestWorker]:
+        return self.processes["worker"]
+
+    @property
+    def analytics(self) -> list[TestWorker]:
+        return self.processes["analytics"]
+
+    def add(self, kind: str) -> TestWorker:
+        """Start one more `paystream worker` or `paystream analytics` of this cluster."""
+        n = len(self.processes[kind])
+        base = self.settings.worker_web_port if kind == "worker" else self.settings.analytics_port
+        port = base + PORT_OFFSETS[kind] + n
+        env = {"PAYSTREAM_TOPIC_PREFIX": self.prefix, "PAYSTREAM_WORKER_ID": self.app_ids["worker"],
+               "PAYSTREAM_ANALYTICS_ID": self.app_ids["analytics"], "PAYSTREAM_LOG_LEVEL": "WARNING",
+               "PAYSTREAM_WORKER_WEB_PORT" if kind == "worker" else "PAYSTREAM_ANALYTICS_WEB_PORT": str(port),
+               "PAYSTREAM_DATA_DIR": str(self.folder / f"{kind}-{n}")}
+        process = TestWorker(f"{kind}-{n}", port, env, self.folder / f"{kind}-{n}.log", kind=kind)
+        self.processes[kind].append(process)
+        process.start()
+        return process
 
     def close(self) -> None:
-        for worker in reversed(self.workers):
-            worker.stop()
+        for process in reversed(self.analytics + self.workers):
+            process.stop()
         admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, client_id="analytics-test")
         try:
-            mine = [t for t in admin.list_topics() if t.startswith((self.prefix + ".", self.app_id + "-"))]
+            mine = [t for t in admin.list_topics()
+                    if t.startswith((self.prefix + ".", *(app_id + "-" for app_id in self.app_ids.values())))]
             if mine:
                 admin.delete_topics(mine)
         finally:

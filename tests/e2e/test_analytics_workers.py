@@ -1,7 +1,8 @@
-"""Analysts' answers from real workers: exact windows and totals for known payments, the same answer from
-one worker and from two, a late event in its own window, and exports that read back.
+"""Analysts' answers from real processes: exact windows and totals for known payments, the same answer from
+one worker and analytics process and from two of each, a late event in its own window, and exports that read
+back.
 
-The workers here are this module's own (tests/analytics_cluster.py): their own topics and app id, so the
+The processes here are this module's own (tests/analytics_cluster.py): their own topics and app ids, so the
 figures are exactly the payments made below. The tests run in order and share the cluster.
 """
 
@@ -108,8 +109,8 @@ class Harness:
                 kind = response.headers.get("Content-Type", "")
                 return response.status, json.loads(body) if "json" in kind else body, dict(response.headers)
 
-    async def answers(self, url: str) -> dict:
-        """Every query this module checks, from one worker (all must answer 200)."""
+    async def answers(self, url: str, worker: str) -> dict:
+        """Every query this module checks, from one analytics process and one worker (all must answer 200)."""
         out = {}
         for name, path, params in (
             ("status", "/analytics/windows/", {"view": "status", "by": "currency,payment_type", **self.range}),
@@ -120,10 +121,10 @@ class Harness:
             ("summary", "/tables/payments/summary/", {}),
             *((f"user {name}", f"/analytics/users/{user}/", {}) for name, user in self.users.items()),
         ):
-            status, body, headers = await self.get(url, path, **params)
+            status, body, headers = await self.get(worker if path.startswith("/tables/") else url, path, **params)
             assert status == 200, (name, status, body)
             out[name] = body
-            if path == "/analytics/windows/":  # how many workers gathered it
+            if path in ("/analytics/windows/", "/tables/payments/summary/"):  # how many processes gathered it
                 out.setdefault("workers", set()).add(headers.get("X-Paystream-Workers"))
         return out
 
@@ -132,7 +133,10 @@ class Harness:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                got = [await self.answers(w.url) for w in self.cluster.workers]
+                # Every analytics process, each with a worker (the payments summary is the workers').
+                workers = self.cluster.workers
+                got = [await self.answers(a.url, workers[n % len(workers)].url)
+                       for n, a in enumerate(self.cluster.analytics)]
                 problem = next((p for p in map(check, got) if p), None)
             except (AssertionError, aiohttp.ClientError) as exc:
                 problem = str(exc)[:2000]
@@ -186,7 +190,8 @@ class Harness:
 def harness(stack, settings, tmp_path_factory):
     cluster = AnalyticsCluster(settings, tmp_path_factory.mktemp("analytics"))
     try:
-        cluster.add_worker().wait_ready()
+        cluster.add("worker").wait_ready()
+        cluster.add("analytics").wait_ready()
         yield Harness(cluster, settings, stack)
     finally:
         cluster.close()
@@ -199,9 +204,10 @@ async def test_known_payments_give_exact_windows_and_totals_on_one_worker(harnes
     harness.one_worker = answers
 
 
-async def test_a_second_worker_answers_identically_and_both_stay_exact(harness):
-    joined = harness.cluster.add_worker()
-    joined.wait_ready()
+async def test_second_processes_answer_identically_and_all_stay_exact(harness):
+    joined = [harness.cluster.add("worker"), harness.cluster.add("analytics")]
+    for process in joined:
+        process.wait_ready()
 
     def same_as_one_worker(answers):
         if answers["workers"] != {"2"}:
@@ -233,14 +239,14 @@ async def test_a_late_event_lands_in_its_own_window(harness):
 
 
 async def test_exports_read_back_the_same_figures_from_either_worker(harness, tmp_path):
-    answers = await harness.answers(harness.cluster.workers[0].url)
+    answers = await harness.answers(harness.cluster.analytics[0].url, harness.cluster.workers[0].url)
     received: dict[tuple, int] = defaultdict(int)  # rows are per payment type too: added up per currency
     for r in answers["status"]["rows"]:
         if r["status"] == "receipted":
             received[(r["bucket_start"], r["currency"])] += r["volume_minor"]
     exported = {}
-    for n, worker in enumerate(harness.cluster.workers):
-        env = {"PAYSTREAM_WORKER_URL": worker.url}
+    for n, (worker, analytics) in enumerate(zip(harness.cluster.workers, harness.cluster.analytics, strict=True)):
+        env = {"PAYSTREAM_WORKER_URL": worker.url, "PAYSTREAM_ANALYTICS_URL": analytics.url}
         for table, fmt in (("windows-minute", "parquet"), ("payments", "csv"), ("users", "parquet")):
             out = tmp_path / f"{n}-{table}.{fmt}"
             result = await asyncio.to_thread(paystream, "tables", "export", table, "--format", fmt, "--out", str(out),
@@ -268,26 +274,27 @@ async def test_exports_read_back_the_same_figures_from_either_worker(harness, tm
 
 
 async def test_the_cli_prints_the_same_answer(harness):
-    worker = harness.cluster.workers[1]
-    status, body, _ = await harness.get(worker.url, "/analytics/windows/", view="conversion", format="csv",
+    analytics = harness.cluster.analytics[1]
+    status, body, _ = await harness.get(analytics.url, "/analytics/windows/", view="conversion", format="csv",
                                         **harness.range)
     assert status == 200
     cli = await asyncio.to_thread(paystream, "query", "conversion", "--from", harness.range["from"], "--to",
-                                  harness.range["to"], "--csv", env={"PAYSTREAM_WORKER_URL": worker.url})
+                                  harness.range["to"], "--csv", "--url", analytics.url)
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout == body
     table = await asyncio.to_thread(paystream, "query", "user", harness.users["ana"],
-                                    env={"PAYSTREAM_WORKER_URL": worker.url})
+                                    env={"PAYSTREAM_ANALYTICS_URL": analytics.url})
     assert table.returncode == 0 and "12.34" not in table.stdout and "15.34" in table.stdout, table.stdout
     bad = await asyncio.to_thread(paystream, "query", "status", "--bucket", "90s",
-                                  env={"PAYSTREAM_WORKER_URL": worker.url})
+                                  env={"PAYSTREAM_ANALYTICS_URL": analytics.url})
     assert bad.returncode == 1 and "invalid_duration [bucket]" in bad.stderr
 
 
 async def test_every_page_needs_the_internal_token(harness):
+    analytics, worker = harness.cluster.analytics[0].url, harness.cluster.workers[0].url
     async with aiohttp.ClientSession() as session:
-        for path in ("/analytics/windows/", "/analytics/windows/local/", "/analytics/users/x/",
-                     "/tables/payments/summary/", "/analytics/export/payments/", "/analytics/export/users/local/"):
-            async with session.get(harness.cluster.workers[0].url + path,
-                                   headers={"Authorization": "Bearer wrong"}) as response:
-                assert response.status == 401, path
+        for url in (analytics + "/analytics/windows/", analytics + "/analytics/windows/local/",
+                    analytics + "/analytics/users/x/", analytics + "/analytics/export/users/local/",
+                    worker + "/tables/payments/summary/", worker + "/analytics/export/payments/"):
+            async with session.get(url, headers={"Authorization": "Bearer wrong"}) as response:
+                assert response.status == 401, url
