@@ -23,7 +23,7 @@ from tests.conftest import ROOT, paystream
 from tests.e2e.test_pipeline_recovery import wait_gone, worker_pid
 from tests.kafka_probe import end_offsets, read_since
 
-KINDS = {"monitor", "worker", "sinks", "ingress"}
+KINDS = {"monitor", "worker", "analytics", "sinks", "ingress"}
 
 
 @pytest.fixture
