@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     worker_url: str | None = Field(
         None, description="A worker's HTTP address for `paystream query summary` and `tables export payments`; "
                           "default: http://<ingress host>:<worker web port>.")
+    advertised_host: str | None = Field(
+        None, description="The address other worker and analytics processes reach this one at (table routing, "
+                          "gathered answers); default: the ingress host. On Kubernetes: the pod's IP.")
     analytics_id: str = "paystream-analytics"
     analytics_web_port: int | None = Field(
         None, description="The analytics process's web port; default: the worker's plus 2 (6068).")

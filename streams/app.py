@@ -27,7 +27,7 @@ def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
         web_bind=settings.ingress_host,
         web_port=web_port,
         # How the other workers reach this one (Faust's table routing and our gathered queries).
-        canonical_url=f"http://{settings.ingress_host}:{web_port}",
+        canonical_url=f"http://{settings.advertised_host or settings.ingress_host}:{web_port}",
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
         # A killed worker's partitions move to a new one within seconds, not a minute.
