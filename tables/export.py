@@ -1,9 +1,10 @@
 """What an export of each table holds: its columns (with their types) and the rows of one record.
 
-Pure functions over the tables' stored values; the worker reads the records
-(streams/analytics.py) and `paystream tables export` writes the files
-(paystream/analyst_cli.py). An export never carries e-mail addresses, payment
-methods or client secrets: analysts get ids, states, amounts and times.
+Pure functions over the tables' stored values: the worker and the analytics
+read the records (streams/tables_web.py) and `write_export` below writes the
+files for `paystream tables export` (paystream/analyst_cli.py). An export
+never carries e-mail addresses, payment methods or client secrets: analysts
+get ids, states, amounts and times.
 """
 
 from __future__ import annotations
