@@ -74,6 +74,21 @@ class Settings(BaseSettings):
     sinks_id: str = "paystream-sinks"
     sinks_web_port: int = 6067
     receipt_cache_ttl_s: int = 7 * 24 * 3600
+    worker_url: str | None = Field(
+        None, description="A worker's HTTP address for `paystream query summary` and `tables export payments`; "
+                          "default: http://<ingress host>:<worker web port>.")
+    advertised_host: str | None = Field(
+        None, description="The address other worker and analytics processes reach this one at (table routing, "
+                          "gathered answers); default: the ingress host. On Kubernetes: the pod's IP.")
+    analytics_id: str = "paystream-analytics"
+    analytics_web_port: int | None = Field(
+        None, description="The analytics process's web port; default: the worker's plus 2 (6068).")
+    analytics_url: str | None = Field(
+        None, description="An analytics process's HTTP address for `paystream query`, `tables export` and the "
+                          "monitor; default: http://<ingress host>:<analytics web port>.")
+    analytics_minute_retention_s: int = Field(
+        2 * 24 * 3600, description="How long per-minute and rolling (10-minute) windows are kept.")
+    analytics_hour_retention_s: int = Field(90 * 24 * 3600, description="How long per-hour windows are kept.")
     transaction_index_ttl_s: int = 30 * 24 * 3600
 
     # --- monitoring ----------------------------------------------------------
@@ -81,11 +96,24 @@ class Settings(BaseSettings):
     missed_beats_down: int = Field(3, description="Missed heartbeats after which a component is down.")
     monitor_host: str = "127.0.0.1"
     monitor_port: int = 8090
+    analytics_refresh_s: float = Field(10.0, description="How often the monitor reads the windowed charts.")
     log_level: str = "INFO"
 
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def analytics_port(self) -> int:
+        return self.analytics_web_port or self.worker_web_port + 2
+
+    @property
+    def analytics_base_url(self) -> str:
+        return (self.analytics_url or f"http://{self.ingress_host}:{self.analytics_port}").rstrip("/")
+
+    @property
+    def worker_base_url(self) -> str:
+        return (self.worker_url or f"http://{self.ingress_host}:{self.worker_web_port}").rstrip("/")
 
     @property
     def topics(self) -> "TopicNames":

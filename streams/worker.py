@@ -15,10 +15,7 @@ what makes the concurrent writes to the payments table safe.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import structlog
-from faust.web import Request, Response, View
 
 from paystream import bootstrap, messages
 from paystream.domain.commands import CommandReply, ErrorBody
@@ -31,8 +28,7 @@ from paystream.settings import get_settings
 from streams import observability
 from streams.app import make_app
 from streams.dead_letters import DeadLetters, headers_of
-from streams.web import internal
-from tables import queries
+from streams.tables_web import payments_pages
 from tables.payments import TableStore, payments_table
 
 log = get_logger("paystream.worker")
@@ -48,6 +44,8 @@ commands_topic = app.topic(topics.commands, key_serializer="raw", value_serializ
 replies_topic = app.topic(topics.replies, key_serializer="raw", value_serializer="raw")
 events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
 receipts_topic = app.topic(topics.receipts, key_serializer="raw", value_serializer="raw")
+# The payments summary and export, gathered from every worker (the analysts' windows are streams/analytics.py).
+payments_pages(app, settings, payments)
 
 
 async def publish(outcome: Outcome) -> None:
@@ -63,15 +61,6 @@ async def publish(outcome: Outcome) -> None:
 
 async def reply(payment_id: str, value: CommandReply) -> None:
     await replies_topic.send(key=payment_id.encode(), value=messages.encode(value), force=True)
-
-
-@app.page("/tables/payments/summary/")
-class PaymentsSummary(View):
-    """Counts by state, money taken per currency, and payments stuck in flight (this worker's partitions)."""
-
-    @internal(settings)
-    async def get(self, request: Request) -> Response:
-        return self.json(queries.summary(payments.values(), datetime.now(UTC)))
 
 
 metrics.IN_FLIGHT.set_function(lambda: handle.in_flight)

@@ -18,8 +18,9 @@ from paystream.topics import TopicNames
 from tests.conftest import ROOT
 
 KUBERNETES = "1.31.0"
-SERVES = {"ingress": "http", "worker": "web", "sinks": "web", "monitor": "http"}
+SERVES = {"ingress": "http", "worker": "web", "analytics": "web", "sinks": "web", "monitor": "http"}
 PORT_SETTING = {"ingress": "PAYSTREAM_INGRESS_PORT", "worker": "PAYSTREAM_WORKER_WEB_PORT",
+                "analytics": "PAYSTREAM_ANALYTICS_WEB_PORT",
                 "sinks": "PAYSTREAM_SINKS_WEB_PORT", "monitor": "PAYSTREAM_MONITOR_PORT"}
 
 
