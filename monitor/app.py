@@ -14,6 +14,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter, Gauge
 
+from monitor import analytics
 from monitor.probes import Probes
 from monitor.reconciliation import ReconciliationWatch
 from monitor.sampler import Sampler, flatten
@@ -47,6 +48,8 @@ class Monitor:
         self.http: aiohttp.ClientSession | None = None
         self.probes: Probes | None = None
         self.reconciliation: ReconciliationWatch | None = None
+        #: The windowed charts, as last read from a worker (or why they could not be).
+        self.analytics: dict = {"error": "not read yet"}
 
     # --- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -70,6 +73,7 @@ class Monitor:
             asyncio.create_task(self._consume_beats(), name="beats"),
             asyncio.create_task(self._sample_forever(), name="sampler"),
             asyncio.create_task(self._expire_forever(), name="expiry"),
+            asyncio.create_task(self._analytics_forever(), name="analytics"),
             asyncio.create_task(publish_forever(source, self._send_beat, self.settings.heartbeat_interval_s)),
         ]
         if self.settings.reconcile_interval_s > 0:
@@ -165,6 +169,37 @@ class Monitor:
 
         return dict(r for r in await asyncio.gather(*(one(c) for c in components)) if r)
 
+    # --- windowed charts ---------------------------------------------------------------
+    def _analytics_urls(self) -> list[str]:
+        """Analytics processes that beat, by the address of their pages (any one gathers from all); then the
+        setting."""
+        urls = [c.last_beat.metrics_url.removesuffix("/metrics") for c in self.components.by_id.values()
+                if c.kind == "analytics" and c.state == "up" and c.last_beat.metrics_url]
+        return [*sorted(urls), self.settings.analytics_base_url]
+
+    async def _analytics_forever(self) -> None:
+        token = self.settings.internal_token.get_secret_value()
+        while True:
+            self.analytics = await self._read_analytics(token)
+            await asyncio.sleep(self.settings.analytics_refresh_s)
+
+    async def _read_analytics(self, token: str) -> dict:
+        error = "no analytics process answered"
+        for url in self._analytics_urls():
+            try:
+                async with self.http.get(f"{url}/analytics/windows/", params=analytics.QUERY,
+                                         headers={"Authorization": f"Bearer {token}"},
+                                         timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                    body = await resp.json(content_type=None)
+                if resp.status == 200:
+                    query = body["query"]
+                    return {**analytics.minute_series(body["rows"], query["from"], query["to"]), "error": None}
+                error = f"{url}: {resp.status} {body.get('error', {}).get('message', '')}"
+            except Exception as exc:  # an analytics process away must not stop the monitor
+                error = f"{url}: {exc!r}"
+        log.warning("windowed charts not read", error=error)
+        return {**self.analytics, "error": error}
+
     async def _announce(self, change: Change) -> None:
         alert = Alert(at=utc_now("seconds"), subject=change.subject, kind=change.kind,
                       previous=change.previous, state=change.state, reason=change.reason)
@@ -209,7 +244,8 @@ async def health(request: web.Request) -> web.Response:
 
 async def api_status(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR]
-    return web.json_response({**monitor.status(), "series": monitor.series.as_dict()})
+    return web.json_response({**monitor.status(), "series": monitor.series.as_dict(),
+                              "analytics": monitor.analytics})
 
 
 async def reconcile_now(request: web.Request) -> web.Response:

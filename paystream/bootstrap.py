@@ -14,6 +14,7 @@ from paystream.clock import utc_now
 from paystream.handlers import CommandHandler
 from paystream.ports import PaymentStore
 from paystream.settings import Settings
+from paystream.topics import TopicSpec
 
 if TYPE_CHECKING:
     from connectors.couchbase_store import BackgroundConnectedStore, CouchbaseStore
@@ -95,3 +96,10 @@ def ensure_topics(settings: Settings) -> list[str]:
     from connectors.kafka_admin import ensure_topics
 
     return ensure_topics(settings)
+
+
+def create_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
+    """Create these topics where missing (a Faust app's own, before it starts)."""
+    from connectors.kafka_admin import create_topics
+
+    return create_topics(settings.kafka_bootstrap, specs)

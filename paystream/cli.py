@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from paystream import analyst_cli as _analyst_cli
 from paystream.settings import get_settings
 
 app = typer.Typer(help="paystream: payment processing on Kafka and Faust.", no_args_is_help=True,
@@ -32,6 +33,9 @@ def _run_faust(component: str, module: str) -> None:
     settings = get_settings()
     bootstrap.ensure_topics(settings)
     faust_app = importlib.import_module(module).app
+    from streams.app import internal_topic_specs
+
+    bootstrap.create_topics(settings, internal_topic_specs(faust_app))
     config = logs.configure(component, settings.log_level, apply=False)
     Worker(faust_app, loglevel=settings.log_level, quiet=True, logging_config=config).execute_from_commandline()
 
@@ -46,6 +50,12 @@ def worker() -> None:
 def sinks() -> None:
     """Run the sinks in the foreground: events and receipts into Couchbase and Redis."""
     _run_faust("sinks", "streams.sinks")
+
+
+@app.command()
+def analytics() -> None:
+    """Run the analytics in the foreground: windowed and per-user tables from the payment events."""
+    _run_faust("analytics", "streams.analytics")
 
 
 @app.command()
@@ -147,6 +157,8 @@ def schemas(
         path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
         typer.echo(str(path))
 
+
+_analyst_cli.register(app)
 
 for _plugin in entry_points(group="paystream.commands"):
     _plugin.load()(app)

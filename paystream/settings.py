@@ -77,12 +77,27 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     worker_concurrency: int = Field(16, description="Commands one worker handles at once (one per payment).")
     worker_urls: str = Field(
-        "", description="Comma-separated base URLs of the workers' web servers, for status reads from their "
-                        "tables; empty: the local worker at worker_web_port.")
+        "", description="Comma-separated base URLs of workers the API asks for status reads from their "
+                        "table, in turn; empty: worker_url.")
     worker_query_timeout_s: float = Field(2.0, description="How long a status read waits for a worker's table.")
     sinks_id: str = "paystream-sinks"
     sinks_web_port: int = 6067
     receipt_cache_ttl_s: int = 7 * 24 * 3600
+    worker_url: str | None = Field(
+        None, description="A worker's HTTP address for `paystream query summary` and `tables export payments`; "
+                          "default: http://<ingress host>:<worker web port>.")
+    advertised_host: str | None = Field(
+        None, description="The address other worker and analytics processes reach this one at (table routing, "
+                          "gathered answers); default: the ingress host. On Kubernetes: the pod's IP.")
+    analytics_id: str = "paystream-analytics"
+    analytics_web_port: int | None = Field(
+        None, description="The analytics process's web port; default: the worker's plus 2 (6068).")
+    analytics_url: str | None = Field(
+        None, description="An analytics process's HTTP address for `paystream query`, `tables export` and the "
+                          "monitor; default: http://<ingress host>:<analytics web port>.")
+    analytics_minute_retention_s: int = Field(
+        2 * 24 * 3600, description="How long per-minute and rolling (10-minute) windows are kept.")
+    analytics_hour_retention_s: int = Field(90 * 24 * 3600, description="How long per-hour windows are kept.")
     transaction_index_ttl_s: int = 30 * 24 * 3600
 
     # --- monitoring ----------------------------------------------------------
@@ -90,6 +105,7 @@ class Settings(BaseSettings):
     missed_beats_down: int = Field(3, description="Missed heartbeats after which a component is down.")
     monitor_host: str = "127.0.0.1"
     monitor_port: int = 8090
+    analytics_refresh_s: float = Field(10.0, description="How often the monitor reads the windowed charts.")
     log_level: str = "INFO"
 
     # --- reconciliation (paystream reconcile, and the monitor) ---------------
@@ -106,8 +122,21 @@ class Settings(BaseSettings):
 
     @property
     def worker_url_list(self) -> list[str]:
+        """Where status reads ask the workers' table: the given addresses, else the worker's own."""
         given = [u.strip().rstrip("/") for u in self.worker_urls.split(",") if u.strip()]
-        return given or [f"http://{self.ingress_host}:{self.worker_web_port}"]
+        return given or [self.worker_base_url]
+
+    @property
+    def analytics_port(self) -> int:
+        return self.analytics_web_port or self.worker_web_port + 2
+
+    @property
+    def analytics_base_url(self) -> str:
+        return (self.analytics_url or f"http://{self.ingress_host}:{self.analytics_port}").rstrip("/")
+
+    @property
+    def worker_base_url(self) -> str:
+        return (self.worker_url or f"http://{self.ingress_host}:{self.worker_web_port}").rstrip("/")
 
     @property
     def topics(self) -> "TopicNames":

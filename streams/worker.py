@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import structlog
 from faust.web import Request, Response, View
@@ -36,8 +35,8 @@ from streams import observability
 from streams.app import make_app
 from streams.dead_letters import DeadLetters, headers_of
 from streams.readiness import is_ready
+from streams.tables_web import payments_pages
 from streams.web import internal
-from tables import queries
 from tables.payments import TableStore, payments_table
 
 log = get_logger("paystream.worker")
@@ -52,6 +51,8 @@ commands_topic = app.topic(topics.commands, key_serializer="raw", value_serializ
 replies_topic = app.topic(topics.replies, key_serializer="raw", value_serializer="raw")
 events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
 receipts_topic = app.topic(topics.receipts, key_serializer="raw", value_serializer="raw")
+# The payments summary and export, gathered from every worker (the analysts' windows are streams/analytics.py).
+payments_pages(app, settings, payments)
 
 
 async def publish(changes: Sequence[Payment], before: str = "charge") -> None:
@@ -77,15 +78,6 @@ handle = bootstrap.command_handler(store, settings)
 
 async def reply(payment_id: str, value: CommandReply) -> None:
     await replies_topic.send(key=payment_id.encode(), value=messages.encode(value), force=True)
-
-
-@app.page("/tables/payments/summary/")
-class PaymentsSummary(View):
-    """Counts by state, money taken per currency, and payments stuck in flight (this worker's partitions)."""
-
-    @internal(settings)
-    async def get(self, request: Request) -> Response:
-        return self.json(queries.summary(payments.values(), datetime.now(UTC)))
 
 
 @app.page("/tables/payments/{payment_id}/")

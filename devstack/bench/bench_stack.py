@@ -28,6 +28,7 @@ BENCH_ENV = {
     "PAYSTREAM_TOPIC_PREFIX": "bench",
     "PAYSTREAM_WORKER_ID": "bench-worker",
     "PAYSTREAM_SINKS_ID": "bench-sinks",
+    "PAYSTREAM_ANALYTICS_ID": "bench-analytics",
     "PAYSTREAM_API_KEYS": "bench-key",
     "PAYSTREAM_LOG_LEVEL": "WARNING",
     # localstripe would otherwise pickle its whole, growing store every second.
@@ -87,7 +88,7 @@ class BenchStack:
 
     def pids(self, everything: bool = False) -> dict[str, int]:
         """paystream's own processes, or with `everything` the stack's services as well."""
-        names = self.status if everything else ("ingress", "worker", "sinks", "monitor")
+        names = self.status if everything else ("ingress", "worker", "analytics", "sinks", "monitor")
         return {name: self.status[name]["pid"] for name in names if self.status.get(name, {}).get("pid")}
 
     def wait_drained(self, timeout_s: float = 180.0) -> float:

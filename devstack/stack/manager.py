@@ -14,7 +14,7 @@ from devstack.settings import DevSettings
 from devstack.stack.base import Service
 from devstack.stack.couchbase_cluster import CouchbaseCluster
 from devstack.stack.errors import StackError
-from devstack.stack.pipeline import IngressProcess, MonitorProcess, SinksProcess, WorkerProcess
+from devstack.stack.pipeline import AnalyticsProcess, IngressProcess, MonitorProcess, SinksProcess, WorkerProcess
 
 __all__ = ["GROUPS", "Stack", "StackError", "as_dicts"]
 from devstack.stack.kafka_broker import KafkaBroker
@@ -23,7 +23,8 @@ from devstack.stack.redis_server import RedisServer
 from devstack.stack.stripe_sandbox import StripeSandbox
 
 SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisServer, StripeSandbox)
-PIPELINE_TYPES: tuple[type[Service], ...] = (MonitorProcess, WorkerProcess, SinksProcess, IngressProcess)
+PIPELINE_TYPES: tuple[type[Service], ...] = (MonitorProcess, WorkerProcess, AnalyticsProcess, SinksProcess,
+                                              IngressProcess)
 #: What `paystream stack` and `paystream pipeline` manage, in start order.
 GROUPS = {"stack": SERVICE_TYPES, "pipeline": PIPELINE_TYPES}
 

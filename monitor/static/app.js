@@ -324,6 +324,52 @@
     });
   }
 
+  // ---------------------------------------------------------------- windowed charts (from the workers' tables)
+
+  var STATUS_COLORS = { started: "#2563eb", receipted: "#16a34a", declined: "#f59e0b", failed: "#dc2626" };
+  var PALETTE = ["#7c3aed", "#0891b2", "#db2777", "#65a30d", "#ea580c", "#4b5563"];
+
+  function legendInto(box, lines, format) {
+    var legend = box.querySelector(".legend");
+    legend.textContent = "";
+    box.querySelector(".chart-value").textContent = "";
+    lines.forEach(function (line) {
+      var item = el("span", { "class": "legend-item" });
+      var sw = el("span", { "class": "swatch" });
+      sw.style.background = line.color;
+      item.appendChild(sw);
+      item.appendChild(el("span", { "class": "legend-name" }, line.name));
+      item.appendChild(el("span", { "class": "legend-value" }, format(lastValue(line.values))));
+      legend.appendChild(item);
+    });
+  }
+
+  function renderAnalytics(a) {
+    a = a || {};
+    var xs = arr(a.t).map(function (t) { var ms = Date.parse(t); return isFinite(ms) ? ms : null; });
+    var byStatus = a.by_status || {};
+    var statusLines = Object.keys(STATUS_COLORS).map(function (name) {
+      return { name: name, color: STATUS_COLORS[name], values: arr(byStatus[name]) };
+    });
+    var box = $("chart-status-minute");
+    box.dataset.points = String(drawChart(box.querySelector("canvas"), xs, statusLines, { minSpan: 1, integer: true }));
+    legendInto(box, statusLines, function (v) { return isNum(v) ? fmtInt(v) + " /min" : "\u2014"; });
+
+    // Volumes arrive as exact decimal strings; they become numbers here only to be drawn.
+    var volume = a.volume || {};
+    var volumeLines = Object.keys(volume).sort().map(function (currency, i) {
+      return { name: currency, color: PALETTE[i % PALETTE.length],
+               values: arr(volume[currency]).map(function (d) { return parseFloat(d); }) };
+    });
+    box = $("chart-volume-minute");
+    box.dataset.points = String(drawChart(box.querySelector("canvas"), xs, volumeLines, { minSpan: 1 }));
+    legendInto(box, volumeLines, function (v) { return isNum(v) ? v.toFixed(2) : "\u2014"; });
+
+    var note = $("analytics-note");
+    note.hidden = !a.error;
+    note.textContent = a.error ? "Windowed charts: " + a.error : "";
+  }
+
   // ---------------------------------------------------------------- tables
 
   function badge(state) {
@@ -447,6 +493,7 @@
     renderServices(arr(data.services));
     renderReconciliation(data.reconciliation);
     renderCharts(data.series);
+    renderAnalytics(data.analytics);
   }
 
   // ---------------------------------------------------------------- polling
@@ -507,7 +554,7 @@
   var resizeTimer = null;
   window.addEventListener("resize", function () {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(function () { if (last) renderCharts(last.series); }, 100);
+    resizeTimer = setTimeout(function () { if (last) { renderCharts(last.series); renderAnalytics(last.analytics); } }, 100);
   });
 
   poll();

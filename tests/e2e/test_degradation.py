@@ -249,8 +249,8 @@ async def wait_until(check, timeout: float, what: str) -> None:
 async def test_with_two_workers_any_worker_answers_for_every_payment(api, pipeline, settings, tmp_path, no_500s):
     """The table is split between the workers: a status read asked of either is forwarded to the one
     that holds the payment, and finds it."""
-    second = f"http://{settings.ingress_host}:{settings.worker_web_port + 2}"
-    env = {**os.environ, "PAYSTREAM_WORKER_WEB_PORT": str(settings.worker_web_port + 2),
+    second = f"http://{settings.ingress_host}:{settings.worker_web_port + 40}"
+    env = {**os.environ, "PAYSTREAM_WORKER_WEB_PORT": str(settings.worker_web_port + 40),
            "PAYSTREAM_DATA_DIR": str(tmp_path)}
     with open(tmp_path / "worker.log", "wb") as log:
         worker = subprocess.Popen([sys.executable, "-m", "paystream.cli", "worker"], cwd=ROOT, env=env,
