@@ -121,6 +121,12 @@ class StripeProvider:
                     return result
         return ChargeResult("not_charged")
 
+    async def session_secret(self, transaction_id: str) -> str | None:
+        """The client secret of an intent made earlier: paystream keeps none, the provider does."""
+        kind = "setup_intents" if transaction_id.startswith("seti_") else "payment_intents"
+        intent = await self._call("session_secret", "GET", f"/v1/{kind}/{transaction_id}", None, {})
+        return intent.get("client_secret")
+
     # --- HTTP ---------------------------------------------------------------
     async def _call(self, operation: str, method: str, path: str, idempotency_key: str | None,
                     params: dict) -> dict:

@@ -18,6 +18,8 @@ from paystream.settings import Settings
 if TYPE_CHECKING:
     from connectors.couchbase_store import CouchbaseStore
     from connectors.kafka_commands import KafkaCommandBus
+    from connectors.rate_limits import RateLimiter
+    from connectors.redis_apikeys import RedisApiKeys
     from connectors.redis_cache import RedisCache
     from connectors.stripe import StripeProvider
 
@@ -55,6 +57,20 @@ def receipt_cache(settings: Settings) -> RedisCache:
         settings.redis_url, receipt_ttl_s=settings.receipt_cache_ttl_s,
         transaction_ttl_s=settings.transaction_index_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s,
     )
+
+
+def api_key_store(settings: Settings) -> RedisApiKeys:
+    """Where API keys (hashed) live: the Redis paystream already runs."""
+    from connectors.redis_apikeys import RedisApiKeys
+    from connectors.redis_cache import client_for
+
+    return RedisApiKeys(client_for(settings.redis_url, max_connections=16))
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    from connectors.rate_limits import RateLimiter
+
+    return RateLimiter(settings.redis_url)
 
 
 def ensure_topics(settings: Settings) -> list[str]:

@@ -56,9 +56,11 @@ class Settings(BaseSettings):
     # --- ingress -----------------------------------------------------------
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
-    api_keys: str = Field(
-        "", description="Comma-separated API keys clients send as `Authorization: Bearer <key>`."
-    )
+    dev_api_key: SecretStr = Field(
+        SecretStr(""), description="The development key `paystream apikey` prints (made once, kept in .env, "
+                                   "registered under account `dev`); client keys live hashed in Redis.")
+    rate_limit: str = Field("100/second", description="Requests one API key may make, in `limits` notation "
+                                                      "(`N/second|minute|hour`); a key may carry its own.")
     reply_timeout_s: float = Field(10.0, description="How long a write waits for its outcome before 202.")
     max_body_bytes: int = 64 * 1024
     idempotency_ttl_s: int = 24 * 3600
@@ -82,10 +84,6 @@ class Settings(BaseSettings):
     monitor_host: str = "127.0.0.1"
     monitor_port: int = 8090
     log_level: str = "INFO"
-
-    @property
-    def api_key_set(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
 
     @property
     def topics(self) -> "TopicNames":
