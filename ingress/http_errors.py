@@ -20,6 +20,7 @@ STATUS_BY_TYPE = {
     "card_error": 402,
     "provider_error": 502,
     "authentication_error": 401,
+    "permission_error": 403,
     "idempotency_error": 409,
     "unavailable_error": 503,
     "rate_limit_error": 429,

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ingress.context import context
 from ingress.http_errors import error_response
+from paystream import user_tokens
 from paystream.apikeys import key_hash
 from paystream.observability import metrics
 from paystream.observability.logs import get_logger
@@ -49,18 +50,28 @@ async def authenticate(request: web.Request, handler):
         return await handler(request)
     ctx = context(request)
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    record = await ctx.api_keys.find(key_hash(key)) if scheme.lower() == "bearer" and key else None
-    if record is None:
+    bearer = scheme.lower() == "bearer" and bool(key)
+    if bearer and user_tokens.looks_like_token(key):
+        # A user token: this account, and this one user only (routes check every user_id against it).
+        token = user_tokens.verify(ctx.settings.user_token_secret.get_secret_value(), key)
+        account, key_id, rate_limit = (token.account, token.key_id, None) if token else (None, None, None)
+        request["user"] = token.user_id if token else None
+    else:
+        record = await ctx.api_keys.find(key_hash(key)) if bearer else None
+        account, key_id, rate_limit = (record.account, record.key_id, record.rate_limit) if record else (None,) * 3
+    if account is None:
         return error_response("authentication_error", "invalid_api_key",
-                              "send a valid API key as `Authorization: Bearer <key>`",
+                              "send a valid API key (or an unexpired user token) as `Authorization: Bearer <key>`",
                               headers={"WWW-Authenticate": "Bearer"})
-    admitted, retry_after = await ctx.limiter.hit(record.key_id, record.rate_limit or ctx.settings.rate_limit)
+    # A key's user tokens share its limit.
+    admitted, retry_after = await ctx.limiter.hit(key_id, rate_limit or ctx.settings.rate_limit)
     if not admitted:
         return error_response("rate_limit_error", "rate_limit_exceeded",
                               f"too many requests with this API key; retry after {retry_after} s",
                               headers={"Retry-After": str(retry_after)})
     # The account scopes every object; the key itself only seals this caller's idempotent answers.
-    request["account"] = record.account
+    request["account"] = account
+    request["key_id"] = key_id
     request["api_key"] = key
-    structlog.contextvars.bind_contextvars(account=record.account)
+    structlog.contextvars.bind_contextvars(account=account)
     return await handler(request)

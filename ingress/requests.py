@@ -93,6 +93,13 @@ class PaymentPath(_Request):
     payment_id: Id
 
 
+class UserTokenRequest(_Request):
+    """A token for one user of your account, for a client app to call the API with directly."""
+
+    user_id: Id
+    ttl_s: int = Field(300, ge=60, le=900, description="Seconds it lives, 60 to 900 (default 300).")
+
+
 class ListQuery(_Request):
     """Stripe's cursor pagination: newest first, `limit` 1 to 100, after the id `starting_after`."""
 

@@ -60,5 +60,14 @@ class ReceiptList(BaseModel):
     data: list[Receipt]
 
 
+class UserTokenIssued(BaseModel):
+    """Send it as `Authorization: Bearer <token>`: it sees and acts for `user_id` only, until `expires_at`."""
+
+    object: Literal["user_token"] = "user_token"
+    token: str
+    user_id: str
+    expires_at: int = Field(description="Unix time.")
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"

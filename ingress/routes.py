@@ -27,10 +27,12 @@ from ingress.requests import (
     PostPaymentRequest,
     ReceiptRequest,
     StartPaymentRequest,
+    UserTokenRequest,
 )
-from ingress.responses import Accepted, Health, PaymentList, ReceiptList, StartedPayment
-from paystream import views
+from ingress.responses import Accepted, Health, PaymentList, ReceiptList, StartedPayment, UserTokenIssued
+from paystream import user_tokens, views
 from paystream.domain.commands import Command, CommandReply, PostPayment, StartPayment
+from paystream.domain.errors import NotFound, PaymentError, Unavailable
 from paystream.domain.ids import derived_id
 from paystream.domain.records import PaymentView, Receipt
 from paystream.domain.sealing import seal_personal
@@ -49,6 +51,15 @@ def _json(model: BaseModel, status: int = 200, headers: dict | None = None) -> w
                         headers=headers)
 
 
+def _as(request: web.Request, user_id: str, what: str, field: str) -> str:
+    """`user_id`, if the caller may act for them: any user for an API key, only its own for a user token
+    (another user's objects are answered as missing ones)."""
+    bound = request.get("user")
+    if bound is not None and bound != user_id:
+        raise NotFound(f"{what}_not_found", f"no such {what} for this user", field)
+    return user_id
+
+
 async def _sealed_email(request: web.Request, user_id: str, email: str) -> str:
     account = request["account"]
     key = await context(request).keys.get_or_create(account, user_id)
@@ -58,6 +69,7 @@ async def _sealed_email(request: web.Request, user_id: str, email: str) -> str:
 async def start_payment(request: web.Request) -> web.Response:
     body = StartPaymentRequest.model_validate_json(await request.read())
     money = body.money()
+    _as(request, body.user_id, "user", "user_id")
     claimed = await idempotency.claim(request, "start", body)
     if isinstance(claimed, web.Response):
         return claimed
@@ -86,6 +98,7 @@ async def post_payment(request: web.Request) -> web.Response:
     money = body.money()
     structlog.contextvars.bind_contextvars(transaction_id=body.transaction_id)
     ctx = context(request)
+    _as(request, body.user_id, "payment", "transaction_id")
     found = await views.transaction(ctx.cache, ctx.store, request["account"], body.transaction_id, body.user_id)
     claimed = await idempotency.claim(request, "post", body)
     if isinstance(claimed, web.Response):
@@ -138,6 +151,7 @@ async def get_receipt(request: web.Request) -> web.Response:
     else:
         query = ReceiptRequest.model_validate(dict(request.query), strict=False)
     ctx = context(request)
+    _as(request, query.user_id, "receipt", "receipt_id")
     receipt, hit = await views.receipt(ctx.cache, ctx.store, ctx.keys, request["account"], query.user_id,
                                        query.receipt_id)
     metrics.CACHE_REQUESTS.labels("hit" if hit else "miss").inc()
@@ -147,12 +161,14 @@ async def get_receipt(request: web.Request) -> web.Response:
 async def get_payment(request: web.Request) -> web.Response:
     query = PaymentQuery.model_validate(dict(request.query), strict=False)
     payment_id = PaymentPath.model_validate(dict(request.match_info)).payment_id
+    _as(request, query.user_id, "payment", "payment_id")
     view = await views.payment(context(request).store, request["account"], payment_id, query.user_id)
     return _json(view)
 
 
 async def list_payments(request: web.Request) -> web.Response:
     query = ListQuery.model_validate(dict(request.query), strict=False)
+    _as(request, query.user_id, "user", "user_id")
     data, more = await views.payments(context(request).store, request["account"], query.user_id, query.limit,
                                       query.starting_after)
     return _json(PaymentList(url="/v1/payments", has_more=more, data=data))
@@ -160,10 +176,26 @@ async def list_payments(request: web.Request) -> web.Response:
 
 async def list_receipts(request: web.Request) -> web.Response:
     query = ListQuery.model_validate(dict(request.query), strict=False)
+    _as(request, query.user_id, "user", "user_id")
     ctx = context(request)
     data, more = await views.receipts(ctx.store, ctx.keys, request["account"], query.user_id, query.limit,
                                       query.starting_after)
     return _json(ReceiptList(url="/v1/receipts", has_more=more, data=data))
+
+
+class Forbidden(PaymentError):
+    type = "permission_error"
+
+
+async def create_user_token(request: web.Request) -> web.Response:
+    body = UserTokenRequest.model_validate_json(await request.read())
+    if request.get("user") is not None:
+        raise Forbidden("api_key_required", "a user token cannot mint tokens; use your API key")
+    secret = context(request).settings.user_token_secret.get_secret_value()
+    if not secret:
+        raise Unavailable("user_tokens_off", "user tokens are not configured here (PAYSTREAM_USER_TOKEN_SECRET)")
+    token, claims = user_tokens.mint(secret, request["account"], body.user_id, request["key_id"], body.ttl_s)
+    return _json(UserTokenIssued(token=token, user_id=claims.user_id, expires_at=claims.expires_at), 201)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -232,6 +264,12 @@ OPERATIONS = (
     Operation("listReceipts", "GET", "/v1/receipts", list_receipts,
               "A user's receipts, newest first, `limit` at a time after `starting_after`.",
               {200: ("A page of receipts.", ReceiptList)}, query=ListQuery),
+    Operation("createUserToken", "POST", "/v1/user_tokens", create_user_token,
+              "Mint a short-lived token for one user of your account, for a client app to call the API with: "
+              "it sees and acts for that user only (another user's objects answer 404).",
+              {201: ("The token.", UserTokenIssued)}, body=UserTokenRequest,
+              errors={**ERRORS, 400: "The body is not valid JSON.", 403: "A user token cannot mint tokens.",
+                      503: "User tokens are not configured here."}),
     Operation("health", "GET", "/health", health, "Whether the API answers (no key needed).",
               {200: ("It answers.", Health)}, public=True, errors={}),
 )

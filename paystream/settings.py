@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     idempotency_ttl_s: int = 24 * 3600
 
+    user_token_secret: SecretStr = Field(
+        SecretStr(""), description="Signs the short-lived user tokens an API key mints (POST /v1/user_tokens); "
+                                   "empty: minting is refused and no token is accepted.")
     internal_token: SecretStr = Field(
         SecretStr(""), description="Bearer token of the internal HTTP pages (worker's table queries); "
                                    "empty: those pages answer 401 to everyone.")

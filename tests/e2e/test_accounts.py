@@ -147,3 +147,35 @@ async def test_a_burst_is_limited_with_429_and_retry_after_and_the_next_window_i
     await asyncio.sleep(retry_after + 0.1)
     again = await client.call("GET", "/v1/payments", params={"user_id": "u1"})
     assert again.status == 200
+
+
+async def test_a_user_token_sees_and_acts_for_its_own_user_only(world):
+    w = world
+    a, owner, other = w["a"], w["owner"], w["other_user"]
+    minted = await a.call("POST", "/v1/user_tokens", {"user_id": owner["user_id"], "ttl_s": 60})
+    assert minted.status == 201, minted.body
+    assert minted.body["user_id"] == owner["user_id"] and minted.body["expires_at"] > time.time()
+    app = a.with_key(minted.body["token"])
+
+    # Its own user's objects, like the account's key...
+    assert (await app.receipt(owner, w["receipt"]["receipt_id"])).body == w["receipt"]
+    assert (await app.payment(owner, w["payment"]["payment_id"])).status == 200
+    assert (await app.start(owner, "1.50", "EUR")).status == 201
+    # ...and nothing of another user of the same account: 404, as for what does not exist.
+    theirs = await a.start(other, "2.50", "EUR")
+    assert theirs.status == 201
+    for answer, code in ((await app.payment(other, theirs.body["payment_id"]), "payment_not_found"),
+                         (await app.call("GET", "/v1/payments", params={"user_id": other["user_id"]}), "user_not_found"),
+                         (await app.start(other, "1.00", "EUR"), "user_not_found"),
+                         (await app.post(other, theirs.body["transaction_id"], "pm_card_visa", "2.50", "EUR"),
+                          "payment_not_found")):
+        assert (answer.status, answer.body["error"]["code"]) == (404, code)
+    # A token mints nothing, and a tampered one is no key at all.
+    again = await app.call("POST", "/v1/user_tokens", {"user_id": other["user_id"]})
+    assert (again.status, again.body["error"]["type"]) == (403, "permission_error")
+    tampered = a.with_key(minted.body["token"][:-3] + "abc")
+    assert (await tampered.receipt(owner, w["receipt"]["receipt_id"])).status == 401
+    # Another account's token, for a user of the very same id, sees nothing of this one.
+    foreign = await w["b"].call("POST", "/v1/user_tokens", {"user_id": owner["user_id"]})
+    stranger = a.with_key(foreign.body["token"])
+    assert (await stranger.receipt(owner, w["receipt"]["receipt_id"])).status == 404

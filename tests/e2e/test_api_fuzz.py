@@ -42,7 +42,8 @@ async def test_the_openapi_document_is_valid_and_covers_every_route(pipeline):
     operations = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
     assert operations == {("POST", "/v1/startPayment"), ("POST", "/v1/postPayment"), ("GET", "/v1/getReceipt"),
                           ("POST", "/v1/getReceipt"), ("GET", "/v1/payments/{payment_id}"),
-                          ("GET", "/v1/payments"), ("GET", "/v1/receipts"), ("GET", "/health")}
+                          ("GET", "/v1/payments"), ("GET", "/v1/receipts"), ("POST", "/v1/user_tokens"),
+                          ("GET", "/health")}
     # The answers are the core's own models.
     assert {"Receipt", "PaymentView", "ErrorObject"} <= set(document["components"]["schemas"])
 
@@ -91,7 +92,8 @@ def test_schemathesis_finds_no_server_error_no_schema_violation_and_nothing_refu
     assert len(entries) >= MIN_REQUESTS, report
     assert not [s for s in statuses if s >= 500], report
     for operation in ("POST /v1/startPayment", "POST /v1/postPayment", "GET /v1/getReceipt", "POST /v1/getReceipt",
-                      "GET /v1/payments/{payment_id}", "GET /v1/payments", "GET /v1/receipts"):
+                      "GET /v1/payments/{payment_id}", "GET /v1/payments", "GET /v1/receipts",
+                      "POST /v1/user_tokens"):
         assert report["per_operation"].get(operation, 0) >= 20, (operation, report)
     assert report["per_operation"].get("GET /health", 0) >= 1, report  # it takes no parameter to vary
 
