@@ -35,9 +35,9 @@ async def _adapters(app: web.Application, settings: Settings):
     cache = bootstrap.receipt_cache(settings)
     store = await bootstrap.document_store(settings)
     bus = bootstrap.command_bus(settings)
-    api_keys = bootstrap.api_key_store(settings)
+    api_keys, data_keys = bootstrap.remembered(settings, bootstrap.api_key_store(settings), store)
     await bus.start()
-    app[CONTEXT] = Context(settings, bus, cache, store, keys=store, api_keys=api_keys,
+    app[CONTEXT] = Context(settings, bus, cache, store, keys=data_keys, api_keys=api_keys,
                            limiter=bootstrap.rate_limiter(settings), reply_key=ReplyKey())
     yield
     await bus.stop()

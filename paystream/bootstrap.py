@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from paystream.clock import utc_now
 from paystream.handlers import CommandHandler
-from paystream.ports import PaymentStore
+from paystream.ports import ApiKeyStore, PaymentStore, PersonalDataKeys
 from paystream.settings import Settings
 
 if TYPE_CHECKING:
@@ -64,7 +64,14 @@ def api_key_store(settings: Settings) -> RedisApiKeys:
     from connectors.redis_apikeys import RedisApiKeys
     from connectors.redis_cache import client_for
 
-    return RedisApiKeys(client_for(settings.redis_url, max_connections=16))
+    return RedisApiKeys(client_for(settings.redis_url))
+
+
+def remembered(settings: Settings, api_keys: ApiKeyStore, data_keys: PersonalDataKeys):
+    """The ingress's short memory of both (connectors/memo.py): (API keys, data keys)."""
+    from connectors.memo import RememberedApiKeys, RememberedDataKeys
+
+    return (RememberedApiKeys(api_keys, settings.key_cache_s), RememberedDataKeys(data_keys, settings.key_cache_s))
 
 
 def rate_limiter(settings: Settings) -> RateLimiter:

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     dev_api_key: SecretStr = Field(
         SecretStr(""), description="The development key `paystream apikey` prints (made once, kept in .env, "
                                    "registered under account `dev`); client keys live hashed in Redis.")
+    key_cache_s: float = Field(1.0, description="How long an ingress remembers an API key's record and a user's "
+                                                "data key; a revocation or forget-user takes effect within it.")
     rate_limit: str = Field("100/second", description="Requests one API key may make, in `limits` notation "
                                                       "(`N/second|minute|hour`); a key may carry its own.")
     reply_timeout_s: float = Field(10.0, description="How long a write waits for its outcome before 202.")
