@@ -13,12 +13,18 @@ import time
 from limits import parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import BlockingConnectionPool
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, max_connections: int = 64) -> None:
         uri = redis_url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
-        self.storage = RedisStorage(uri, implementation="redispy", key_prefix="paystream:ratelimit")
+        # A fixed, blocking pool: the library's default pool opens a new connection whenever all are
+        # busy (costly, and refused past its cap under a burst); this one makes a request wait instead.
+        pool = BlockingConnectionPool.from_url(redis_url, max_connections=max_connections, timeout=5,
+                                               socket_timeout=5, socket_connect_timeout=5)
+        self.storage = RedisStorage(uri, implementation="redispy", key_prefix="paystream:ratelimit",
+                                    connection_pool=pool)
         self.limiter = MovingWindowRateLimiter(self.storage)
 
     async def hit(self, key_id: str, limit: str) -> tuple[bool, int]:
