@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING
 
 from paystream.clock import utc_now
 from paystream.handlers import CommandHandler
-from paystream.ports import PaymentStore
+from paystream.ports import ApiKeyStore, PaymentStore, PersonalDataKeys
 from paystream.settings import Settings
 from paystream.topics import TopicSpec
 
 if TYPE_CHECKING:
     from connectors.couchbase_store import CouchbaseStore
     from connectors.kafka_commands import KafkaCommandBus
+    from connectors.rate_limits import RateLimiter
+    from connectors.redis_apikeys import RedisApiKeys
     from connectors.redis_cache import RedisCache
     from connectors.stripe import StripeProvider
 
@@ -56,6 +58,27 @@ def receipt_cache(settings: Settings) -> RedisCache:
         settings.redis_url, receipt_ttl_s=settings.receipt_cache_ttl_s,
         transaction_ttl_s=settings.transaction_index_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s,
     )
+
+
+def api_key_store(settings: Settings) -> RedisApiKeys:
+    """Where API keys (hashed) live: the Redis paystream already runs."""
+    from connectors.redis_apikeys import RedisApiKeys
+    from connectors.redis_cache import client_for
+
+    return RedisApiKeys(client_for(settings.redis_url))
+
+
+def remembered(settings: Settings, api_keys: ApiKeyStore, data_keys: PersonalDataKeys):
+    """The ingress's short memory of both (connectors/memo.py): (API keys, data keys)."""
+    from connectors.memo import RememberedApiKeys, RememberedDataKeys
+
+    return (RememberedApiKeys(api_keys, settings.key_cache_s), RememberedDataKeys(data_keys, settings.key_cache_s))
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    from connectors.rate_limits import RateLimiter
+
+    return RateLimiter(settings.redis_url)
 
 
 def ensure_topics(settings: Settings) -> list[str]:

@@ -47,17 +47,19 @@ async def test_worker_killed_after_start_and_before_post(api, pipeline, sandbox)
     method = await api.card()
     pending = await api.post(who, started.body["transaction_id"], method, "15.00", "EUR", idempotency_key=key)
     assert pending.status == 202, pending.body
-    assert pending.headers["Location"] == f"/payments/{payment_id}"
+    assert pending.headers["Location"] == f"/v1/payments/{payment_id}?user_id={who['user_id']}"
+    assert pending.headers["Retry-After"] == "1"
 
     restarted = await asyncio.to_thread(paystream, "pipeline", "up", "worker")
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert worker_pid() != pid
 
+    # The Location works as given.
     deadline = time.monotonic() + 60
-    status = await api.payment(who, payment_id)
+    status = await api.call("GET", pending.headers["Location"])
     while status.body.get("status") != "receipted" and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
-        status = await api.payment(who, payment_id)
+        status = await api.call("GET", pending.headers["Location"])
     assert status.body["status"] == "receipted", status.body
 
     # The client repeats its request with the same key and gets the receipt.

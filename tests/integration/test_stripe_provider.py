@@ -62,3 +62,11 @@ async def test_a_charge_repeated_after_success_charges_nothing_more(provider, sa
     again = await provider.charge(pid, "cmd-1", session.transaction_id, EUR_9, method)
     assert again.outcome == "succeeded" and again.charge_id == first.charge_id
     assert len(sandbox.charges_for(session.transaction_id)) == 1
+
+
+@pytest.mark.parametrize("amount", [EUR_9, None], ids=["payment-intent", "setup-intent"])
+async def test_a_sessions_client_secret_is_asked_of_the_provider_again(provider, amount):
+    """paystream keeps no client secret; a replayed start gets it back from the provider."""
+    session = await provider.create_session(payment_id(), amount)
+    assert await provider.session_secret(session.transaction_id) == session.client_secret
+    assert await provider.session_secret("pi_doesnotexist") is None
