@@ -1,27 +1,40 @@
-"""Payments, receipts and the transaction index in Couchbase (async SDK): the DocumentStore port.
+"""Payments, receipts, the transaction index, each user's index and personal-data keys in
+Couchbase (async SDK): the DocumentStore and PersonalDataKeys ports.
 
 Writes go to each document's active copy; receipt reads may be served by
 any replica, as the design's read databases: eventual consistency is fine
 for a receipt that, once written, never changes. Other reads go to the
 active copy and, when its node cannot answer within the read timeout, to any
 replica; when neither can, the read raises `Unavailable` (a 503 at the API).
+Keys are built by `store_key` (ids of one strict charset joined by `::`), so
+two objects never share one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
 from datetime import timedelta
 
 from acouchbase.cluster import Cluster
 from couchbase.auth import PasswordAuthenticator
-from couchbase.exceptions import CouchbaseException, DocumentNotFoundException, DocumentUnretrievableException
-from couchbase.options import ClusterOptions, GetAnyReplicaOptions, GetOptions
+from couchbase.exceptions import (
+    CouchbaseException,
+    DocumentExistsException,
+    DocumentNotFoundException,
+    DocumentUnretrievableException,
+)
+from couchbase.options import ClusterOptions, GetAnyReplicaOptions, GetOptions, MutateInOptions
+from couchbase.subdocument import StoreSemantics
+from couchbase.subdocument import upsert as subdoc_upsert
 
 from paystream.domain.errors import Unavailable
+from paystream.domain.ids import store_key
 from paystream.domain.model import Payment
 from paystream.domain.records import Receipt
+from paystream.domain.sealing import new_data_key
 from paystream.observability import metrics
 from paystream.observability.logs import get_logger
 from paystream.ports import TransactionRef
@@ -29,16 +42,30 @@ from paystream.settings import Settings
 
 log = get_logger("paystream.store")
 
+
+def _key(*parts: str) -> str:
+    return store_key(*parts, separator="::")
+
+
 def payment_key(payment_id: str) -> str:
-    return f"payment::{payment_id}"
+    return _key("payment", payment_id)
 
 
 def receipt_key(receipt_id: str) -> str:
-    return f"receipt::{receipt_id}"
+    return _key("receipt", receipt_id)
 
 
 def transaction_key(transaction_id: str) -> str:
-    return f"txn::{transaction_id}"
+    return _key("txn", transaction_id)
+
+
+def user_index_key(kind: str, account: str, user_id: str) -> str:
+    """`idx::payments::<account>::<user>`: {"ids": {id: created_at}}, what the list endpoints page through."""
+    return _key("idx", kind, account, user_id)
+
+
+def data_key_key(account: str, user_id: str) -> str:
+    return _key("pii-key", account, user_id)
 
 
 class CouchbaseStore:
@@ -66,7 +93,20 @@ class CouchbaseStore:
 
     async def upsert_transaction(self, transaction_id: str, ref: TransactionRef) -> None:
         await self._upsert("transaction", transaction_key(transaction_id),
-                           {"payment_id": ref.payment_id, "user_id": ref.user_id})
+                           {"payment_id": ref.payment_id, "user_id": ref.user_id, "account": ref.account})
+
+    async def index_for_user(self, kind: str, account: str, user_id: str, object_id: str, created_at: str) -> None:
+        """Add one id to a user's index: a sub-document upsert, so a redelivered event writes the same."""
+        started = time.perf_counter()
+        try:
+            await self.collection.mutate_in(
+                user_index_key(kind, account, user_id),
+                [subdoc_upsert(f"ids.{object_id}", created_at, create_parents=True)],
+                MutateInOptions(store_semantics=StoreSemantics.UPSERT))
+        except Exception:
+            metrics.COUCHBASE_WRITE_ERRORS.labels("user_index").inc()
+            raise
+        metrics.COUCHBASE_WRITE_LATENCY.labels("user_index").observe(time.perf_counter() - started)
 
     async def _upsert(self, document: str, key: str, value: dict) -> None:
         started = time.perf_counter()
@@ -84,7 +124,11 @@ class CouchbaseStore:
 
     async def get_transaction(self, transaction_id: str) -> TransactionRef | None:
         doc = await self._get(transaction_key(transaction_id))
-        return TransactionRef(doc["payment_id"], doc["user_id"]) if doc else None
+        return TransactionRef(doc["payment_id"], doc["user_id"], doc["account"]) if doc and "account" in doc else None
+
+    async def user_index(self, kind: str, account: str, user_id: str) -> dict[str, str]:
+        doc = await self._get(user_index_key(kind, account, user_id))
+        return dict(doc.get("ids", {})) if doc else {}
 
     async def get_receipt(self, receipt_id: str) -> Receipt | None:
         doc = await self._get_any_replica(receipt_key(receipt_id))
@@ -112,11 +156,39 @@ class CouchbaseStore:
                               "retry shortly") from exc
         return result.content_as[dict]
 
+    # --- personal-data keys (PersonalDataKeys) ------------------------------------
+    async def get(self, account: str, user_id: str) -> bytes | None:
+        doc = await self._get(data_key_key(account, user_id))
+        return base64.b64decode(doc["key"]) if doc else None
+
+    async def get_or_create(self, account: str, user_id: str) -> bytes:
+        """The user's data key; the first writer's wins when two ingress processes race to make it."""
+        key = await self.get(account, user_id)
+        if key is not None:
+            return key
+        try:
+            await self.collection.insert(data_key_key(account, user_id),
+                                         {"key": base64.b64encode(new_data_key()).decode()})
+        except DocumentExistsException:
+            pass
+        except CouchbaseException as exc:
+            raise Unavailable("store_unavailable", "the document store cannot answer right now; "
+                              "retry shortly") from exc
+        return await self.get(account, user_id)
+
+    async def forget(self, account: str, user_id: str) -> bool:
+        try:
+            await self.collection.remove(data_key_key(account, user_id))
+            return True
+        except DocumentNotFoundException:
+            return False
+
 
 class BackgroundConnectedStore:
-    """The DocumentStore for the API: it starts without the cluster and connects in the background,
-    retrying, so an API started while Couchbase is down serves what it can (payments, status reads
-    from the workers' table, cached receipts) and answers 503 for the rest until the cluster is back."""
+    """The DocumentStore and PersonalDataKeys for the API: it starts without the cluster and connects
+    in the background, retrying, so an API started while Couchbase is down serves what it can (status
+    reads from the workers' table, cached receipts of remembered users) and answers 503 for the rest
+    until the cluster is back."""
 
     RETRY_MAX_S = 30.0
 
@@ -155,6 +227,18 @@ class BackgroundConnectedStore:
 
     async def get_transaction(self, transaction_id: str) -> TransactionRef | None:
         return await self._ready().get_transaction(transaction_id)
+
+    async def user_index(self, kind: str, account: str, user_id: str) -> dict[str, str]:
+        return await self._ready().user_index(kind, account, user_id)
+
+    async def get(self, account: str, user_id: str) -> bytes | None:
+        return await self._ready().get(account, user_id)
+
+    async def get_or_create(self, account: str, user_id: str) -> bytes:
+        return await self._ready().get_or_create(account, user_id)
+
+    async def forget(self, account: str, user_id: str) -> bool:
+        return await self._ready().forget(account, user_id)
 
     async def close(self) -> None:
         self._connecting.cancel()

@@ -145,6 +145,15 @@ class StripeProvider:
                                       f"{exc.error.get('message')}") from None
         return _record_of(intent)
 
+    async def session_secret(self, transaction_id: str) -> str | None:
+        """The client secret of an intent made earlier: paystream keeps none, the provider does."""
+        kind = "setup_intents" if transaction_id.startswith("seti_") else "payment_intents"
+        try:
+            intent = await self._call("session_secret", "GET", f"/v1/{kind}/{transaction_id}", None, {})
+        except StripeError:
+            return None  # the payment stands; only its secret cannot be handed out again
+        return intent.get("client_secret")
+
     # --- HTTP ---------------------------------------------------------------
     async def _call(self, operation: str, method: str, path: str, idempotency_key: str | None,
                     params: dict) -> dict:

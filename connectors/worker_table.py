@@ -35,13 +35,14 @@ class WorkerTableClient:
             await self._session.close()
             self._session = None
 
-    async def get_payment(self, payment_id: str, user_id: str) -> PaymentView | None:
+    async def get_payment(self, payment_id: str, account: str, user_id: str | None) -> PaymentView | None:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout, headers=self._headers)
         failures = []
         for url in self.urls:
             try:
-                async with self._session.get(url + payment_path(payment_id), params={"user_id": user_id}) as resp:
+                params = {"account": account, **({"user_id": user_id} if user_id is not None else {})}
+                async with self._session.get(url + payment_path(payment_id), params=params) as resp:
                     body = await resp.json(content_type=None) if resp.content_type == "application/json" else {}
                     if resp.status == 200:
                         return PaymentView.model_validate(body)

@@ -157,9 +157,13 @@ class Monitor:
         self.series.add(utc_now("seconds"), round(payments_per_s, 2), latency, lag, hit_ratio)
 
     async def _scrape(self, components) -> dict:
+        known = known_metrics_urls(self.settings)
+
         async def one(component):
             url = component.last_beat.metrics_url
-            if not url or component.kind == "monitor":
+            # A heartbeat is anyone's to send on Kafka: only the addresses paystream's own settings
+            # name are scraped, never whatever URL a beat carries.
+            if url not in known or component.kind == "monitor":
                 return None
             try:
                 async with self.http.get(url) as resp:
@@ -232,6 +236,12 @@ class Monitor:
                 "heartbeat_interval_s": self.settings.heartbeat_interval_s,
                 "components": components, "services": services,
                 "reconciliation": self.reconciliation.status() if self.reconciliation else None}
+
+
+def known_metrics_urls(settings: Settings) -> frozenset[str]:
+    """The /metrics pages of the components the settings describe: ingress, worker, sinks."""
+    return frozenset(f"http://{settings.ingress_host}:{port}/metrics"
+                     for port in (settings.ingress_port, settings.worker_web_port, settings.sinks_web_port))
 
 
 MONITOR = web.AppKey("monitor", Monitor)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from paystream.clock import utc_now
 from paystream.handlers import CommandHandler
-from paystream.ports import PaymentStore
+from paystream.ports import ApiKeyStore, PaymentStore, PersonalDataKeys
 from paystream.settings import Settings
 from paystream.topics import TopicSpec
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from connectors.couchbase_store import BackgroundConnectedStore, CouchbaseStore
     from connectors.kafka_commands import KafkaCommandBus
     from connectors.kafka_history import KafkaHistory
+    from connectors.rate_limits import RateLimiter
+    from connectors.redis_apikeys import RedisApiKeys
     from connectors.redis_cache import BestEffortCache, RedisCache
     from connectors.stripe import StripeProvider
     from connectors.worker_table import WorkerTableClient
@@ -89,6 +91,27 @@ def payment_history(settings: Settings) -> KafkaHistory:
     from connectors.kafka_history import KafkaHistory
 
     return KafkaHistory(settings.kafka_bootstrap, settings.topics.events, settings.topics.receipts)
+
+
+def api_key_store(settings: Settings) -> RedisApiKeys:
+    """Where API keys (hashed) live: the Redis paystream already runs."""
+    from connectors.redis_apikeys import RedisApiKeys
+    from connectors.redis_cache import client_for
+
+    return RedisApiKeys(client_for(settings.redis_url))
+
+
+def remembered(settings: Settings, api_keys: ApiKeyStore, data_keys: PersonalDataKeys):
+    """The ingress's short memory of both (connectors/memo.py): (API keys, data keys)."""
+    from connectors.memo import RememberedApiKeys, RememberedDataKeys
+
+    return (RememberedApiKeys(api_keys, settings.key_cache_s), RememberedDataKeys(data_keys, settings.key_cache_s))
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    from connectors.rate_limits import RateLimiter
+
+    return RateLimiter(settings.redis_url)
 
 
 def ensure_topics(settings: Settings) -> list[str]:

@@ -133,15 +133,102 @@ def reconcile(
         raise typer.Exit(code=1)
 
 
-@app.command()
-def apikey() -> None:
-    """Print a development API key, creating one in .env (git-ignored) on first use."""
+apikey_app = typer.Typer(help="API keys: each belongs to an account; paystream keeps only their SHA-256. "
+                              "Without a subcommand: print the development key (made once, kept in .env).",
+                         invoke_without_command=True)
+app.add_typer(apikey_app, name="apikey")
+
+
+def _with_key_store(work):
+    """Run `work(store)` against the API-key store the settings name."""
+    import asyncio
+
+    from paystream import bootstrap
+
+    async def run():
+        store = bootstrap.api_key_store(get_settings())
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+@apikey_app.callback()
+def apikey(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
     from paystream.apikeys import ensure_dev_key
 
-    key, created = ensure_dev_key(get_settings())
+    key, created = _with_key_store(lambda store: ensure_dev_key(get_settings(), store))
     if created:
-        typer.echo("created a development API key in .env", err=True)
+        typer.echo("created a development API key (account `dev`) in .env", err=True)
     typer.echo(key)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    account: Annotated[str, typer.Option(help="The account the key belongs to (letters, digits, _ or -).")],
+    rate_limit: Annotated[str | None, typer.Option(help="This key's own limit, e.g. 20/second "
+                                                        "(default: PAYSTREAM_RATE_LIMIT).")] = None,
+) -> None:
+    """Make a key for ACCOUNT and print it: it is shown this once and stored only as a hash."""
+    from paystream import apikeys
+
+    try:
+        key, record = _with_key_store(lambda store: apikeys.create(store, account, rate_limit))
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"created {record.key_id} for account {record.account}; keep the key now, it is not shown again:",
+               err=True)
+    typer.echo(key)
+
+
+@apikey_app.command("list")
+def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every key: id, account, first characters, creation time and limit (never the key)."""
+    from dataclasses import asdict
+
+    records = _with_key_store(lambda store: store.all())
+    if as_json:
+        typer.echo(json.dumps([{k: v for k, v in asdict(r).items() if k != "key_hash"} for r in records], indent=2))
+        return
+    for r in records:
+        typer.echo(f"{r.key_id}  {r.account:<20}  {r.prefix}…  {r.created_at}  {r.rate_limit or 'default'}")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id, as `apikey list` shows it.")]) -> None:
+    """Revoke a key: the next request with it is refused (401)."""
+    if not _with_key_store(lambda store: store.revoke(key_id)):
+        typer.secho(f"error: no key {key_id}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"revoked {key_id}")
+
+
+@app.command("forget-user")
+def forget_user(
+    account: Annotated[str, typer.Option(help="The account the user belongs to.")],
+    user: Annotated[str, typer.Option(help="The user's id.")],
+) -> None:
+    """Erase a user's e-mail everywhere: delete their data key, so every sealed copy (topics kept forever,
+    the worker's table, Couchbase, Redis) can never be read again (crypto-shredding)."""
+    import asyncio
+
+    from paystream import bootstrap
+
+    async def run() -> bool:
+        store = await bootstrap.document_store(get_settings())
+        try:
+            return await store.forget(account, user)
+        finally:
+            await store.close()
+
+    forgotten = asyncio.run(run())
+    typer.echo(f"forgot {user} of {account}: their e-mail can no longer be read anywhere" if forgotten else
+               f"nothing to forget: no data key for {user} of {account}")
 
 
 @app.command()

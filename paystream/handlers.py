@@ -21,6 +21,7 @@ from paystream.domain.errors import CardDeclined, PaymentError, ProviderUnavaila
 from paystream.domain.model import CHARGED, Payment, Status, check_owner, payment_for_post, validate_post_target
 from paystream.domain.money import Money
 from paystream.domain.records import Receipt
+from paystream.domain.sealing import seal_to
 from paystream.ports import ChargeResult, PaymentProvider, PaymentStore, PreparedCharge, ProviderIntent
 
 Clock = Callable[[], str]
@@ -33,6 +34,8 @@ class Outcome:
     payment: Payment | None
     changes: list[Payment] = field(default_factory=list)
     error: PaymentError | None = None
+    #: The provider's client secret, held only until the reply seals it to the asking ingress.
+    client_secret: str | None = None
     #: how many of `changes` were already made durable while the command ran
     flushed: int = 0
 
@@ -50,8 +53,9 @@ class Outcome:
         view = self.payment.public_view() if self.payment else None
         if self.error is not None:
             return CommandReply(**ids, ok=False, error=ErrorBody(**self.error.as_dict()), payment=view)
-        return CommandReply(**ids, ok=True, payment=view, receipt=self.receipt,
-                            client_secret=self.payment.client_secret)
+        reply_key = getattr(command, "reply_key", None)
+        sealed = seal_to(reply_key, self.client_secret) if reply_key and self.client_secret else None
+        return CommandReply(**ids, ok=True, payment=view, receipt=self.receipt, sealed_client_secret=sealed)
 
 
 class _Recorder:
@@ -72,8 +76,10 @@ class _Recorder:
         await self.store.flush(self.changes[self.flushed:])
         self.flushed = len(self.changes)
 
-    def outcome(self, payment: Payment | None, error: PaymentError | None = None) -> Outcome:
-        return Outcome(payment=payment, changes=self.changes, error=error, flushed=self.flushed)
+    def outcome(self, payment: Payment | None, error: PaymentError | None = None,
+                client_secret: str | None = None) -> Outcome:
+        return Outcome(payment=payment, changes=self.changes, error=error, client_secret=client_secret,
+                       flushed=self.flushed)
 
 
 async def handle_start(
@@ -86,21 +92,32 @@ async def handle_start(
     else:
         try:
             # Payment ids are derived from the client's key; never hand one user another's session.
-            check_owner(payment.user_id, command.user_id)
+            check_owner((payment.account, payment.user_id), command.account, command.user_id)
         except PaymentError as exc:
             return rec.outcome(None, exc)
+        if payment.status == Status.FAILED:
+            return rec.outcome(payment, ProviderUnavailable("provider_unavailable",
+                                                            payment.failure_reason or "payment failed"))
         if payment.status != Status.STARTED:
-            # A replay of a start already done: the same answer, nothing new.
-            error = ProviderUnavailable("provider_unavailable", payment.failure_reason or "payment failed") \
-                if payment.status == Status.FAILED else None
-            return rec.outcome(payment, error)
+            # A replay of a start already done: the same answer, nothing new. The client secret was
+            # never kept, so it is asked of the provider again.
+            return rec.outcome(payment, client_secret=await _session_secret(provider, payment))
 
     try:
         session = await provider.create_session(payment.payment_id, payment.amount)
     except ProviderUnavailable as exc:
         return rec.outcome(rec.save(payment.failed(f"provider unavailable: {exc.message}", now())), exc)
-    payment = rec.save(payment.tokenized(session.transaction_id, session.client_secret, now()))
-    return rec.outcome(payment)
+    payment = rec.save(payment.tokenized(session.transaction_id, now()))
+    return rec.outcome(payment, client_secret=session.client_secret)
+
+
+async def _session_secret(provider: PaymentProvider, payment: Payment) -> str | None:
+    if payment.transaction_id is None or payment.status not in (Status.TOKENIZED, Status.DECLINED):
+        return None
+    try:
+        return await provider.session_secret(payment.transaction_id)
+    except ProviderUnavailable:
+        return None  # the payment is still the client's; only its secret must be asked for again
 
 
 async def handle_post(
@@ -206,8 +223,10 @@ def _finish(rec: _Recorder, payment: Payment, now: Clock) -> Outcome:
     return rec.outcome(payment)
 
 
-def _declined(code: str | None, message: str | None = None) -> CardDeclined:
-    return CardDeclined(code or "card_declined", message or "the card was declined", "payment_method")
+def _declined(decline_code: str | None, message: str | None = None) -> CardDeclined:
+    # Stripe's shape: the code says a card was declined, decline_code says why.
+    return CardDeclined("card_declined", message or "the card was declined", "payment_method",
+                        decline_code=decline_code or "generic_decline")
 
 
 class CommandHandler:

@@ -88,6 +88,10 @@ class PaymentProvider(Protocol):
         """The provider's record of each object, by id (for crash recovery and reconciliation)."""
         ...
 
+    async def session_secret(self, transaction_id: str) -> str | None:
+        """The client secret of a session made earlier (paystream never keeps it)."""
+        ...
+
 
 class PaymentStore(Protocol):
     """Where the worker keeps in-flight payments (a Faust table in production)."""
@@ -104,16 +108,18 @@ class PaymentStore(Protocol):
 
 @dataclass(frozen=True)
 class TransactionRef:
-    """Which payment, and whose, a provider transaction id belongs to."""
+    """Which payment, and whose (account and user), a provider transaction id belongs to."""
 
     payment_id: str
     user_id: str
+    account: str
 
 
 @dataclass(frozen=True)
 class AcceptedPayment:
     """A payment a client was told is being processed (202) before the pipeline had it: what it may read."""
 
+    account: str
     user_id: str
     view: PaymentView
 
@@ -133,7 +139,7 @@ class ReceiptCache(Protocol):
 
     A read raises `Unavailable` when the cache cannot answer (the caller goes on without it)."""
 
-    async def get_receipt(self, user_id: str, receipt_id: str) -> bytes | None: ...
+    async def get_receipt(self, account: str, user_id: str, receipt_id: str) -> bytes | None: ...
 
     async def put_receipt(self, receipt: Receipt) -> None: ...
 
@@ -141,8 +147,12 @@ class ReceiptCache(Protocol):
 
     async def put_transaction(self, transaction_id: str, ref: TransactionRef) -> None: ...
 
-    async def claim_idempotency_key(self, key: str, fingerprint: str) -> str | None:
-        """Record `fingerprint` for this key, or return the one recorded first."""
+    async def claim_idempotency_key(self, key: str, fingerprint: str) -> tuple[str, bytes | None] | None:
+        """Record `fingerprint` for this key; or (the fingerprint recorded first, its stored response)."""
+        ...
+
+    async def store_response(self, key: str, sealed_response: bytes) -> None:
+        """Keep the first response to this idempotency key (sealed) for its replays."""
         ...
 
     async def put_accepted(self, accepted: AcceptedPayment) -> None: ...
@@ -163,11 +173,49 @@ class DocumentStore(Protocol):
 
     async def get_transaction(self, transaction_id: str) -> TransactionRef | None: ...
 
+    async def user_index(self, kind: str, account: str, user_id: str) -> dict[str, str]:
+        """A user's "payments" or "receipts": {id: created_at}."""
+        ...
+
+
+class PersonalDataKeys(Protocol):
+    """Each user's data key, which seals their personal fields; deleting it forgets them."""
+
+    async def get(self, account: str, user_id: str) -> bytes | None: ...
+
+    async def get_or_create(self, account: str, user_id: str) -> bytes: ...
+
+    async def forget(self, account: str, user_id: str) -> bool:
+        """Delete the key (True when there was one): every sealed copy becomes unreadable."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """An API key as paystream keeps it: the SHA-256 of the key, never the key."""
+
+    key_id: str
+    key_hash: str
+    account: str
+    created_at: str
+    prefix: str  # the first characters, so people can tell their keys apart
+    rate_limit: str | None = None  # e.g. "100/second"; None: the default from settings
+
+
+class ApiKeyStore(Protocol):
+    async def find(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    async def add(self, record: ApiKeyRecord) -> None: ...
+
+    async def all(self) -> list[ApiKeyRecord]: ...
+
+    async def revoke(self, key_id: str) -> bool: ...
+
 
 class PaymentTable(Protocol):
     """The workers' own table of payments, asked directly (an interactive query): the latest state of
     every payment, whatever the sinks' lag. Raises `Unavailable` when no worker can answer."""
 
-    async def get_payment(self, payment_id: str, user_id: str) -> PaymentView | None:
-        """The payment as its owner sees it, or None when `user_id` has no such payment."""
+    async def get_payment(self, payment_id: str, account: str, user_id: str | None) -> PaymentView | None:
+        """The payment as its owner sees it, or None when the account (and user, if given) has none such."""
         ...

@@ -61,13 +61,20 @@ class Settings(BaseSettings):
     # --- ingress -----------------------------------------------------------
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
-    api_keys: str = Field(
-        "", description="Comma-separated API keys clients send as `Authorization: Bearer <key>`."
-    )
+    dev_api_key: SecretStr = Field(
+        SecretStr(""), description="The development key `paystream apikey` prints (made once, kept in .env, "
+                                   "registered under account `dev`); client keys live hashed in Redis.")
+    key_cache_s: float = Field(1.0, description="How long an ingress remembers an API key's record and a user's "
+                                                "data key; a revocation or forget-user takes effect within it.")
+    rate_limit: str = Field("100/second", description="Requests one API key may make, in `limits` notation "
+                                                      "(`N/second|minute|hour`); a key may carry its own.")
     reply_timeout_s: float = Field(10.0, description="How long a write waits for its outcome before 202.")
     max_body_bytes: int = 64 * 1024
     idempotency_ttl_s: int = 24 * 3600
 
+    user_token_secret: SecretStr = Field(
+        SecretStr(""), description="Signs the short-lived user tokens an API key mints (POST /v1/user_tokens); "
+                                   "empty: minting is refused and no token is accepted.")
     internal_token: SecretStr = Field(
         SecretStr(""), description="Bearer token of the internal HTTP pages (worker's table queries); "
                                    "empty: those pages answer 401 to everyone.")
@@ -115,10 +122,6 @@ class Settings(BaseSettings):
         60.0, description="Payments changed more recently than this are in flight: judged on a later run.")
     reconcile_lookback_s: float = Field(
         3600.0, description="How far back the monitor's first run reaches; later runs read what changed since.")
-
-    @property
-    def api_key_set(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
 
     @property
     def worker_url_list(self) -> list[str]:

@@ -98,7 +98,8 @@ class PaymentByIdPage(View):
                              status=503)
         found = store.get(payment_id)
         try:
-            check_owner(found.user_id if found else None, request.query.get("user_id", ""))
+            check_owner((found.account, found.user_id) if found else None, request.query.get("account", ""),
+                        request.query.get("user_id"))
         except NotFound as exc:
             return self.json({"error": exc.as_dict()}, status=404)
         return self.json(found.public_view().model_dump(mode="json"))

@@ -128,6 +128,9 @@ class Stack:
         if not self.settings.internal_token.get_secret_value():
             # The worker's internal pages need a token; the dev stack makes one once.
             exports.setdefault("PAYSTREAM_INTERNAL_TOKEN", secrets.token_urlsafe(24))
+        if not self.settings.user_token_secret.get_secret_value():
+            # And a secret to sign user tokens with (POST /v1/user_tokens).
+            exports.setdefault("PAYSTREAM_USER_TOKEN_SECRET", secrets.token_urlsafe(32))
         for service in self.services.values():
             if not service.external and self.running(service):
                 exports.update(service.exports())

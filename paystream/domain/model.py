@@ -55,8 +55,9 @@ class Payment(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     payment_id: str
+    account: str
     user_id: str
-    email: str
+    email: str  # sealed with the user's data key
     payment_type: PaymentType
     status: Status
     created_at: str
@@ -64,7 +65,7 @@ class Payment(BaseModel):
     start_command_id: str
     amount: WireMoney | None = None
     transaction_id: str | None = None
-    client_secret: str | None = None
+    # No client secret: it goes to the client once, sealed in the reply, and is never kept.
     payment_method: str | None = None
     post_command_id: str | None = None
     charge_intents: tuple[ChargeIntent, ...] = ()
@@ -79,15 +80,15 @@ class Payment(BaseModel):
     @classmethod
     def start(cls, command: StartPayment, now: str) -> Payment:
         return cls(
-            payment_id=command.payment_id, user_id=command.user_id, email=command.email,
+            payment_id=command.payment_id, account=command.account, user_id=command.user_id, email=command.email,
             payment_type=command.payment_type, status=Status.STARTED, created_at=now,
             updated_at=now, start_command_id=command.command_id, amount=command.amount,
             history=((Status.STARTED.value, now),),
         )
 
-    def tokenized(self, transaction_id: str, client_secret: str | None, now: str) -> Payment:
+    def tokenized(self, transaction_id: str, now: str) -> Payment:
         self._require({Status.STARTED}, "tokenize")
-        return self._to(Status.TOKENIZED, now, transaction_id=transaction_id, client_secret=client_secret)
+        return self._to(Status.TOKENIZED, now, transaction_id=transaction_id)
 
     def check_post(self, command: PostPayment) -> None:
         """Raise unless `command` may post this payment (before anything is asked of the provider)."""
@@ -172,7 +173,7 @@ class Payment(BaseModel):
         paid_at = next(at for status, at in self.history if status == Status.SUCCEEDED.value)
         return Receipt(
             receipt_id=self.receipt_id, payment_id=self.payment_id, transaction_id=self.transaction_id,
-            user_id=self.user_id, email_id=self.email, payment_type=self.payment_type, **self.amount.as_dict(),
+            account=self.account, user_id=self.user_id, email_id=self.email, payment_type=self.payment_type, **self.amount.as_dict(),
             charge_id=self.charge_id, created_at=self.created_at, paid_at=paid_at, issued_at=self.updated_at,
         )
 
@@ -187,27 +188,30 @@ class Payment(BaseModel):
     def public_view(self) -> PaymentView:
         """What the payment's owner may see of it (no card or provider secrets)."""
         return PaymentView(
-            payment_id=self.payment_id, status=self.status.value, transaction_id=self.transaction_id,
+            payment_id=self.payment_id, user_id=self.user_id, status=self.status.value, transaction_id=self.transaction_id,
             payment_type=self.payment_type, **(self.amount.as_dict() if self.amount else {}),
             receipt_id=self.receipt_id, decline_code=self.decline_code, failure_reason=self.failure_reason,
             created_at=self.created_at, updated_at=self.updated_at,
         )
 
 
-def check_owner(owner_id: str | None, user_id: str, what: str = "payment", field: str | None = None) -> None:
-    """The one ownership rule: another user's object is answered exactly as a missing one.
+Owner = tuple[str, str]  # (account, user_id)
 
-    `owner_id` is None when the object does not exist; either way the caller
-    learns nothing about ids that are not theirs."""
-    if owner_id is None or owner_id != user_id:
+
+def check_owner(owner: Owner | None, account: str, user_id: str | None, what: str = "payment",
+                field: str | None = None) -> None:
+    """The one ownership rule: another account's or another user's object is answered exactly as a
+    missing one. `owner` is None when the object does not exist; either way the caller learns nothing
+    about ids that are not theirs. `user_id` None: any user of the account (the account's own view)."""
+    if owner is None or owner[0] != account or (user_id is not None and owner[1] != user_id):
         raise NotFound(f"{what}_not_found", f"no such {what} for this user", field)
 
 
 def payment_for_post(payment: Payment | None, command: PostPayment) -> Payment:
     """The payment a post names, if it is the poster's and the transaction is that payment's."""
     mismatch = payment is not None and payment.transaction_id != command.transaction_id
-    check_owner(None if payment is None or mismatch else payment.user_id, command.user_id,
-                "payment", "transaction_id")
+    check_owner(None if payment is None or mismatch else (payment.account, payment.user_id), command.account,
+                command.user_id, "payment", "transaction_id")
     return payment
 
 

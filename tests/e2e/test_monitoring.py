@@ -220,3 +220,45 @@ async def test_status_page_in_headless_chromium(api, pipeline, monitor):
         points = re.search(rf'id="{chart}"[^>]*data-points="(\d+)"|data-points="(\d+)"[^>]*id="{chart}"', html)
         assert points and int(points.group(1) or points.group(2)) > 0, chart
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+async def test_the_monitor_scrapes_only_the_components_it_knows(monitor, stack, settings):
+    """Anyone who can write to Kafka can send a heartbeat; the URL it names is never fetched."""
+    from aiohttp import web
+    from kafka import KafkaProducer
+
+    from paystream import messages
+    from paystream.messages import Heartbeat
+
+    hits: list[str] = []
+
+    async def bait(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text="paystream_payment_transitions_total{to=\"receipted\"} 1\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", bait)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)  # any free port: not one paystream's settings name
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    producer = KafkaProducer(bootstrap_servers=stack["kafka"]["address"], acks="all")
+    component = f"worker@intruder:{port}"
+    try:
+        for n in range(int(4 * settings.heartbeat_interval_s / 0.5)):
+            beat = Heartbeat(component_id=component, kind="worker", host="intruder", pid=1, at="2026-11-26T00:00:00Z",
+                             uptime_s=n, rss_bytes=1, cpu_percent=0.0, open_connections=0,
+                             metrics_url=f"http://127.0.0.1:{port}/metrics")
+            producer.send(settings.topics.heartbeats, key=component.encode(), value=messages.encode(beat))
+            producer.flush()
+            await asyncio.sleep(0.5)
+        _, status = await monitor("/api/status")
+        assert component in {c["id"] for c in status["components"]}  # its beats were read...
+        assert hits == []  # ...and its URL never fetched
+    finally:
+        stopping = beat.model_copy(update={"state": "stopping"})
+        producer.send(settings.topics.heartbeats, key=component.encode(), value=messages.encode(stopping))
+        producer.flush()
+        producer.close()
+        await runner.cleanup()

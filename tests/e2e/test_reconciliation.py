@@ -15,6 +15,7 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from paystream import messages
+from paystream.apikeys import DEV_ACCOUNT
 from paystream.domain.ids import receipt_id_for
 from paystream.domain.records import Receipt
 from tests.api_client import identity
@@ -96,7 +97,8 @@ async def test_a_receipt_written_without_a_charge_is_receipted_not_charged(api, 
     started = await api.start(who, "12.34", "EUR")
     body = started.body
     receipt = Receipt(receipt_id=receipt_id_for(body["payment_id"]), payment_id=body["payment_id"],
-                      transaction_id=body["transaction_id"], user_id=who["user_id"], email_id=who["email_id"],
+                      transaction_id=body["transaction_id"], account=DEV_ACCOUNT, user_id=who["user_id"],
+                      email_id=None,
                       payment_type="credit", amount="12.34", amount_minor=1234, currency="EUR",
                       created_at=body["created_at"], paid_at=body["updated_at"], issued_at=body["updated_at"])
     producer = AIOKafkaProducer(bootstrap_servers=stack["kafka"]["address"], acks="all")

@@ -97,3 +97,11 @@ async def test_a_charge_repeated_after_success_charges_nothing_more(provider, sa
 async def test_an_unknown_intent_is_found_not_charged(provider):
     (record,) = await provider.look_up(["pi_paystream_never_made"])
     assert (record.found, record.result.outcome) == (False, "not_charged")
+
+
+@pytest.mark.parametrize("amount", [EUR_9, None], ids=["payment-intent", "setup-intent"])
+async def test_a_sessions_client_secret_is_asked_of_the_provider_again(provider, amount):
+    """paystream keeps no client secret; a replayed start gets it back from the provider."""
+    session = await provider.create_session(payment_id(), amount)
+    assert await provider.session_secret(session.transaction_id) == session.client_secret
+    assert await provider.session_secret("pi_doesnotexist") is None

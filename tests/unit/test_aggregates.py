@@ -18,16 +18,16 @@ from tables.aggregates import (
 
 
 def payment(amount: str | None = "12.34", currency: str = "EUR", user: str = "u1", pid: str = "pay_1") -> Payment:
-    start = StartPayment(command_id="c1", payment_id=pid, user_id=user, email="a@example.com", requested_at="2026-11-25T10:00:00Z",
+    start = StartPayment(command_id="c1", payment_id=pid, account="acct-1", user_id=user, email="a@example.com", requested_at="2026-11-25T10:00:00Z",
                          payment_type="credit", amount=Money.parse(amount, currency) if amount else None)
     return Payment.start(start, "2026-11-25T10:00:00.000Z")
 
 
 def posted(p: Payment, at: str, amount: str = "12.34", currency: str = "EUR") -> Payment:
-    post = PostPayment(command_id="c2", payment_id=p.payment_id, user_id=p.user_id, email="a@example.com", requested_at=at,
+    post = PostPayment(command_id="c2", payment_id=p.payment_id, account=p.account, user_id=p.user_id, email="a@example.com", requested_at=at,
                        payment_type="credit", transaction_id="pi_1", amount=Money.parse(amount, currency),
                        payment_method="pm_1")
-    return p.tokenized("pi_1", "secret", at).posting(post, at)
+    return p.tokenized("pi_1", at).posting(post, at)
 
 
 def test_a_started_payment_counts_once_with_its_amount():
@@ -94,5 +94,5 @@ def test_per_user_totals_count_per_currency_and_skip_repeats():
 
 
 def test_per_user_totals_ignore_intermediate_states():
-    tokenized = payment().tokenized("pi", "s", "2026-11-25T10:00:01Z")
+    tokenized = payment().tokenized("pi", "2026-11-25T10:00:01Z")
     assert add_to_user(None, tokenized, "0", 1) == {"currencies": {}, "sources": {}}

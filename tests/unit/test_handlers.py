@@ -12,6 +12,7 @@ from paystream.domain.commands import PostPayment, StartPayment
 from paystream.domain.errors import ProviderUnavailable
 from paystream.domain.model import Payment, Status, receipt_id_for
 from paystream.domain.money import Money
+from paystream.domain.sealing import ReplyKey
 from paystream.handlers import handle_post, handle_start, settle
 from paystream.ports import ChargeResult, PreparedCharge, ProviderIntent, ProviderSession
 
@@ -55,7 +56,7 @@ class FakeProvider:
 
     def __init__(self, *, sessions=(), prepares=(), charges=(), look_ups=(), store: DictStore | None = None) -> None:
         self.scripts = {"create_session": list(sessions), "prepare_charge": list(prepares),
-                        "confirm": list(charges), "look_up": list(look_ups)}
+                        "confirm": list(charges), "look_up": list(look_ups), "session_secret": []}
         self.calls: list[tuple] = []
         self.intents: dict[str, ChargeResult] = {}
         self.store = store
@@ -84,6 +85,10 @@ class FakeProvider:
         if prepared.intent_id is not None:
             self.intents.setdefault(prepared.intent_id, ChargeResult("not_charged"))
         return prepared
+
+    async def session_secret(self, transaction_id):
+        self.calls.append(("session_secret", transaction_id))
+        return self._answer("session_secret", f"secret_{transaction_id.removeprefix('pi_')}")
 
     async def confirm(self, payment_id, attempt, intent_id):
         self.calls.append(("confirm", payment_id, attempt, intent_id))
@@ -119,7 +124,7 @@ class Lost:
 def reply_of(outcome) -> dict:
     """The reply the worker would send for this outcome, as JSON, without the routing ids."""
     wire = outcome.reply(post_cmd(), "correlation-1").model_dump(mode="json")
-    keys = ("ok", "payment", "receipt", "client_secret") if wire["ok"] else ("ok", "error", "payment")
+    keys = ("ok", "payment", "receipt", "sealed_client_secret") if wire["ok"] else ("ok", "error", "payment")
     return {k: wire[k] for k in keys}
 
 
@@ -133,13 +138,13 @@ def unavailable(what: str = "connection refused") -> ProviderUnavailable:
 
 
 def start_cmd(**kw) -> StartPayment:
-    base = dict(command_id="cmd-start", payment_id="pay-1", user_id="user-1", email="a@example.com",
+    base = dict(command_id="cmd-start", payment_id="pay-1", account="acct-1", user_id="user-1", email="a@example.com",
                 requested_at="2024-05-01T12:00:00Z", payment_type="credit", amount=EUR_10)
     return StartPayment(**{**base, **kw})
 
 
 def post_cmd(command_id: str = "cmd-post", **kw) -> PostPayment:
-    base = dict(command_id=command_id, payment_id="pay-1", user_id="user-1", email="a@example.com",
+    base = dict(command_id=command_id, payment_id="pay-1", account="acct-1", user_id="user-1", email="a@example.com",
                 requested_at="2024-05-01T12:00:01Z", payment_type="credit", transaction_id="pi_pay-1",
                 amount=EUR_10, payment_method="pm_card_visa")
     return PostPayment(**{**base, **kw})
@@ -181,7 +186,12 @@ def test_start_then_post():
     assert started.payment.transaction_id == "pi_pay-1"
     reply = reply_of(started)
     assert reply["ok"] is True
-    assert reply["client_secret"] == "secret_pay-1"
+    # The client secret leaves sealed to the asking ingress's key: only that key opens it.
+    asker = ReplyKey()
+    sealed = started.reply(start_cmd(reply_key=asker.public), "correlation-1")
+    assert asker.open(sealed.sealed_client_secret) == "secret_pay-1"
+    assert ReplyKey().open(sealed.sealed_client_secret) is None
+    assert "secret_pay-1" not in sealed.model_dump_json() and "secret_pay-1" not in str(started.payment.as_dict())
     assert reply["payment"]["status"] == "tokenized"
     assert reply["receipt"] is None
     assert w.provider.calls == [("create_session", "pay-1", EUR_10)]
@@ -233,6 +243,9 @@ def test_replayed_start_calls_provider_once():
     assert again.changes == []
     assert again.payment == first.payment
     assert reply_of(again) == reply_of(first)
+    # Never kept, the secret of a replayed start is asked of the provider again.
+    assert again.client_secret == first.client_secret == "secret_pay-1"
+    assert w.provider.count("session_secret") == 1
 
 
 def test_start_replayed_after_crash_before_tokenizing_finishes_it():
@@ -274,8 +287,9 @@ def test_second_post_with_new_command_id_is_refused_without_charging():
 # --- ownership -------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "command",
-    [post_cmd(user_id="user-2"), post_cmd(transaction_id="pi_other"), post_cmd(payment_id="pay-missing")],
-    ids=["other-user", "other-transaction", "missing"],
+    [post_cmd(user_id="user-2"), post_cmd(account="acct-2"), post_cmd(transaction_id="pi_other"),
+     post_cmd(payment_id="pay-missing")],
+    ids=["other-user", "other-account", "other-transaction", "missing"],
 )
 def test_post_for_someone_elses_payment_is_not_found(command):
     w = World()
@@ -318,7 +332,7 @@ def test_declined_card_then_another_card_succeeds():
     declined = w.post()
     assert declined.error is not None
     assert declined.error.type == "card_error"
-    assert declined.error.code == "insufficient_funds"
+    assert (declined.error.code, declined.error.decline_code) == ("card_declined", "insufficient_funds")
     assert declined.error.field == "payment_method"
     assert declined.error.message == "Your card has insufficient funds."
     assert declined.payment.status == Status.DECLINED
@@ -333,7 +347,7 @@ def test_declined_card_then_another_card_succeeds():
 
     # The same declined request replayed: same answer, no new charge.
     replay = w.post()
-    assert replay.error.code == "insufficient_funds" and replay.error.type == "card_error"
+    assert replay.error.decline_code == "insufficient_funds" and replay.error.type == "card_error"
     assert replay.changes == []
     assert w.provider.count("confirm") == 1
 
@@ -420,7 +434,8 @@ def test_recovery_when_provider_declined():
     w.start()
     crash_mid_charge(w)
     outcome = w.post()
-    assert (outcome.error.type, outcome.error.code) == ("card_error", "expired_card")
+    assert (outcome.error.type, outcome.error.code, outcome.error.decline_code) == (
+        "card_error", "card_declined", "expired_card")
     assert outcome.payment.status == Status.DECLINED
     assert w.provider.count("confirm") == 0
 
@@ -506,7 +521,7 @@ def test_a_payment_method_refused_at_prepare_is_a_decline_with_nothing_charged()
     w.start()
     outcome = w.post()
     assert statuses(outcome) == ["posting", "declined"]
-    assert outcome.error.code == "resource_missing" and w.provider.count("confirm") == 0
+    assert outcome.error.decline_code == "resource_missing" and w.provider.count("confirm") == 0
 
 
 def test_provider_unavailable_at_prepare_changes_nothing():
@@ -636,7 +651,8 @@ def test_handlers_do_not_mutate_stored_payment_in_place():
 def test_replayed_start_for_another_user_reveals_nothing():
     world = World()
     assert world.start().error is None
-    outcome = world.start(start_cmd(user_id="someone-else"))
-    assert outcome.payment is None
-    assert outcome.error.code == "payment_not_found"
+    for stranger in (start_cmd(user_id="someone-else"), start_cmd(account="another-account")):
+        outcome = world.start(stranger)
+        assert outcome.payment is None
+        assert outcome.error.code == "payment_not_found"
     assert world.provider.count("create_session") == 1

@@ -15,7 +15,7 @@ T = "2024-05-01T12:00:0{}Z"
 
 
 def tokenized(pid: str = "pay-1") -> Payment:
-    return Payment.start(start_cmd(payment_id=pid), T.format(0)).tokenized(f"pi_{pid}", "s", T.format(1))
+    return Payment.start(start_cmd(payment_id=pid), T.format(0)).tokenized(f"pi_{pid}", T.format(1))
 
 
 def payment(pid: str = "pay-1", *, receipted: bool = True, intents=("pi_1",)) -> Payment:

@@ -59,11 +59,11 @@ class WindowedTables:
 def journey(pid: str, amount: str, currency: str, start: float, *, steps: int, decline: str | None = None,
             payment_type: str = "credit") -> list[Payment]:
     """The states a payment goes through, one second apart from `start` (seconds after T0)."""
-    command = StartPayment(command_id="c", payment_id=pid, user_id="u", email="a@example.com",
+    command = StartPayment(command_id="c", payment_id=pid, account="acct-1", user_id="u", email="a@example.com",
                            requested_at=at(start), payment_type=payment_type, amount=Money.parse(amount, currency))
     p = Payment.start(command, at(start))
-    states = [p, p := p.tokenized("pi_" + pid, "s", at(start + 1))]
-    post = PostPayment(command_id="c2", payment_id=pid, user_id="u", email="a@example.com", requested_at=at(start),
+    states = [p, p := p.tokenized("pi_" + pid, at(start + 1))]
+    post = PostPayment(command_id="c2", payment_id=pid, account="acct-1", user_id="u", email="a@example.com", requested_at=at(start),
                        payment_type=payment_type, transaction_id="pi_" + pid, amount=Money.parse(amount, currency),
                        payment_method="pm")
     states.append(p := p.posting(post, at(start + 2)))
