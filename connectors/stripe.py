@@ -116,8 +116,7 @@ class StripeProvider:
                 return PreparedCharge(None, _declined(exc))
             # Refused outright (an unknown payment method, say): nothing was
             # charged, and the payment may be posted again.
-            return PreparedCharge(None, ChargeResult("declined", decline_code=exc.error.get("code") or "provider_rejected",
-                                                     message=exc.error.get("message")))
+            return PreparedCharge(None, _rejected(exc))
         return PreparedCharge(intent["id"])
 
     async def confirm(self, payment_id: str, attempt: str, intent_id: str) -> ChargeResult:
@@ -127,10 +126,18 @@ class StripeProvider:
         except StripeError as exc:
             if _is_decline(exc):
                 return _declined(exc)
-        # Refused without a decline: a confirm repeated after its answer was
-        # lost (the intent's record says succeeded), or one that cannot go on.
-        (record,) = await self.look_up([intent_id])
-        return record.result
+            refusal = exc
+        # Refused without a decline: a confirm repeated after its answer was lost
+        # (the intent's own record says what became of it), or a confirm that
+        # could not go through (an unknown payment method, say): nothing charged.
+        try:
+            intent = await self._call("retrieve_intent", "GET", f"/v1/payment_intents/{intent_id}", None, {})
+        except StripeError:
+            intent = {}
+        result = _result_of(intent)
+        if result.outcome != "not_charged" or intent.get("status") in IN_FLIGHT:
+            return result  # charged, declined, or still under way: the record decides
+        return _rejected(refusal)
 
     async def look_up(self, intent_ids: Sequence[str]) -> list[ProviderIntent]:
         return list(await asyncio.gather(*(self._look_up_one(i) for i in intent_ids)))
@@ -198,6 +205,16 @@ class StripeProvider:
 
 def _is_decline(exc: StripeError) -> bool:
     return exc.status == 402 or exc.error.get("type") == "card_error" or exc.error.get("code") == "card_declined"
+
+
+#: Intent states in which a charge may still be under way: never taken for "nothing charged".
+IN_FLIGHT = frozenset({"processing", "requires_action", "requires_capture"})
+
+
+def _rejected(exc: StripeError) -> ChargeResult:
+    """A refusal that charged nothing, answered as a decline so the payment may be posted again."""
+    return ChargeResult("declined", decline_code=exc.error.get("code") or "provider_rejected",
+                        message=exc.error.get("message"))
 
 
 def _declined(exc: StripeError) -> ChargeResult:

@@ -186,6 +186,26 @@ async def test_a_confirm_repeated_after_a_lost_answer_is_settled_from_the_intent
     assert fake.paths() == ["POST /v1/payment_intents/pi_1/confirm", "GET /v1/payment_intents/pi_1"]
 
 
+async def test_a_confirm_refused_outright_charged_nothing_and_is_a_decline(stripe):
+    """An unknown payment method is found only at confirm (the sandbox takes any id when attaching):
+    the intent's record shows nothing under way, so the payment may be posted again."""
+    _, provider = await stripe({
+        ("POST", "/v1/payment_intents/pi_1/confirm"): [(404, {"error": {"code": "resource_missing",
+                                                                        "message": "No such PaymentMethod"}})],
+        ("GET", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "requires_confirmation"))],
+    })
+    result = await provider.confirm("pay-1", "cmd-1", "pi_1")
+    assert (result.outcome, result.decline_code) == ("declined", "resource_missing")
+
+
+async def test_a_confirm_refused_while_a_charge_is_under_way_stays_unknown(stripe):
+    _, provider = await stripe({
+        ("POST", "/v1/payment_intents/pi_1/confirm"): [(400, {"error": {"message": "Bad request"}})],
+        ("GET", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "processing"))],
+    })
+    assert (await provider.confirm("pay-1", "cmd-1", "pi_1")).outcome == "not_charged"
+
+
 async def test_look_up_fetches_each_recorded_intent_by_id(stripe):
     charged = intent("pi_2", "succeeded", amount="1234", currency="eur", latest_charge={
         "id": "ch_2", "amount": 1234, "currency": "eur", "status": "succeeded"})
