@@ -174,13 +174,15 @@ _window_view("declines", "Declines per bucket by decline code (and currency).")
 
 
 @query.command()
-def user(user_id: str, as_: As = Output.table, csv: CsvFlag = False, json_: JsonFlag = False,
-         url: Url = None) -> None:
+def user(user_id: str, account: Annotated[str, typer.Option(help="The account the user belongs to.")],
+         as_: As = Output.table, csv: CsvFlag = False, json_: JsonFlag = False, url: Url = None) -> None:
     """One user's totals per currency: payments started, receipted, declined, failed, and volume."""
+    from tables.aggregates import user_key
     from tables.window_queries import USER_COLUMNS
 
-    _show(f"/analytics/users/{urllib.parse.quote(user_id, safe='')}/", {}, USER_COLUMNS, _output(as_, csv, json_),
-          url, f"user {user_id}")
+    key = user_key(account, user_id)
+    _show(f"/analytics/users/{urllib.parse.quote(key, safe='')}/", {}, USER_COLUMNS, _output(as_, csv, json_),
+          url, f"user {user_id} of account {account}")
 
 
 @query.command()

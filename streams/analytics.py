@@ -31,7 +31,7 @@ from streams.app import make_app
 from streams.dead_letters import DeadLetters, headers_of
 from streams.tables_web import Cluster, error, export_pages
 from streams.web import internal
-from tables.aggregates import counted, epoch_s
+from tables.aggregates import counted, epoch_s, split_user_key, user_key
 from tables.analytics import AnalyticsTables
 from tables.window_queries import (
     COLUMNS,
@@ -58,7 +58,7 @@ cluster = Cluster(app, settings)
 dead_letters = DeadLetters(app, settings, "analytics")
 
 events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
-# Events that feed per-user totals, keyed by user id: each user's totals then live in one partition.
+# Events that feed per-user totals, keyed by account and user: each user's totals then live in one partition.
 by_user = app.topic(f"{settings.analytics_id}-by-user", key_serializer="json", value_serializer="raw",
                     partitions=settings.payment_topic_partitions, internal=True)
 observability.install(app, "analytics", settings, settings.analytics_port, {topics.events, by_user.get_topic_name()})
@@ -76,7 +76,7 @@ async def count_events(stream):
             continue
         tables.count(payment, epoch_s(changed.at), message.partition, message.offset)
         # Sent now (force), not held until this event's offset is committed (Faust's default).
-        await by_user.send(key=payment.user_id, value=event.value, force=True,
+        await by_user.send(key=user_key(payment.account, payment.user_id), value=event.value, force=True,
                            headers=[("source", f"{message.partition}:{message.offset}".encode())])
         tables.counted(payment)
         EVENTS.labels("counted").inc()
@@ -150,17 +150,18 @@ class LocalWindows(View):
 
 # --- per-user totals: routed to the process holding the user ------------------------------------
 
-@app.page("/analytics/users/{user_id}/")
+@app.page("/analytics/users/{user_key}/")
 class UserTotals(View):
-    """One user's totals per currency, answered by the process holding that user."""
+    """One user's totals per currency (the key is `<account>:<user id>`), answered by the process holding it."""
 
     @internal(settings)
-    @app.table_route(table=tables.users, match_info="user_id")
-    async def get(self, request: Request, user_id: str) -> Response:
-        found = user_rows(user_id, tables.users.get(user_id))
+    @app.table_route(table=tables.users, match_info="user_key")
+    async def get(self, request: Request, user_key: str) -> Response:
+        found = user_rows(user_key, tables.users.get(user_key))
         if request.query.get("format") == "csv":
             return self.text(to_csv(USER_COLUMNS, found), content_type="text/csv")
-        return self.json({"user_id": user_id, "rows": found})
+        account, user_id = split_user_key(user_key)
+        return self.json({"account": account, "user_id": user_id, "rows": found})
 
 
 export_pages(app, settings, cluster, lambda: {

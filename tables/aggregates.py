@@ -112,6 +112,17 @@ def add(record: dict | None, change: tuple[dict[str, list[int]], int]) -> dict:
     return {"tallies": merged, "offset": offset}
 
 
+def user_key(account: str, user_id: str) -> str:
+    """The key of a user's totals: users are an account's own (two accounts may both have a "u1").
+    Ids never contain ":" (paystream/domain/ids.py), so the pair reads back unambiguously."""
+    return f"{account}:{user_id}"
+
+
+def split_user_key(key: str) -> tuple[str, str]:
+    account, _, user_id = key.partition(":")
+    return account, user_id
+
+
 def add_to_user(record: dict | None, payment: Payment, source: str, offset: int) -> dict:
     """A user's totals after the event of `payment` read at `offset` of events partition `source`.
 

@@ -8,7 +8,7 @@
   every record;
 - the last version of each payment counted, so a state the worker published
   twice (after a crash) is counted once;
-- per-user totals, keyed by user id (fed through a topic keyed by user id,
+- per-user totals, keyed by account and user id (fed through a topic keyed the same way,
   so each user's totals live in one partition and a query goes to its owner).
 """
 
@@ -23,7 +23,7 @@ from faust.types.windows import WindowRange_from_start
 
 from paystream.domain.model import Payment
 from paystream.settings import Settings
-from tables.aggregates import Group, add, add_to_user, contribution
+from tables.aggregates import Group, add, add_to_user, contribution, user_key
 from tables.window_queries import HOUR, MINUTE, ROLLING, WINDOWS, Partials, WindowQuery, read_partials, wanted
 
 #: Records read between two yields to the event loop, so a long read never stalls the payment agent.
@@ -75,7 +75,8 @@ class AnalyticsTables:
         self.versions[payment.payment_id] = payment.version
 
     def count_for_user(self, payment: Payment, source: str, offset: int) -> None:
-        self.users[payment.user_id] = add_to_user(self.users.get(payment.user_id), payment, source, offset)
+        key = user_key(payment.account, payment.user_id)
+        self.users[key] = add_to_user(self.users.get(key), payment, source, offset)
 
     # --- reading (this process's share) ---------------------------------------------------
     async def read_partials(self, query: WindowQuery) -> Partials:

@@ -40,7 +40,8 @@ class Export:
 def payment_rows(key: str, value: dict, partition: int) -> Iterable[dict]:
     amount = value.get("amount") or {}
     yield {
-        "payment_id": value["payment_id"], "user_id": value["user_id"], "status": value["status"],
+        "payment_id": value["payment_id"], "account": value["account"], "user_id": value["user_id"],
+        "status": value["status"],
         "payment_type": value["payment_type"], "currency": amount.get("currency"),
         "amount_minor": amount.get("amount_minor"),
         "amount": Money(amount["amount_minor"], amount["currency"]).decimal if amount else None,
@@ -75,10 +76,10 @@ def user_export_rows(key: str, value: dict, partition: int) -> Iterable[dict]:
 _WINDOW_COLUMNS = (("window_start", TIME), ("window_end", TIME), ("measure", TEXT), ("label", TEXT),
                    ("currency", TEXT), ("payment_type", TEXT), ("count", BIGINT), ("amount_minor", BIGINT),
                    ("latency_ms_total", BIGINT), ("partition", BIGINT))
-_USER_TYPES = {"user_id": TEXT, "currency": TEXT, "volume": TEXT}
+_USER_TYPES = {"account": TEXT, "user_id": TEXT, "currency": TEXT, "volume": TEXT}
 
 EXPORTS = {e.name: e for e in (
-    Export("payments", (("payment_id", TEXT), ("user_id", TEXT), ("status", TEXT), ("payment_type", TEXT),
+    Export("payments", (("payment_id", TEXT), ("account", TEXT), ("user_id", TEXT), ("status", TEXT), ("payment_type", TEXT),
                         ("currency", TEXT), ("amount_minor", BIGINT), ("amount", TEXT), ("created_at", TIME),
                         ("updated_at", TIME), ("transaction_id", TEXT), ("receipt_id", TEXT), ("charge_id", TEXT),
                         ("decline_code", TEXT), ("failure_reason", TEXT), ("version", BIGINT),

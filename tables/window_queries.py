@@ -32,6 +32,7 @@ from tables.aggregates import (
     STATUS,
     Group,
     split_tally_key,
+    split_user_key,
 )
 
 MINUTE, HOUR, ROLLING = "minute", "hour", "rolling"
@@ -351,14 +352,17 @@ def to_csv(columns: list[str], records: Iterable[dict]) -> str:
 
 # --- per-user totals -----------------------------------------------------------------------
 
-USER_COLUMNS = ["user_id", "currency", "started", "receipted", "declined", "failed", "volume", "volume_minor"]
+USER_COLUMNS = ["account", "user_id", "currency", "started", "receipted", "declined", "failed", "volume",
+                "volume_minor"]
 
 
-def user_rows(user_id: str, record: dict | None) -> list[dict]:
-    """A user's totals, one row per currency (None for payments started without an amount)."""
+def user_rows(key: str, record: dict | None) -> list[dict]:
+    """A user's totals (`key`: account and user, see aggregates.user_key), one row per currency (None for
+    payments started without an amount)."""
+    account, user_id = split_user_key(key)
     out = []
     for currency, totals in sorted((record or {}).get("currencies", {}).items()):
-        out.append({"user_id": user_id, "currency": currency or None,
+        out.append({"account": account, "user_id": user_id, "currency": currency or None,
                     **{k: totals[k] for k in ("started", "receipted", "declined", "failed")},
                     "volume": _money(totals["volume_minor"], currency),
                     "volume_minor": totals["volume_minor"] if currency else None})

@@ -122,14 +122,13 @@ class AnalyticsCluster:
 
 def start_command(user_id: str, amount: str, currency: str, payment_type: str = "credit") -> StartPayment:
     key = uuid.uuid4().hex
-    return StartPayment(command_id=f"cmd_{key}", payment_id=f"pay_{key[:24]}", account="acct-analytics", user_id=user_id,
+    return StartPayment(command_id=f"cmd_{key}", payment_id=f"pay_{key[:24]}", account="acct_test", user_id=user_id,
                         email="analyst.test@example.com", requested_at="2026-11-25T10:00:00Z",
                         payment_type=payment_type, amount=Money.parse(amount, currency))
 
 
 def post_command(start: StartPayment, started: CommandReply, payment_method: str) -> PostPayment:
-    return PostPayment(command_id=f"cmd_{uuid.uuid4().hex}", payment_id=start.payment_id, account=start.account,
-                       user_id=start.user_id,
+    return PostPayment(command_id=f"cmd_{uuid.uuid4().hex}", payment_id=start.payment_id, account="acct_test", user_id=start.user_id,
                        email=start.email, requested_at=start.requested_at, payment_type=start.payment_type,
                        transaction_id=started.payment.transaction_id, amount=start.amount,
                        payment_method=payment_method)

@@ -119,7 +119,7 @@ class Harness:
             ("rolling", "/analytics/windows/", {"rolling": "true", "status": "receipted", **self.range}),
             ("hourly csv", "/analytics/windows/", {"bucket": "1h", "format": "csv", **self.range}),
             ("summary", "/tables/payments/summary/", {}),
-            *((f"user {name}", f"/analytics/users/{user}/", {}) for name, user in self.users.items()),
+            *((f"user {name}", f"/analytics/users/acct_test:{user}/", {}) for name, user in self.users.items()),
         ):
             status, body, headers = await self.get(worker if path.startswith("/tables/") else url, path, **params)
             assert status == 200, (name, status, body)
@@ -282,7 +282,7 @@ async def test_the_cli_prints_the_same_answer(harness):
                                   harness.range["to"], "--csv", "--url", analytics.url)
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout == body
-    table = await asyncio.to_thread(paystream, "query", "user", harness.users["ana"],
+    table = await asyncio.to_thread(paystream, "query", "user", harness.users["ana"], "--account", "acct_test",
                                     env={"PAYSTREAM_ANALYTICS_URL": analytics.url})
     assert table.returncode == 0 and "12.34" not in table.stdout and "15.34" in table.stdout, table.stdout
     bad = await asyncio.to_thread(paystream, "query", "status", "--bucket", "90s",

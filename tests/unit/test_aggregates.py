@@ -14,17 +14,19 @@ from tables.aggregates import (
     latency_bucket,
     millis_between,
     split_tally_key,
+    split_user_key,
+    user_key,
 )
 
 
 def payment(amount: str | None = "12.34", currency: str = "EUR", user: str = "u1", pid: str = "pay_1") -> Payment:
-    start = StartPayment(command_id="c1", payment_id=pid, account="acct-1", user_id=user, email="a@example.com", requested_at="2026-11-25T10:00:00Z",
+    start = StartPayment(command_id="c1", payment_id=pid, account="acct_test", user_id=user, email="a@example.com", requested_at="2026-11-25T10:00:00Z",
                          payment_type="credit", amount=Money.parse(amount, currency) if amount else None)
     return Payment.start(start, "2026-11-25T10:00:00.000Z")
 
 
 def posted(p: Payment, at: str, amount: str = "12.34", currency: str = "EUR") -> Payment:
-    post = PostPayment(command_id="c2", payment_id=p.payment_id, account=p.account, user_id=p.user_id, email="a@example.com", requested_at=at,
+    post = PostPayment(command_id="c2", payment_id=p.payment_id, account="acct_test", user_id=p.user_id, email="a@example.com", requested_at=at,
                        payment_type="credit", transaction_id="pi_1", amount=Money.parse(amount, currency),
                        payment_method="pm_1")
     return p.tokenized("pi_1", at).posting(post, at)
@@ -96,3 +98,12 @@ def test_per_user_totals_count_per_currency_and_skip_repeats():
 def test_per_user_totals_ignore_intermediate_states():
     tokenized = payment().tokenized("pi", "2026-11-25T10:00:01Z")
     assert add_to_user(None, tokenized, "0", 1) == {"currencies": {}, "sources": {}}
+
+
+def test_users_of_two_accounts_are_kept_apart():
+    """Two accounts may both have a user "u1": their totals never share a key."""
+    mine, theirs = user_key("acct_a", "u1"), user_key("acct_b", "u1")
+    assert mine != theirs
+    assert split_user_key(mine) == ("acct_a", "u1")
+    first = add_to_user(None, payment(user="u1"), "0", 1)
+    assert add_to_user(first, payment(user="u1", pid="pay_2"), "0", 2)["currencies"]["EUR"]["started"] == 2

@@ -13,7 +13,7 @@ import pytest
 from tables.export import EXPORTS, ExportFailed, write_export
 from tests.unit.test_walls import ROOT
 
-PAYMENT = {"payment_id": "pay_1", "user_id": "u1", "email": "jane@example.com", "status": "receipted",
+PAYMENT = {"payment_id": "pay_1", "account": "acct_1", "user_id": "u1", "email": "jane@example.com", "status": "receipted",
            "payment_type": "credit", "amount": {"amount": "12.34", "amount_minor": 1234, "currency": "EUR"},
            "created_at": "2026-11-25T10:00:00.123Z", "updated_at": "2026-11-25T10:00:04.500Z",
            "transaction_id": "pi_1", "client_secret": "pi_1_secret_x", "payment_method": "pm_1",
@@ -75,9 +75,9 @@ def test_users_csv_round_trip(tmp_path):
     record = {"currencies": {"EUR": {"started": 2, "receipted": 1, "declined": 1, "failed": 0,
                                      "volume_minor": 1050}}, "sources": {"0": 3}}
     out = tmp_path / "users.csv"
-    write_export("users", lines("users", [("u1", record)]), "csv", out)
+    write_export("users", lines("users", [("acct_1:u1", record)]), "csv", out)
     with open(out) as f:
-        assert list(csv.DictReader(f)) == [{"user_id": "u1", "currency": "EUR", "started": "2", "receipted": "1",
+        assert list(csv.DictReader(f)) == [{"account": "acct_1", "user_id": "u1", "currency": "EUR", "started": "2", "receipted": "1",
                                            "declined": "1", "failed": "0", "volume": "10.50",
                                            "volume_minor": "1050", "partition": "3"}]
 

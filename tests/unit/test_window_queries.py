@@ -59,11 +59,11 @@ class WindowedTables:
 def journey(pid: str, amount: str, currency: str, start: float, *, steps: int, decline: str | None = None,
             payment_type: str = "credit") -> list[Payment]:
     """The states a payment goes through, one second apart from `start` (seconds after T0)."""
-    command = StartPayment(command_id="c", payment_id=pid, account="acct-1", user_id="u", email="a@example.com",
+    command = StartPayment(command_id="c", payment_id=pid, account="acct_test", user_id="u", email="a@example.com",
                            requested_at=at(start), payment_type=payment_type, amount=Money.parse(amount, currency))
     p = Payment.start(command, at(start))
     states = [p, p := p.tokenized("pi_" + pid, at(start + 1))]
-    post = PostPayment(command_id="c2", payment_id=pid, account="acct-1", user_id="u", email="a@example.com", requested_at=at(start),
+    post = PostPayment(command_id="c2", payment_id=pid, account="acct_test", user_id="u", email="a@example.com", requested_at=at(start),
                        payment_type=payment_type, transaction_id="pi_" + pid, amount=Money.parse(amount, currency),
                        payment_method="pm")
     states.append(p := p.posting(post, at(start + 2)))
@@ -236,10 +236,10 @@ def test_user_rows_per_currency():
     record = {"currencies": {"EUR": {"started": 2, "receipted": 1, "declined": 1, "failed": 0, "volume_minor": 1050},
                              "": {"started": 1, "receipted": 0, "declined": 0, "failed": 0, "volume_minor": 0}},
               "sources": {"0": 3}}
-    assert user_rows("u1", record) == [
-        {"user_id": "u1", "currency": None, "started": 1, "receipted": 0, "declined": 0, "failed": 0,
+    assert user_rows("acct_1:u1", record) == [
+        {"account": "acct_1", "user_id": "u1", "currency": None, "started": 1, "receipted": 0, "declined": 0, "failed": 0,
          "volume": None, "volume_minor": None},
-        {"user_id": "u1", "currency": "EUR", "started": 2, "receipted": 1, "declined": 1, "failed": 0,
+        {"account": "acct_1", "user_id": "u1", "currency": "EUR", "started": 2, "receipted": 1, "declined": 1, "failed": 0,
          "volume": "10.50", "volume_minor": 1050},
     ]
-    assert user_rows("nobody", None) == []
+    assert user_rows("acct_1:nobody", None) == []
