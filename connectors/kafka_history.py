@@ -51,6 +51,7 @@ class KafkaHistory:
             remaining = {tp for tp in tps if starts.get(tp) is not None and starts[tp] < ends[tp]}
             for tp in remaining:
                 consumer.seek(tp, starts[tp])
+            skipped, first_error = 0, None
             while remaining:
                 for tp, records in (await consumer.getmany(*remaining, timeout_ms=1000)).items():
                     for record in records:
@@ -58,11 +59,13 @@ class KafkaHistory:
                             try:
                                 yield messages.decode(kind, record.value)
                             except messages.UnreadableMessage as exc:
-                                log.warning("unreadable message skipped", topic=topic, offset=record.offset,
-                                            error=exc.error)
+                                # Set aside on the dead-letter topic by the sinks already; said once here.
+                                skipped, first_error = skipped + 1, first_error or exc.error
                 for tp in list(remaining):
                     if await consumer.position(tp) >= ends[tp]:
                         remaining.discard(tp)
+            if skipped:
+                log.warning("unreadable messages skipped", topic=topic, count=skipped, first_error=first_error)
         finally:
             await consumer.stop()
 
