@@ -11,7 +11,10 @@ import json
 from dataclasses import asdict
 
 import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from paystream.domain.errors import Unavailable
 from paystream.ports import ApiKeyRecord
 
 KEYS = "paystream:apikeys"
@@ -22,7 +25,10 @@ class RedisApiKeys:
         self.client = client
 
     async def find(self, key_hash: str) -> ApiKeyRecord | None:
-        raw = await self.client.hget(KEYS, key_hash)
+        try:
+            raw = await self.client.hget(KEYS, key_hash)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            raise Unavailable("key_store_unavailable", "API keys cannot be checked right now; retry shortly") from None
         return ApiKeyRecord(**json.loads(raw)) if raw else None
 
     async def add(self, record: ApiKeyRecord) -> None:

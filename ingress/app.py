@@ -20,6 +20,9 @@ from paystream.settings import Settings
 
 log = get_logger("paystream.ingress")
 
+#: How long the API waits for the document store at start before serving without it.
+STORE_WAIT_S = 15.0
+
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[observe, json_errors, authenticate], client_max_size=settings.max_body_bytes)
@@ -32,15 +35,19 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _adapters(app: web.Application, settings: Settings):
     await asyncio.to_thread(bootstrap.ensure_topics, settings)
-    cache = bootstrap.receipt_cache(settings)
-    store = await bootstrap.document_store(settings)
+    cache = bootstrap.read_cache(settings)
+    store = bootstrap.read_store(settings)
+    if not await store.wait_connected(STORE_WAIT_S):
+        log.warning("starting without the document store; it is connected in the background")
+    table = bootstrap.payment_table(settings)
     bus = bootstrap.command_bus(settings)
     api_keys, data_keys = bootstrap.remembered(settings, bootstrap.api_key_store(settings), store)
     await bus.start()
-    app[CONTEXT] = Context(settings, bus, cache, store, keys=data_keys, api_keys=api_keys,
+    app[CONTEXT] = Context(settings, bus, cache, store, table, keys=data_keys, api_keys=api_keys,
                            limiter=bootstrap.rate_limiter(settings), reply_key=ReplyKey())
     yield
     await bus.stop()
+    await table.close()
     await store.close()
     await api_keys.close()
     await cache.close()

@@ -9,7 +9,7 @@ from aiohttp import web
 from connectors.kafka_commands import KafkaCommandBus
 from connectors.rate_limits import RateLimiter
 from paystream.domain.sealing import ReplyKey
-from paystream.ports import ApiKeyStore, DocumentStore, PersonalDataKeys, ReceiptCache
+from paystream.ports import ApiKeyStore, DocumentStore, PaymentTable, PersonalDataKeys, ReceiptCache
 from paystream.settings import Settings
 
 
@@ -19,6 +19,7 @@ class Context:
     bus: KafkaCommandBus
     cache: ReceiptCache
     store: DocumentStore
+    table: PaymentTable
     keys: PersonalDataKeys
     api_keys: ApiKeyStore
     limiter: RateLimiter

@@ -31,6 +31,7 @@ from ingress.requests import (
 )
 from ingress.responses import Accepted, Health, PaymentList, ReceiptList, StartedPayment, UserTokenIssued
 from paystream import user_tokens, views
+from paystream.clock import utc_now
 from paystream.domain.commands import Command, CommandReply, PostPayment, StartPayment
 from paystream.domain.errors import NotFound, PaymentError, Unavailable
 from paystream.domain.ids import derived_id
@@ -60,10 +61,13 @@ def _as(request: web.Request, user_id: str, what: str, field: str) -> str:
     return user_id
 
 
-async def _sealed_email(request: web.Request, user_id: str, email: str) -> str:
-    account = request["account"]
-    key = await context(request).keys.get_or_create(account, user_id)
-    return seal_personal(key, email, account, user_id)
+async def _data_key(request: web.Request, user_id: str) -> bytes:
+    return await context(request).keys.get_or_create(request["account"], user_id)
+
+
+async def _sealed_email(request: web.Request, user_id: str, email: str, key: bytes | None = None) -> str:
+    key = key or await _data_key(request, user_id)
+    return seal_personal(key, email, request["account"], user_id)
 
 
 async def start_payment(request: web.Request) -> web.Response:
@@ -103,10 +107,11 @@ async def post_payment(request: web.Request) -> web.Response:
     claimed = await idempotency.claim(request, "post", body)
     if isinstance(claimed, web.Response):
         return claimed
+    key = await _data_key(request, body.user_id)
     command = PostPayment(
         command_id=derived_id("cmd", claimed.scoped if claimed else None), payment_id=found.payment_id,
         account=request["account"], user_id=body.user_id,
-        email=await _sealed_email(request, body.user_id, str(body.email_id)),
+        email=await _sealed_email(request, body.user_id, str(body.email_id), key),
         requested_at=body.timestamp.isoformat(), payment_type=body.payment_type,
         transaction_id=body.transaction_id, amount=money, payment_method=body.payment_method,
     )
@@ -117,7 +122,8 @@ async def post_payment(request: web.Request) -> web.Response:
     # sinks write it too).
     await ctx.cache.put_receipt(reply.receipt)
     await idempotency.remember(request, claimed, 201, {}, receipt=reply.receipt)
-    return _json(await views.unsealed(ctx.keys, reply.receipt), 201)
+    # Opened with the key that sealed this request: the answer needs no store (it may be down).
+    return _json(views.opened(key, reply.receipt), 201)
 
 
 async def send(request: web.Request, command: Command,
@@ -129,6 +135,9 @@ async def send(request: web.Request, command: Command,
     reply = await ctx.bus.send(command, correlation_id, ctx.settings.reply_timeout_s)
     if reply is None:
         log.warning("no outcome within the wait; answering 202", kind=command.kind)
+        if isinstance(command, StartPayment):
+            # Its status reads say "processing", never 404, until the pipeline has it.
+            await ctx.cache.put_accepted(views.accepted(command, utc_now()))
         location = f"/v1/payments/{command.payment_id}?user_id={quote(command.user_id)}"
         return _json(Accepted(payment_id=command.payment_id), 202,
                      headers={"Location": location, "Retry-After": str(POLL_AFTER_S)})
@@ -162,7 +171,8 @@ async def get_payment(request: web.Request) -> web.Response:
     query = PaymentQuery.model_validate(dict(request.query), strict=False)
     payment_id = PaymentPath.model_validate(dict(request.match_info)).payment_id
     _as(request, query.user_id, "payment", "payment_id")
-    view = await views.payment(context(request).store, request["account"], payment_id, query.user_id)
+    ctx = context(request)
+    view = await views.payment(ctx.store, ctx.table, ctx.cache, request["account"], payment_id, query.user_id)
     return _json(view)
 
 

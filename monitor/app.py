@@ -16,6 +16,7 @@ from prometheus_client import Counter, Gauge
 
 from monitor import analytics
 from monitor.probes import Probes
+from monitor.reconciliation import ReconciliationWatch
 from monitor.sampler import Sampler, flatten
 from monitor.state import Change, Components, Series
 from paystream import bootstrap, messages
@@ -46,6 +47,7 @@ class Monitor:
         self.tasks: list[asyncio.Task] = []
         self.http: aiohttp.ClientSession | None = None
         self.probes: Probes | None = None
+        self.reconciliation: ReconciliationWatch | None = None
         #: The windowed charts, as last read from a worker (or why they could not be).
         self.analytics: dict = {"error": "not read yet"}
 
@@ -66,6 +68,7 @@ class Monitor:
         await self.consumer.seek_to_end()
         source = HeartbeatSource("monitor", self.settings.monitor_port,
                                  f"http://{self.settings.monitor_host}:{self.settings.monitor_port}/metrics")
+        self.reconciliation = ReconciliationWatch(self.settings, self._announce)
         self.tasks = [
             asyncio.create_task(self._consume_beats(), name="beats"),
             asyncio.create_task(self._sample_forever(), name="sampler"),
@@ -73,6 +76,8 @@ class Monitor:
             asyncio.create_task(self._analytics_forever(), name="analytics"),
             asyncio.create_task(publish_forever(source, self._send_beat, self.settings.heartbeat_interval_s)),
         ]
+        if self.settings.reconcile_interval_s > 0:
+            self.tasks.append(asyncio.create_task(self.reconciliation.forever(), name="reconciliation"))
 
     async def stop(self) -> None:
         for task in reversed(self.tasks):
@@ -82,6 +87,7 @@ class Monitor:
         await self.consumer.stop()
         await self.producer.stop()
         await self.probes.close()
+        await self.reconciliation.close()
         await self.http.close()
 
     async def _send_beat(self, key: bytes, value: bytes) -> None:
@@ -126,7 +132,15 @@ class Monitor:
                 await self._announce(change)
 
     async def _sample(self, dt: float) -> None:
-        for result in await self.probes.run_all():
+        results = await self.probes.run_all()
+        for gone in set(self.services) - {r.name for r in results}:
+            # A check that no longer applies (the whole cluster unknown, once its nodes answer again).
+            ok, _ = self.services.pop(gone)
+            with contextlib.suppress(KeyError):
+                SERVICE_UP.remove(gone)
+            if not ok:
+                await self._announce(Change(gone, "service", "down", "up", "answers again"))
+        for result in results:
             previous = self.services.get(result.name)
             self.services[result.name] = (result.ok, result.detail)
             SERVICE_UP.labels(result.name).set(1 if result.ok else 0)
@@ -220,7 +234,8 @@ class Monitor:
         healthy = all(c["state"] == "up" for c in components) and all(s["state"] == "up" for s in services)
         return {"overall": "up" if healthy else "down", "generated_at": utc_now("seconds"),
                 "heartbeat_interval_s": self.settings.heartbeat_interval_s,
-                "components": components, "services": services}
+                "components": components, "services": services,
+                "reconciliation": self.reconciliation.status() if self.reconciliation else None}
 
 
 def known_metrics_urls(settings: Settings) -> frozenset[str]:
@@ -243,6 +258,23 @@ async def api_status(request: web.Request) -> web.Response:
                               "analytics": monitor.analytics})
 
 
+async def reconcile_now(request: web.Request) -> web.Response:
+    """Run a reconciliation now; `?settle_s=` judges payments changed more recently than the setting."""
+    settle = request.query.get("settle_s")
+    try:
+        settle_s = None if settle is None else float(settle)
+    except ValueError:
+        return web.json_response({"error": {"type": "invalid_request_error", "code": "invalid_value",
+                                            "message": "settle_s must be a number", "field": "settle_s"}}, status=422)
+    try:
+        report = await request.app[MONITOR].reconciliation.run(settle_s)
+    except Exception as exc:
+        return web.json_response({"error": {"type": "unavailable_error", "code": "reconciliation_failed",
+                                            "message": f"{type(exc).__name__}: {exc}"[:300], "field": None}},
+                                 status=503, headers={"Retry-After": "5"})
+    return web.json_response(report.as_dict())
+
+
 async def metrics_page(request: web.Request) -> web.Response:
     body, content_type = metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": content_type})
@@ -259,6 +291,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/api/status", api_status)
+    app.router.add_post("/api/reconciliation", reconcile_now)
     app.router.add_static("/static/", STATIC)
 
     async def lifecycle(app: web.Application):

@@ -17,12 +17,14 @@ from paystream.settings import Settings
 from paystream.topics import TopicSpec
 
 if TYPE_CHECKING:
-    from connectors.couchbase_store import CouchbaseStore
+    from connectors.couchbase_store import BackgroundConnectedStore, CouchbaseStore
     from connectors.kafka_commands import KafkaCommandBus
+    from connectors.kafka_history import KafkaHistory
     from connectors.rate_limits import RateLimiter
     from connectors.redis_apikeys import RedisApiKeys
-    from connectors.redis_cache import RedisCache
+    from connectors.redis_cache import BestEffortCache, RedisCache
     from connectors.stripe import StripeProvider
+    from connectors.worker_table import WorkerTableClient
 
 
 def provider(settings: Settings) -> StripeProvider:
@@ -42,7 +44,8 @@ def command_handler(store: PaymentStore, settings: Settings) -> CommandHandler:
 def command_bus(settings: Settings) -> KafkaCommandBus:
     from connectors.kafka_commands import KafkaCommandBus
 
-    return KafkaCommandBus(settings.kafka_bootstrap, settings.topics.commands, settings.topics.replies)
+    return KafkaCommandBus(settings.kafka_bootstrap, settings.topics.commands, settings.topics.replies,
+                           settings.kafka_connect_timeout_s)
 
 
 async def document_store(settings: Settings) -> CouchbaseStore:
@@ -51,13 +54,43 @@ async def document_store(settings: Settings) -> CouchbaseStore:
     return await CouchbaseStore.connect(settings)
 
 
+def read_store(settings: Settings) -> BackgroundConnectedStore:
+    """The store as the API reads it: connected in the background, so the API starts without it."""
+    from connectors.couchbase_store import BackgroundConnectedStore
+
+    return BackgroundConnectedStore(settings)
+
+
 def receipt_cache(settings: Settings) -> RedisCache:
+    """Redis as the sinks need it: every failure raised, so a write is retried until it lands."""
     from connectors.redis_cache import RedisCache
 
     return RedisCache.from_url(
         settings.redis_url, receipt_ttl_s=settings.receipt_cache_ttl_s,
         transaction_ttl_s=settings.transaction_index_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s,
     )
+
+
+def read_cache(settings: Settings) -> BestEffortCache:
+    """Redis as the API uses it: a shortcut it goes on without while Redis is down."""
+    from connectors.redis_cache import BestEffortCache
+
+    return BestEffortCache(receipt_cache(settings))
+
+
+def payment_table(settings: Settings) -> WorkerTableClient:
+    """The workers' payments table, asked over their internal pages (status reads)."""
+    from connectors.worker_table import WorkerTableClient
+
+    return WorkerTableClient(settings.worker_url_list, settings.internal_token.get_secret_value(),
+                             settings.worker_query_timeout_s)
+
+
+def payment_history(settings: Settings) -> KafkaHistory:
+    """What paystream recorded, read back from its events and receipts topics (reconciliation)."""
+    from connectors.kafka_history import KafkaHistory
+
+    return KafkaHistory(settings.kafka_bootstrap, settings.topics.events, settings.topics.receipts)
 
 
 def api_key_store(settings: Settings) -> RedisApiKeys:

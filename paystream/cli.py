@@ -7,9 +7,11 @@ point group (the dev stack adds `stack`, `pipeline`, `demo` and `bench`).
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -76,6 +78,59 @@ def monitor() -> None:
     settings = get_settings()
     logs.configure("monitor", settings.log_level)
     run(settings)
+
+
+def _moment(value: str | None) -> datetime | None:
+    """An ISO 8601 time, or a span back from now: 90s, 15m, 2h, 7d."""
+    if value is None:
+        return None
+    span = re.fullmatch(r"(\d+)([smhd])", value.strip())
+    if span:
+        seconds = int(span[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[span[2]]
+        return datetime.now(UTC) - timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter("an ISO 8601 time or a span such as 15m, 2h, 7d") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.command()
+def reconcile(
+    since: Annotated[Optional[str], typer.Option(help="Only payments changed since: an ISO 8601 time or a span "
+                                                      "back from now (15m, 2h, 7d). Default: all of history.")] = None,
+    settle: Annotated[Optional[float], typer.Option(help="Seconds after which a payment counts as settled "
+                                                         "(default PAYSTREAM_RECONCILE_SETTLE_S).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Compare paystream's payments and receipts with the provider's records; exit 1 on any difference."""
+    import asyncio
+
+    from paystream import bootstrap
+    from paystream.reconciliation import reconcile as run
+
+    settings = get_settings()
+
+    async def once():
+        provider = bootstrap.provider(settings)
+        try:
+            return await run(bootstrap.payment_history(settings), provider, datetime.now(UTC),
+                             settings.reconcile_settle_s if settle is None else settle, _moment(since))
+        finally:
+            await provider.close()
+
+    report = asyncio.run(once())
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        typer.echo(f"since {report.since or 'the beginning'}: {report.payments} payments, {report.receipts} "
+                   f"receipts judged, {report.in_flight} in flight, {report.look_ups} provider look-ups")
+        for kind, count in report.counts.items():
+            typer.echo(f"  {kind:<22} {count}")
+        for difference in report.differences:
+            typer.echo(f"  {difference.kind}: {difference.payment_id}: {difference.detail}")
+    if report.differences:
+        raise typer.Exit(code=1)
 
 
 apikey_app = typer.Typer(help="API keys: each belongs to an account; paystream keeps only their SHA-256. "

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
 
     # --- Kafka -----------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_connect_timeout_s: float = Field(
+        1.0, description="How long the ingress tries to reach a command's partition leader before answering 503.")
     topic_prefix: str = "paystream"
     payment_topic_partitions: int = 6
 
@@ -43,6 +45,9 @@ class Settings(BaseSettings):
     couchbase_username: str = "Administrator"
     couchbase_password: SecretStr = SecretStr("password")
     couchbase_bucket: str = "payments"
+    couchbase_read_timeout_s: float = Field(
+        1.0, description="How long a read waits for a document's active copy, then for a replica, before the "
+                         "store counts as unavailable.")
 
     # --- Redis -----------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -78,6 +83,10 @@ class Settings(BaseSettings):
     worker_id: str = "paystream-worker"
     worker_web_port: int = 6066
     worker_concurrency: int = Field(16, description="Commands one worker handles at once (one per payment).")
+    worker_urls: str = Field(
+        "", description="Comma-separated base URLs of workers the API asks for status reads from their "
+                        "table, in turn; empty: worker_url.")
+    worker_query_timeout_s: float = Field(2.0, description="How long a status read waits for a worker's table.")
     sinks_id: str = "paystream-sinks"
     sinks_web_port: int = 6067
     receipt_cache_ttl_s: int = 7 * 24 * 3600
@@ -105,6 +114,20 @@ class Settings(BaseSettings):
     monitor_port: int = 8090
     analytics_refresh_s: float = Field(10.0, description="How often the monitor reads the windowed charts.")
     log_level: str = "INFO"
+
+    # --- reconciliation (paystream reconcile, and the monitor) ---------------
+    reconcile_interval_s: float = Field(
+        60.0, description="How often the monitor reconciles with the provider; 0 turns it off.")
+    reconcile_settle_s: float = Field(
+        60.0, description="Payments changed more recently than this are in flight: judged on a later run.")
+    reconcile_lookback_s: float = Field(
+        3600.0, description="How far back the monitor's first run reaches; later runs read what changed since.")
+
+    @property
+    def worker_url_list(self) -> list[str]:
+        """Where status reads ask the workers' table: the given addresses, else the worker's own."""
+        given = [u.strip().rstrip("/") for u in self.worker_urls.split(",") if u.strip()]
+        return given or [self.worker_base_url]
 
     @property
     def analytics_port(self) -> int:

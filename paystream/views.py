@@ -5,20 +5,41 @@ when the cache does not know. Every read ends in the one ownership rule, so
 another account's or another user's object is answered exactly as a missing
 one. E-mails are kept sealed with each user's data key; they are opened here,
 for the answer only (None once the user was forgotten).
+
+A payment's status reads its own writes: the store's copy answers only once
+it is final (receipted or failed: nothing can follow). Before that the sinks
+may lag behind what the client was told, so the workers' table, which holds
+every state before the client hears of it, answers instead; and a payment
+the client was told is being processed (202) before the pipeline had it is
+answered as such, also while no worker can answer. 404 only when every one
+of them says there is no such payment; when one that might know cannot
+answer, `Unavailable` (503).
 """
 
 from __future__ import annotations
 
-from paystream.domain.errors import InvalidRequest
-from paystream.domain.model import check_owner
+from paystream.domain.commands import StartPayment
+from paystream.domain.errors import InvalidRequest, Unavailable
+from paystream.domain.model import FINISHED, check_owner
 from paystream.domain.records import PaymentView, Receipt
 from paystream.domain.sealing import unseal_personal
-from paystream.ports import DocumentStore, PersonalDataKeys, ReceiptCache, TransactionRef
+from paystream.ports import (
+    AcceptedPayment,
+    DocumentStore,
+    PaymentTable,
+    PersonalDataKeys,
+    ReceiptCache,
+    TransactionRef,
+)
 
 
 async def unsealed(keys: PersonalDataKeys, receipt: Receipt) -> Receipt:
     """The receipt as its owner reads it: the e-mail in plaintext, or None when forgotten."""
-    key = await keys.get(receipt.account, receipt.user_id)
+    return opened(await keys.get(receipt.account, receipt.user_id), receipt)
+
+
+def opened(key: bytes | None, receipt: Receipt) -> Receipt:
+    """The receipt with its e-mail opened by this data key (None without one)."""
     return receipt.model_copy(update={
         "email_id": unseal_personal(key, receipt.email_id, receipt.account, receipt.user_id)})
 
@@ -26,28 +47,68 @@ async def unsealed(keys: PersonalDataKeys, receipt: Receipt) -> Receipt:
 async def receipt(cache: ReceiptCache, store: DocumentStore, keys: PersonalDataKeys, account: str, user_id: str,
                   receipt_id: str) -> tuple[Receipt, bool]:
     """(the receipt, whether the cache had it). A miss fills the cache for the next read."""
-    cached = await cache.get_receipt(account, user_id, receipt_id)
+    cached, cache_down = await _answer_or_outage(cache.get_receipt(account, user_id, receipt_id))
     if cached is not None:
         found, hit = Receipt.model_validate_json(cached), True
     else:
         found, hit = await store.get_receipt(receipt_id), False
+        _not_known_while(cache_down, found)
         check_owner((found.account, found.user_id) if found else None, account, user_id, "receipt", "receipt_id")
         await cache.put_receipt(found)
     return await unsealed(keys, found), hit
 
 
-async def payment(store: DocumentStore, account: str, payment_id: str, user_id: str | None) -> PaymentView:
-    found = await store.get_payment(payment_id)
-    check_owner((found.account, found.user_id) if found else None, account, user_id)
-    return found.public_view()
+async def payment(store: DocumentStore, table: PaymentTable, cache: ReceiptCache, account: str, payment_id: str,
+                  user_id: str | None) -> PaymentView:
+    try:
+        stored = await store.get_payment(payment_id)
+    except Unavailable:
+        stored = None  # the workers' table answers in its place
+    if stored is not None and stored.status in FINISHED:
+        check_owner((stored.account, stored.user_id), account, user_id)
+        return stored.public_view()
+    live, table_down = await _answer_or_outage(table.get_payment(payment_id, account, user_id))
+    if live is not None:
+        return live
+    if table_down is not None and stored is not None:
+        raise table_down  # the store's copy may be older than what the client was told
+    accepted, cache_down = await _answer_or_outage(cache.get_accepted(payment_id))
+    _not_known_while(table_down or cache_down, accepted)
+    check_owner((accepted.account, accepted.user_id) if accepted else None, account, user_id)
+    return accepted.view
+
+
+def accepted(command: StartPayment, at: str) -> AcceptedPayment:
+    """What a client told 202 for a new payment may read of it until the pipeline has it."""
+    return AcceptedPayment(command.account, command.user_id, PaymentView(
+        payment_id=command.payment_id, user_id=command.user_id, status="processing",
+        payment_type=command.payment_type,
+        **(command.amount.as_dict() if command.amount else {}), created_at=at, updated_at=at,
+    ))
 
 
 async def transaction(cache: ReceiptCache, store: DocumentStore, account: str, transaction_id: str,
                       user_id: str) -> TransactionRef:
     """The payment a provider transaction belongs to, if it is this user's."""
-    ref = await cache.get_transaction(transaction_id) or await store.get_transaction(transaction_id)
+    ref, cache_down = await _answer_or_outage(cache.get_transaction(transaction_id))
+    ref = ref or await store.get_transaction(transaction_id)
+    _not_known_while(cache_down, ref)
     check_owner((ref.account, ref.user_id) if ref else None, account, user_id, "payment", "transaction_id")
     return ref
+
+
+async def _answer_or_outage(read):
+    """(what a source said, None), or (None, the outage) when it could not answer."""
+    try:
+        return await read, None
+    except Unavailable as exc:
+        return None, exc
+
+
+def _not_known_while(outage: Unavailable | None, found) -> None:
+    """Nothing found while a source that might know was down: unknown (503), not missing (404)."""
+    if found is None and outage is not None:
+        raise outage
 
 
 def page(index: dict[str, str], limit: int, starting_after: str | None) -> tuple[list[str], bool]:

@@ -444,10 +444,54 @@
     list.appendChild(items);
   }
 
+  var RECON_LABELS = {
+    charged_not_receipted: "charged, not receipted",
+    receipted_not_charged: "receipted, not charged",
+    amount_mismatch: "amount or currency differs",
+    charged_twice: "charged twice",
+  };
+
+  function renderReconciliation(recon) {
+    var box = $("reconciliation");
+    var last = recon && recon.last;
+    box.dataset.state = (recon && recon.state) || "unknown";
+    var summary;
+    if (!recon) summary = "Waiting for the monitor\u2026";
+    else if (!last) summary = recon.interval_s > 0 ? "First run within " + recon.interval_s + " s." : "Turned off.";
+    else {
+      var total = Object.keys(last.counts).reduce(function (n, k) { return n + last.counts[k]; }, 0);
+      var at = Date.parse(last.at);
+      summary = (total ? total + " difference" + (total === 1 ? "" : "s") : "No difference") +
+        " \u00b7 " + fmtInt(last.payments) + " payments judged, " + fmtInt(last.in_flight) + " in flight" +
+        " \u00b7 last run " + (isFinite(at) ? clock(at, true) : "\u2014");
+    }
+    if (recon && recon.error) summary += " \u00b7 last attempt failed: " + recon.error;
+    $("recon-summary").textContent = summary;
+
+    var counts = document.createDocumentFragment();
+    Object.keys(RECON_LABELS).forEach(function (kind) {
+      var n = last ? last.counts[kind] : null;
+      var state = !isNum(n) ? "unknown" : n > 0 ? "down" : "up";
+      var li = el("li", { "data-kind": kind, "data-count": isNum(n) ? String(n) : "", "class": "service state-" + state });
+      li.appendChild(el("span", { "class": "recon-count" }, isNum(n) ? fmtInt(n) : "\u2014"));
+      li.appendChild(el("span", { "class": "service-name" }, RECON_LABELS[kind]));
+      counts.appendChild(li);
+    });
+    $("recon-counts").textContent = "";
+    $("recon-counts").appendChild(counts);
+
+    var list = $("recon-differences");
+    list.textContent = "";
+    arr(last && last.differences).forEach(function (d) {
+      list.appendChild(el("li", { "class": "mono" }, (RECON_LABELS[d.kind] || d.kind) + ": " + d.payment_id + " \u2014 " + d.detail));
+    });
+  }
+
   function render(data) {
     renderOverall(data);
     renderComponents(arr(data.components));
     renderServices(arr(data.services));
+    renderReconciliation(data.reconciliation);
     renderCharts(data.series);
     renderAnalytics(data.analytics);
   }

@@ -36,6 +36,19 @@ FINISHED = frozenset({Status.RECEIPTED, Status.FAILED})
 CHARGED = frozenset({Status.SUCCEEDED, Status.RECEIPTED})
 
 
+class ChargeIntent(BaseModel):
+    """A provider object that can carry a charge of this payment, and the post attempt it belongs to.
+
+    Recorded in the payment's state, and made durable, before any call that can
+    charge it: recovery then looks each one up by id instead of searching the
+    provider's history."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: str
+    intent_id: str
+
+
 class Payment(BaseModel):
     """One payment and everything that happened to it; every transition returns a new one."""
 
@@ -55,6 +68,7 @@ class Payment(BaseModel):
     # No client secret: it goes to the client once, sealed in the reply, and is never kept.
     payment_method: str | None = None
     post_command_id: str | None = None
+    charge_intents: tuple[ChargeIntent, ...] = ()
     charge_id: str | None = None
     receipt_id: str | None = None
     decline_code: str | None = None
@@ -76,7 +90,8 @@ class Payment(BaseModel):
         self._require({Status.STARTED}, "tokenize")
         return self._to(Status.TOKENIZED, now, transaction_id=transaction_id)
 
-    def posting(self, command: PostPayment, now: str) -> Payment:
+    def check_post(self, command: PostPayment) -> None:
+        """Raise unless `command` may post this payment (before anything is asked of the provider)."""
         self._require({Status.TOKENIZED, Status.DECLINED}, "post")
         if self.amount is not None and self.amount != command.amount:
             raise IllegalTransition(
@@ -85,10 +100,26 @@ class Payment(BaseModel):
                 f"it cannot be posted for {command.amount.decimal} {command.amount.currency}",
                 "amount",
             )
+
+    def posting(self, command: PostPayment, now: str, intent_id: str | None = None) -> Payment:
+        """Posting with `command`; `intent_id` is the provider object this attempt will confirm."""
+        self.check_post(command)
+        intents = self.charge_intents
+        if intent_id is not None:
+            intents = (*intents, ChargeIntent(attempt=command.command_id, intent_id=intent_id))
         return self._to(
             Status.POSTING, now, amount=command.amount, payment_method=command.payment_method,
-            post_command_id=command.command_id, decline_code=None,
+            post_command_id=command.command_id, decline_code=None, charge_intents=intents,
         )
+
+    def charging(self, intent_id: str, now: str) -> Payment:
+        """Record the provider object the current post attempt confirms (no change of state)."""
+        self._require({Status.POSTING}, "record a charge target for")
+        recorded = ChargeIntent(attempt=self.post_command_id, intent_id=intent_id)
+        if recorded in self.charge_intents:
+            return self
+        return self.model_copy(update={"updated_at": now, "version": self.version + 1,
+                                       "charge_intents": (*self.charge_intents, recorded)})
 
     def succeeded(self, charge_id: str | None, now: str) -> Payment:
         self._require({Status.POSTING}, "record a charge for")
@@ -120,6 +151,21 @@ class Payment(BaseModel):
         })
 
     # --- reading ------------------------------------------------------------
+    @property
+    def charge_intent_ids(self) -> tuple[str, ...]:
+        """Every provider object recorded as able to carry a charge of this payment, oldest first."""
+        return tuple(dict.fromkeys(i.intent_id for i in self.charge_intents))
+
+    @property
+    def current_intent(self) -> str | None:
+        """The provider object the current post attempt confirms, once recorded."""
+        return next((i.intent_id for i in reversed(self.charge_intents) if i.attempt == self.post_command_id), None)
+
+    @property
+    def entered_status(self) -> bool:
+        """Whether this version is the one that entered its status (not a later record within it)."""
+        return self.history[-1] == (self.status.value, self.updated_at)
+
     def receipt(self) -> Receipt:
         """The receipt of a receipted payment: what getReceipt returns and the receipts topic carries."""
         if self.status != Status.RECEIPTED or self.amount is None:

@@ -33,16 +33,29 @@ async def standin():
         await server.close()
 
 
+async def charge(provider, payment_id: str, attempt: str, transaction_id: str, method: str, used=()):
+    """As the worker does it: prepare (charging nothing), then confirm what was prepared."""
+    prepared = await provider.prepare_charge(payment_id, attempt, transaction_id, EUR_5, method, used=used)
+    if prepared.result is not None:
+        return prepared, prepared.result
+    return prepared, await provider.confirm(payment_id, attempt, prepared.intent_id)
+
+
 async def test_the_connector_charges_and_is_declined_as_against_stripe(standin):
     provider = await standin()
     session = await provider.create_session("pay-1", EUR_5)
-    paid = await provider.charge("pay-1", "cmd-1", session.transaction_id, EUR_5, "pm_card_visa")
+    _, paid = await charge(provider, "pay-1", "cmd-1", session.transaction_id, "pm_card_visa")
     assert paid.outcome == "succeeded" and paid.charge_id.startswith("ch_")
     other = await provider.create_session("pay-2", EUR_5)
-    declined = await provider.charge("pay-2", "cmd-1", other.transaction_id, EUR_5, "pm_card_chargeCustomerFail")
+    first, declined = await charge(provider, "pay-2", "cmd-1", other.transaction_id, "pm_card_chargeCustomerFail")
     assert (declined.outcome, declined.decline_code) == ("declined", "card_declined")
-    again = await provider.charge("pay-2", "cmd-2", other.transaction_id, EUR_5, "pm_card_visa")
+    second, again = await charge(provider, "pay-2", "cmd-2", other.transaction_id, "pm_card_visa",
+                                 used=[first.intent_id])
     assert again.outcome == "succeeded"
+    # Recovery's look-up by id reads the stand-in's records as Stripe's.
+    records = await provider.look_up([first.intent_id, second.intent_id])
+    assert [r.result.outcome for r in records] == ["declined", "succeeded"]
+    assert [(c.amount_minor, c.currency) for c in records[1].succeeded_charges] == [(500, "EUR")]
 
 
 async def test_a_repeated_idempotency_key_answers_the_first_response(standin):

@@ -155,3 +155,29 @@ async def test_the_rate_limit_refuses_a_burst_then_admits_the_next_window(settin
     await asyncio.sleep(1.1)
     assert (await limiter.hit(key_id, "5/second"))[0] is True
     assert (await limiter.hit(f"{key_id}-other", "5/second"))[0] is True  # per key
+
+
+async def test_the_apis_store_connects_in_the_background_and_reads_once_connected(settings):
+    payment, _ = fresh_payment()
+    store = bootstrap.read_store(settings)
+    try:
+        assert await store.wait_connected(30)
+        assert await store.get_payment(payment.payment_id) is None
+    finally:
+        await store.close()
+
+
+async def test_the_apis_store_answers_unavailable_while_the_cluster_is_away(settings):
+    from paystream.domain.errors import Unavailable
+    from tests.integration.test_cache_outages import closed_port
+
+    away = settings.model_copy(update={"couchbase_connstr": f"couchbase://127.0.0.1:{closed_port()}"})
+    store = bootstrap.read_store(away)
+    try:
+        assert not await store.wait_connected(0.5)
+        with pytest.raises(Unavailable):
+            await store.get_payment("pay_x")
+        with pytest.raises(Unavailable):
+            await store.get_receipt("rcpt_x")
+    finally:
+        await store.close()

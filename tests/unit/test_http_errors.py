@@ -120,3 +120,10 @@ async def test_unknown_paths_and_methods_are_structured_too(client):
     assert (resp.status, (await resp.json())["error"]["code"]) == (404, "not_found")
     resp = await client.delete("/crash")
     assert (resp.status, (await resp.json())["error"]["code"]) == (405, "method_not_allowed")
+
+
+async def test_an_outage_is_a_503_that_says_when_to_retry(client):
+    resp = await client.get("/unavailable")
+    assert (resp.status, resp.headers["Retry-After"]) == (503, "1")
+    assert (await resp.json())["error"]["type"] == "unavailable_error"
+    assert "Retry-After" not in (await client.get("/missing")).headers
