@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+LOCK := requirements.lock
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test-tools run test unit lint schemas stop status clean
+.PHONY: help setup test-tools run test unit lint schemas lock audit stop status clean
 
 help:
 	@echo "make run    set up, start the local stack and paystream"
@@ -17,11 +18,13 @@ help:
 	@echo "make stop   stop everything make run started (data kept)"
 	@echo "make clean  stop and delete the venv and all local data"
 
-# paystream with its dev extra, and the dev stack (its own distribution, see devstack/pyproject.toml).
-$(INSTALLED): pyproject.toml devstack/pyproject.toml
+# paystream with its dev extra, and the dev stack (its own distribution, see devstack/pyproject.toml):
+# every third-party package at the version and hash requirements.lock pins, then our own two on top.
+$(INSTALLED): pyproject.toml devstack/pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e ./devstack
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e '.[dev]' -e ./devstack
+	$(BIN)/pip check
 	touch $@
 
 setup: $(INSTALLED)
@@ -48,11 +51,23 @@ unit: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# requirements.lock from both pyproject.toml files (requirements.in), with hashes; run after changing
+# a dependency, then commit the lock.
+lock:
+	@test -x $(BIN)/uv || $(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile requirements.in --quiet --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --no-emit-package paystream --no-emit-package paystream-devstack \
+	  --custom-compile-command "make lock" -o $(LOCK)
+
+# Known vulnerabilities in every installed package (pip-audit); fails on any.
+audit: setup
+	$(BIN)/python -m devstack.audit
+
 # The topics' JSON Schemas in docs/schemas/, generated from the typed messages.
 schemas: setup
 	$(BIN)/paystream schemas --out docs/schemas
 
-test: setup test-tools
+test: setup test-tools audit
 	$(BIN)/paystream stack up
 	@$(BIN)/paystream apikey >/dev/null
 	$(BIN)/paystream pipeline up

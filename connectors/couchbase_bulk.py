@@ -5,7 +5,11 @@ times the rate of one awaited upsert after another from Python, so a rebuild
 uses the synchronous API's `*_multi` calls, each in a worker thread so the
 event loop stays free. A payment is written with insert (the usual case after a
 wipe: one round trip); where the document exists it is read and replaced, under
-its CAS, only by a newer version, so a replay never takes a payment back.
+its CAS, only by a newer version, so a replay never takes a payment back. A
+user's index document gets the ids it lacks the same way (read, merged,
+replaced under its CAS; inserted where missing): the SDK has no multi-operation
+for the sub-document write the sinks use, and a CAS conflict with them is simply
+read again. Every document is the one the sinks write (connectors/couchbase_store.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from couchbase.cluster import Cluster
 from couchbase.exceptions import CasMismatchException, DocumentExistsException, DocumentNotFoundException
 from couchbase.options import ClusterOptions, ReplaceOptions
 
-from connectors.couchbase_store import payment_key, receipt_key, transaction_key
+from connectors.couchbase_store import payment_key, receipt_key, transaction_key, user_index_key
 from paystream.domain.model import Payment
 from paystream.domain.records import Receipt
 from paystream.ports import TransactionRef
@@ -52,11 +56,16 @@ class CouchbaseBulkWriter:
 
     async def write_transactions(self, refs: dict[str, TransactionRef]) -> int:
         return await asyncio.to_thread(self._insert_once, {
-            transaction_key(txn): {"payment_id": ref.payment_id, "user_id": ref.user_id} for txn, ref in refs.items()})
+            transaction_key(txn): {"payment_id": ref.payment_id, "user_id": ref.user_id, "account": ref.account}
+            for txn, ref in refs.items()})
 
     async def write_receipts(self, receipts: list[Receipt]) -> int:
         return await asyncio.to_thread(self._insert_once, {
             receipt_key(r.receipt_id): r.model_dump(mode="json") for r in receipts})
+
+    async def write_user_index(self, entries: dict[tuple[str, str, str], dict[str, str]]) -> int:
+        return await asyncio.to_thread(self._merge_index, {
+            user_index_key(kind, account, user): ids for (kind, account, user), ids in entries.items() if ids})
 
     async def applied_offsets(self, names: list[str]) -> dict[str, int | None]:
         def read() -> dict[str, int | None]:
@@ -115,6 +124,41 @@ class CouchbaseBulkWriter:
             # Changed under us (the live sinks wrote it): read it again and compare again.
             pending = {**gone, **{k: pending[k] for k in (replaced.exceptions if replaced else {})}}
         raise RuntimeError(f"{len(pending)} payment documents kept changing during the rebuild")
+
+    def _merge_index(self, entries: dict[str, dict[str, str]]) -> int:
+        """Add each index document's missing ids; return how many ids were added."""
+        added = 0
+        pending = entries
+        for _ in range(CAS_RETRIES):
+            if not pending:
+                return added
+            found = self.collection.get_multi(list(pending), return_exceptions=True)
+            _raise_unexpected(found.exceptions, DocumentNotFoundException)
+            fresh = {k: ids for k, ids in pending.items() if k not in found.results}
+            merged: dict[str, tuple[dict, int, int]] = {}  # key: (document, cas, ids added)
+            for k, result in found.results.items():
+                held = result.content_as[dict]
+                ids = held.get("ids", {})
+                lacking = {i: at for i, at in pending[k].items() if ids.get(i) != at}
+                if lacking:
+                    merged[k] = ({**held, "ids": {**ids, **lacking}}, result.cas, len(lacking))
+            retry: dict[str, dict[str, str]] = {}
+            if fresh:
+                inserted = self.collection.insert_multi({k: {"ids": ids} for k, ids in fresh.items()},
+                                                        return_exceptions=True)
+                _raise_unexpected(inserted.exceptions, DocumentExistsException)
+                added += sum(len(fresh[k]) for k in inserted.results)
+                retry |= {k: fresh[k] for k in inserted.exceptions}  # the sinks made it meanwhile
+            if merged:
+                replaced = self.collection.replace_multi(
+                    {k: doc for k, (doc, _, _) in merged.items()},
+                    per_key_options={k: ReplaceOptions(cas=cas) for k, (_, cas, _) in merged.items()},
+                    return_exceptions=True)
+                _raise_unexpected(replaced.exceptions, CasMismatchException, DocumentNotFoundException)
+                added += sum(merged[k][2] for k in replaced.results)
+                retry |= {k: pending[k] for k in replaced.exceptions}  # changed under us: merge again
+            pending = retry
+        raise RuntimeError(f"{len(pending)} user index documents kept changing during the rebuild")
 
 
 def _raise_unexpected(exceptions: dict, *expected: type[Exception]) -> None:

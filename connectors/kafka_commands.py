@@ -3,25 +3,41 @@
 Every ingress reads every partition of the reply topic (no consumer group)
 and picks out the replies to its own requests by correlation id; the rest
 belong to other ingress processes and are dropped.
+
+A command is handed to the producer only once its partition's leader is
+reachable. The producer is idempotent, so it would keep a command it holds
+until Kafka comes back, however long: a client told 503 must be able to trust
+that nothing was written. So while Kafka is down a write fails within
+`kafka_connect_timeout_s` with `Unavailable`, having written nothing; a
+command handed over answers within the reply timeout (202 if Kafka went away
+after it was handed over: it will be delivered when Kafka is back).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from paystream import messages
 from paystream.domain.commands import Command, CommandReply
+from paystream.domain.errors import Unavailable
 from paystream.observability.logs import get_logger
 
 log = get_logger("paystream.ingress")
 
 
 class KafkaCommandBus:
-    def __init__(self, bootstrap: str, commands_topic: str, replies_topic: str) -> None:
+    def __init__(self, bootstrap: str, commands_topic: str, replies_topic: str,
+                 connect_timeout_s: float = 1.0) -> None:
         self.commands_topic = commands_topic
         self.replies_topic = replies_topic
+        self.connect_timeout_s = connect_timeout_s
+        # The producer's own default (murmur2 of the key, as the Java client and Faust): commands of a
+        # payment land on the partition its table entry lives in.
+        self._partitioner = DefaultPartitioner()
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
         )
@@ -39,6 +55,7 @@ class KafkaCommandBus:
         partitions = await self.producer.partitions_for(self.replies_topic)
         if not partitions:
             raise RuntimeError(f"reply topic {self.replies_topic} does not exist")
+        await self.producer.partitions_for(self.commands_topic)
         self.consumer.assign([TopicPartition(self.replies_topic, p) for p in partitions])
         await self.consumer.seek_to_end()
         self._reader = asyncio.create_task(self._read_replies(), name="reply-reader")
@@ -62,18 +79,40 @@ class KafkaCommandBus:
         None when no reply came within `timeout_s`; the command is in Kafka
         either way and the payment goes on.
         """
+        key = command.payment_id.encode()
+        partition = await self._writable_partition(key)
+        deadline = time.monotonic() + timeout_s
         waiter = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = waiter
         try:
-            await self.producer.send_and_wait(
-                self.commands_topic, key=command.payment_id.encode(), value=messages.encode(command),
+            await asyncio.wait_for(self.producer.send_and_wait(
+                self.commands_topic, key=key, value=messages.encode(command), partition=partition,
                 headers=[("correlation_id", correlation_id.encode())],
-            )
-            return await asyncio.wait_for(waiter, timeout_s)
+            ), timeout_s)
+            return await asyncio.wait_for(waiter, max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             return None
         finally:
             self._pending.pop(correlation_id, None)
+
+    async def _writable_partition(self, key: bytes) -> int:
+        """The key's partition, once its leader answers; `Unavailable` (nothing written) otherwise."""
+        cluster = self.producer.client.cluster
+        partitions = sorted(cluster.partitions_for_topic(self.commands_topic) or ())
+        if partitions:
+            partition = self._partitioner(key, partitions, partitions)
+            leader = cluster.leader_for_partition(TopicPartition(self.commands_topic, partition))
+            if leader is not None and leader >= 0:
+                try:
+                    if await asyncio.wait_for(self.producer.client.ready(leader), self.connect_timeout_s):
+                        return partition
+                except TimeoutError:
+                    pass
+        # Metadata may be stale (a broker restarted elsewhere): refresh it for the next request.
+        self.producer.client.force_metadata_update()
+        log.warning("kafka unreachable; refusing the command", topic=self.commands_topic)
+        raise Unavailable("kafka_unavailable", "the payment log is unreachable right now; nothing was written. "
+                          "Retry with the same Idempotency-Key")
 
     async def _read_replies(self) -> None:
         async for message in self.consumer:

@@ -134,12 +134,21 @@ def demo() -> None:
 
     from devstack.demo import run_demo
     from devstack.settings import get_dev_settings
+    from paystream import bootstrap
     from paystream.apikeys import ensure_dev_key
 
     settings = get_dev_settings()
-    key, _ = ensure_dev_key(settings)
+
+    async def demo_with_dev_key() -> None:
+        store = bootstrap.api_key_store(settings)
+        try:
+            key, _ = await ensure_dev_key(settings, store)
+        finally:
+            await store.close()
+        await run_demo(settings, key, typer.echo)
+
     try:
-        asyncio.run(run_demo(settings, key, typer.echo))
+        asyncio.run(demo_with_dev_key())
     except (RuntimeError, OSError) as exc:
         raise _fail(f"{exc} (is it running? `make run`)") from None
 

@@ -24,7 +24,7 @@ async def run_demo(settings: DevSettings, api_key: str, say: Callable[[str], Non
                 return resp.status, await resp.json(), dict(resp.headers)
 
         say(f"1. startPayment for {user['user_id']}: 42.00 EUR")
-        status, started, _ = await call("POST", "/startPayment", {**user, "amount": "42.00", "currency": "EUR"},
+        status, started, _ = await call("POST", "/v1/startPayment", {**user, "amount": "42.00", "currency": "EUR"},
                                         headers={"Idempotency-Key": uuid.uuid4().hex})
         say(f"   {status} {json.dumps(started)}")
         if status != 201:
@@ -39,7 +39,7 @@ async def run_demo(settings: DevSettings, api_key: str, say: Callable[[str], Non
         say(f"   payment_method {method}")
 
         say("3. postPayment")
-        status, receipt, _ = await call("POST", "/postPayment", {
+        status, receipt, _ = await call("POST", "/v1/postPayment", {
             **user, "transaction_id": started["transaction_id"], "amount": "42.00", "currency": "EUR",
             "payment_method": method,
         }, headers={"Idempotency-Key": uuid.uuid4().hex})
@@ -49,6 +49,6 @@ async def run_demo(settings: DevSettings, api_key: str, say: Callable[[str], Non
 
         for attempt in (1, 2):
             status, body, headers = await call(
-                "GET", "/getReceipt", params={"receipt_id": receipt["receipt_id"], "user_id": user["user_id"]})
+                "GET", "/v1/getReceipt", params={"receipt_id": receipt["receipt_id"], "user_id": user["user_id"]})
             say(f"4.{attempt} getReceipt: {status}, X-Cache: {headers.get('X-Cache')}")
         return receipt

@@ -90,6 +90,7 @@ class DevSettings(Settings):
             "PAYSTREAM_INGRESS_PORT": str(self.ingress_port + offset),
             "PAYSTREAM_WORKER_WEB_PORT": str(self.worker_web_port + offset),
             "PAYSTREAM_SINKS_WEB_PORT": str(self.sinks_web_port + offset),
+            "PAYSTREAM_ANALYTICS_WEB_PORT": str(self.analytics_port + offset),
             "PAYSTREAM_MONITOR_PORT": str(self.monitor_port + offset),
         }
 

@@ -8,20 +8,26 @@ import contextlib
 from aiohttp import web
 
 from ingress.context import CONTEXT, Context
+from ingress.docs import add_docs
 from ingress.http_errors import json_errors
 from ingress.middleware import authenticate, observe
 from ingress.routes import add_routes
 from paystream import bootstrap
+from paystream.domain.sealing import ReplyKey
 from paystream.observability.heartbeat import HeartbeatSource, publish_forever
 from paystream.observability.logs import get_logger
 from paystream.settings import Settings
 
 log = get_logger("paystream.ingress")
 
+#: How long the API waits for the document store at start before serving without it.
+STORE_WAIT_S = 15.0
+
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[observe, json_errors, authenticate], client_max_size=settings.max_body_bytes)
     add_routes(app)
+    add_docs(app)
     app.cleanup_ctx.append(lambda app: _adapters(app, settings))
     app.cleanup_ctx.append(_heartbeats)
     return app
@@ -29,14 +35,21 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _adapters(app: web.Application, settings: Settings):
     await asyncio.to_thread(bootstrap.ensure_topics, settings)
-    cache = bootstrap.receipt_cache(settings)
-    store = await bootstrap.document_store(settings)
+    cache = bootstrap.read_cache(settings)
+    store = bootstrap.read_store(settings)
+    if not await store.wait_connected(STORE_WAIT_S):
+        log.warning("starting without the document store; it is connected in the background")
+    table = bootstrap.payment_table(settings)
     bus = bootstrap.command_bus(settings)
+    api_keys, data_keys = bootstrap.remembered(settings, bootstrap.api_key_store(settings), store)
     await bus.start()
-    app[CONTEXT] = Context(settings, bus, cache, store)
+    app[CONTEXT] = Context(settings, bus, cache, store, table, keys=data_keys, api_keys=api_keys,
+                           limiter=bootstrap.rate_limiter(settings), reply_key=ReplyKey())
     yield
     await bus.stop()
+    await table.close()
     await store.close()
+    await api_keys.close()
     await cache.close()
 
 
@@ -59,7 +72,5 @@ async def _heartbeats(app: web.Application):
 
 
 def run(settings: Settings) -> None:
-    if not settings.api_key_set:
-        log.warning("no API keys configured (PAYSTREAM_API_KEYS): every request will be refused")
     web.run_app(create_app(settings), host=settings.ingress_host, port=settings.ingress_port,
                 access_log=None, print=None)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from connectors.kafka_commands import KafkaCommandBus
-from paystream.ports import DocumentStore, ReceiptCache
+from connectors.rate_limits import RateLimiter
+from paystream.domain.sealing import ReplyKey
+from paystream.ports import ApiKeyStore, DocumentStore, PaymentTable, PersonalDataKeys, ReceiptCache
 from paystream.settings import Settings
 
 
@@ -17,6 +19,12 @@ class Context:
     bus: KafkaCommandBus
     cache: ReceiptCache
     store: DocumentStore
+    table: PaymentTable
+    keys: PersonalDataKeys
+    api_keys: ApiKeyStore
+    limiter: RateLimiter
+    #: This process's ephemeral key: client secrets come back from the worker sealed to it.
+    reply_key: ReplyKey
 
 
 CONTEXT = web.AppKey("context", Context)

@@ -1,4 +1,5 @@
-"""Every error leaves as `{"error": {"type", "code", "message", "field"}}` with its HTTP status."""
+"""Every error leaves as `{"error": {"type", "code", "message", "param", "field"[, "decline_code"]}}`
+with its HTTP status (ingress/responses.py ErrorObject), and `Retry-After` where waiting helps."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from aiohttp import web
 from pydantic import ValidationError
 
+from ingress.responses import ApiError, ErrorObject
 from paystream.domain.errors import PaymentError
 
 log = logging.getLogger("paystream.ingress")
@@ -18,24 +20,30 @@ STATUS_BY_TYPE = {
     "card_error": 402,
     "provider_error": 502,
     "authentication_error": 401,
+    "permission_error": 403,
     "idempotency_error": 409,
     "unavailable_error": 503,
+    "rate_limit_error": 429,
 }
 STATUS_BY_CODE = {"amount_mismatch": 422, "invalid_json": 400, "body_too_large": 413}
+#: Seconds a client should wait before trying again, for the statuses where trying again helps.
+RETRY_AFTER_S = {503: 1}
 
 
 def error_response(type_: str, code: str, message: str, field: str | None = None, status: int | None = None,
-                   headers: dict | None = None) -> web.Response:
+                   headers: dict | None = None, decline_code: str | None = None) -> web.Response:
     status = status or STATUS_BY_CODE.get(code) or STATUS_BY_TYPE.get(type_, 400)
-    return web.json_response(
-        {"error": {"type": type_, "code": code, "message": message, "field": field}},
-        status=status, headers=headers,
-    )
+    body = ApiError(error=ErrorObject.of(type_, code, message, field, decline_code))
+    headers = dict(headers or {})
+    if status in RETRY_AFTER_S:
+        headers.setdefault("Retry-After", str(RETRY_AFTER_S[status]))
+    return web.json_response(body.model_dump(mode="json", exclude_none=False), status=status, headers=headers)
 
 
 def payment_error_response(error: PaymentError | dict) -> web.Response:
     data = error.as_dict() if isinstance(error, PaymentError) else error
-    return error_response(data["type"], data["code"], data["message"], data.get("field"))
+    return error_response(data["type"], data["code"], data["message"], data.get("field"),
+                          decline_code=data.get("decline_code"))
 
 
 def validation_error_response(exc: ValidationError) -> web.Response:
@@ -70,8 +78,9 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return error_response("invalid_request_error", "body_too_large", exc.text or "request body is too large")
     except web.HTTPException as exc:
         if exc.status >= 400:
+            headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
             return error_response("invalid_request_error", exc.reason.lower().replace(" ", "_"),
-                                  exc.reason, status=exc.status)
+                                  exc.reason, status=exc.status, headers=headers)
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)

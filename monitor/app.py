@@ -14,7 +14,9 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter, Gauge
 
+from monitor import analytics
 from monitor.probes import ProbeResult, Probes
+from monitor.reconciliation import ReconciliationWatch
 from monitor.sampler import Sampler, flatten
 from monitor.state import Change, Components, Series
 from paystream import bootstrap, messages
@@ -48,6 +50,9 @@ class Monitor:
         self.tasks: list[asyncio.Task] = []
         self.http: aiohttp.ClientSession | None = None
         self.probes: Probes | None = None
+        self.reconciliation: ReconciliationWatch | None = None
+        #: The windowed charts, as last read from a worker (or why they could not be).
+        self.analytics: dict = {"error": "not read yet"}
 
     # --- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -66,12 +71,16 @@ class Monitor:
         await self.consumer.seek_to_end()
         source = HeartbeatSource("monitor", self.settings.monitor_port,
                                  f"http://{self.settings.monitor_host}:{self.settings.monitor_port}/metrics")
+        self.reconciliation = ReconciliationWatch(self.settings, self._announce)
         self.tasks = [
             asyncio.create_task(self._consume_beats(), name="beats"),
             asyncio.create_task(self._sample_forever(), name="sampler"),
             asyncio.create_task(self._expire_forever(), name="expiry"),
+            asyncio.create_task(self._analytics_forever(), name="analytics"),
             asyncio.create_task(publish_forever(source, self._send_beat, self.settings.heartbeat_interval_s)),
         ]
+        if self.settings.reconcile_interval_s > 0:
+            self.tasks.append(asyncio.create_task(self.reconciliation.forever(), name="reconciliation"))
 
     async def stop(self) -> None:
         for task in reversed(self.tasks):
@@ -81,6 +90,7 @@ class Monitor:
         await self.consumer.stop()
         await self.producer.stop()
         await self.probes.close()
+        await self.reconciliation.close()
         await self.http.close()
 
     async def _send_beat(self, key: bytes, value: bytes) -> None:
@@ -132,6 +142,13 @@ class Monitor:
         reported = {r.name for r in results}
         results += [ProbeResult(name, False, "no longer in the cluster's node list (failed over or removed)")
                     for name in self.services if name not in reported and name.startswith("couchbase node")]
+        for gone in set(self.services) - {r.name for r in results}:
+            # A check that no longer applies (the whole cluster unknown, once its nodes answer again).
+            ok, _ = self.services.pop(gone)
+            with contextlib.suppress(KeyError):
+                SERVICE_UP.remove(gone)
+            if not ok:
+                await self._announce(Change(gone, "service", "down", "up", "answers again"))
         for result in results:
             previous = self.services.get(result.name)
             self.services[result.name] = (result.ok, result.detail)
@@ -149,9 +166,13 @@ class Monitor:
         self.series.add(utc_now("seconds"), round(payments_per_s, 2), latency, lag, hit_ratio)
 
     async def _scrape(self, components) -> dict:
+        known = known_metrics_urls(self.settings)
+
         async def one(component):
             url = component.last_beat.metrics_url
-            if not url or component.kind == "monitor":
+            # A heartbeat is anyone's to send on Kafka: only the addresses paystream's own settings
+            # name are scraped, never whatever URL a beat carries.
+            if url not in known or component.kind == "monitor":
                 return None
             try:
                 async with self.http.get(url) as resp:
@@ -160,6 +181,37 @@ class Monitor:
                 return None
 
         return dict(r for r in await asyncio.gather(*(one(c) for c in components)) if r)
+
+    # --- windowed charts ---------------------------------------------------------------
+    def _analytics_urls(self) -> list[str]:
+        """Analytics processes that beat, by the address of their pages (any one gathers from all); then the
+        setting."""
+        urls = [c.last_beat.metrics_url.removesuffix("/metrics") for c in self.components.by_id.values()
+                if c.kind == "analytics" and c.state == "up" and c.last_beat.metrics_url]
+        return [*sorted(urls), self.settings.analytics_base_url]
+
+    async def _analytics_forever(self) -> None:
+        token = self.settings.internal_token.get_secret_value()
+        while True:
+            self.analytics = await self._read_analytics(token)
+            await asyncio.sleep(self.settings.analytics_refresh_s)
+
+    async def _read_analytics(self, token: str) -> dict:
+        error = "no analytics process answered"
+        for url in self._analytics_urls():
+            try:
+                async with self.http.get(f"{url}/analytics/windows/", params=analytics.QUERY,
+                                         headers={"Authorization": f"Bearer {token}"},
+                                         timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                    body = await resp.json(content_type=None)
+                if resp.status == 200:
+                    query = body["query"]
+                    return {**analytics.minute_series(body["rows"], query["from"], query["to"]), "error": None}
+                error = f"{url}: {resp.status} {body.get('error', {}).get('message', '')}"
+            except Exception as exc:  # an analytics process away must not stop the monitor
+                error = f"{url}: {exc!r}"
+        log.warning("windowed charts not read", error=error)
+        return {**self.analytics, "error": error}
 
     async def _announce(self, change: Change) -> None:
         alert = Alert(at=utc_now("seconds"), subject=change.subject, kind=change.kind,
@@ -191,7 +243,14 @@ class Monitor:
         healthy = all(c["state"] == "up" for c in components) and all(s["state"] == "up" for s in services)
         return {"overall": "up" if healthy else "down", "generated_at": utc_now("seconds"),
                 "heartbeat_interval_s": self.settings.heartbeat_interval_s,
-                "components": components, "services": services}
+                "components": components, "services": services,
+                "reconciliation": self.reconciliation.status() if self.reconciliation else None}
+
+
+def known_metrics_urls(settings: Settings) -> frozenset[str]:
+    """The /metrics pages of the components the settings describe: ingress, worker, sinks."""
+    return frozenset(f"http://{settings.ingress_host}:{port}/metrics"
+                     for port in (settings.ingress_port, settings.worker_web_port, settings.sinks_web_port))
 
 
 MONITOR = web.AppKey("monitor", Monitor)
@@ -204,7 +263,25 @@ async def health(request: web.Request) -> web.Response:
 
 async def api_status(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR]
-    return web.json_response({**monitor.status(), "series": monitor.series.as_dict()})
+    return web.json_response({**monitor.status(), "series": monitor.series.as_dict(),
+                              "analytics": monitor.analytics})
+
+
+async def reconcile_now(request: web.Request) -> web.Response:
+    """Run a reconciliation now; `?settle_s=` judges payments changed more recently than the setting."""
+    settle = request.query.get("settle_s")
+    try:
+        settle_s = None if settle is None else float(settle)
+    except ValueError:
+        return web.json_response({"error": {"type": "invalid_request_error", "code": "invalid_value",
+                                            "message": "settle_s must be a number", "field": "settle_s"}}, status=422)
+    try:
+        report = await request.app[MONITOR].reconciliation.run(settle_s)
+    except Exception as exc:
+        return web.json_response({"error": {"type": "unavailable_error", "code": "reconciliation_failed",
+                                            "message": f"{type(exc).__name__}: {exc}"[:300], "field": None}},
+                                 status=503, headers={"Retry-After": "5"})
+    return web.json_response(report.as_dict())
 
 
 async def metrics_page(request: web.Request) -> web.Response:
@@ -223,6 +300,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/api/status", api_status)
+    app.router.add_post("/api/reconciliation", reconcile_now)
     app.router.add_static("/static/", STATIC)
 
     async def lifecycle(app: web.Application):

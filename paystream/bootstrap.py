@@ -12,17 +12,22 @@ from typing import TYPE_CHECKING
 
 from paystream.clock import utc_now
 from paystream.handlers import CommandHandler
-from paystream.ports import PaymentStore
+from paystream.ports import ApiKeyStore, PaymentStore, PersonalDataKeys
 from paystream.rebuild import StoreRebuild
 from paystream.settings import Settings
+from paystream.topics import TopicSpec
 
 if TYPE_CHECKING:
     from connectors.couchbase_bulk import CouchbaseBulkWriter
-    from connectors.couchbase_store import CouchbaseStore
+    from connectors.couchbase_store import BackgroundConnectedStore, CouchbaseStore
     from connectors.kafka_commands import KafkaCommandBus
+    from connectors.kafka_history import KafkaHistory
     from connectors.kafka_log import KafkaEventLog
-    from connectors.redis_cache import RedisCache
+    from connectors.rate_limits import RateLimiter
+    from connectors.redis_apikeys import RedisApiKeys
+    from connectors.redis_cache import BestEffortCache, RedisCache
     from connectors.stripe import StripeProvider
+    from connectors.worker_table import WorkerTableClient
 
 
 def provider(settings: Settings) -> StripeProvider:
@@ -42,7 +47,8 @@ def command_handler(store: PaymentStore, settings: Settings) -> CommandHandler:
 def command_bus(settings: Settings) -> KafkaCommandBus:
     from connectors.kafka_commands import KafkaCommandBus
 
-    return KafkaCommandBus(settings.kafka_bootstrap, settings.topics.commands, settings.topics.replies)
+    return KafkaCommandBus(settings.kafka_bootstrap, settings.topics.commands, settings.topics.replies,
+                           settings.kafka_connect_timeout_s)
 
 
 async def document_store(settings: Settings) -> CouchbaseStore:
@@ -51,7 +57,15 @@ async def document_store(settings: Settings) -> CouchbaseStore:
     return await CouchbaseStore.connect(settings)
 
 
+def read_store(settings: Settings) -> BackgroundConnectedStore:
+    """The store as the API reads it: connected in the background, so the API starts without it."""
+    from connectors.couchbase_store import BackgroundConnectedStore
+
+    return BackgroundConnectedStore(settings)
+
+
 def receipt_cache(settings: Settings) -> RedisCache:
+    """Redis as the sinks need it: every failure raised, so a write is retried until it lands."""
     from connectors.redis_cache import RedisCache
 
     return RedisCache.from_url(
@@ -60,11 +74,61 @@ def receipt_cache(settings: Settings) -> RedisCache:
     )
 
 
+def read_cache(settings: Settings) -> BestEffortCache:
+    """Redis as the API uses it: a shortcut it goes on without while Redis is down."""
+    from connectors.redis_cache import BestEffortCache
+
+    return BestEffortCache(receipt_cache(settings))
+
+
+def payment_table(settings: Settings) -> WorkerTableClient:
+    """The workers' payments table, asked over their internal pages (status reads)."""
+    from connectors.worker_table import WorkerTableClient
+
+    return WorkerTableClient(settings.worker_url_list, settings.internal_token.get_secret_value(),
+                             settings.worker_query_timeout_s)
+
+
+def payment_history(settings: Settings) -> KafkaHistory:
+    """What paystream recorded, read back from its events and receipts topics (reconciliation)."""
+    from connectors.kafka_history import KafkaHistory
+
+    return KafkaHistory(settings.kafka_bootstrap, settings.topics.events, settings.topics.receipts)
+
+
+def api_key_store(settings: Settings) -> RedisApiKeys:
+    """Where API keys (hashed) live: the Redis paystream already runs."""
+    from connectors.redis_apikeys import RedisApiKeys
+    from connectors.redis_cache import client_for
+
+    return RedisApiKeys(client_for(settings.redis_url))
+
+
+def remembered(settings: Settings, api_keys: ApiKeyStore, data_keys: PersonalDataKeys):
+    """The ingress's short memory of both (connectors/memo.py): (API keys, data keys)."""
+    from connectors.memo import RememberedApiKeys, RememberedDataKeys
+
+    return (RememberedApiKeys(api_keys, settings.key_cache_s), RememberedDataKeys(data_keys, settings.key_cache_s))
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    from connectors.rate_limits import RateLimiter
+
+    return RateLimiter(settings.redis_url)
+
+
 def ensure_topics(settings: Settings) -> list[str]:
     """Create paystream's topics where missing (every process does this at start; it is idempotent)."""
     from connectors.kafka_admin import ensure_topics
 
     return ensure_topics(settings)
+
+
+def create_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
+    """Create these topics where missing (a Faust app's own, before it starts)."""
+    from connectors.kafka_admin import create_topics
+
+    return create_topics(settings.kafka_bootstrap, specs)
 
 
 def event_log(settings: Settings) -> KafkaEventLog:

@@ -7,12 +7,15 @@ point group (the dev stack adds `stack`, `pipeline`, `demo` and `bench`).
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
+from paystream import analyst_cli as _analyst_cli
 from paystream.settings import get_settings
 
 app = typer.Typer(help="paystream: payment processing on Kafka and Faust.", no_args_is_help=True,
@@ -30,6 +33,9 @@ def _run_faust(component: str, module: str) -> None:
     settings = get_settings()
     bootstrap.ensure_topics(settings)
     faust_app = importlib.import_module(module).app
+    from streams.app import internal_topic_specs
+
+    bootstrap.create_topics(settings, internal_topic_specs(faust_app))
     config = logs.configure(component, settings.log_level, apply=False)
     Worker(faust_app, loglevel=settings.log_level, quiet=True, logging_config=config).execute_from_commandline()
 
@@ -44,6 +50,12 @@ def worker() -> None:
 def sinks() -> None:
     """Run the sinks in the foreground: events and receipts into Couchbase and Redis."""
     _run_faust("sinks", "streams.sinks")
+
+
+@app.command()
+def analytics() -> None:
+    """Run the analytics in the foreground: windowed and per-user tables from the payment events."""
+    _run_faust("analytics", "streams.analytics")
 
 
 @app.command()
@@ -68,15 +80,155 @@ def monitor() -> None:
     run(settings)
 
 
+def _moment(value: str | None) -> datetime | None:
+    """An ISO 8601 time, or a span back from now: 90s, 15m, 2h, 7d."""
+    if value is None:
+        return None
+    span = re.fullmatch(r"(\d+)([smhd])", value.strip())
+    if span:
+        seconds = int(span[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[span[2]]
+        return datetime.now(UTC) - timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter("an ISO 8601 time or a span such as 15m, 2h, 7d") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @app.command()
-def apikey() -> None:
-    """Print a development API key, creating one in .env (git-ignored) on first use."""
+def reconcile(
+    since: Annotated[Optional[str], typer.Option(help="Only payments changed since: an ISO 8601 time or a span "
+                                                      "back from now (15m, 2h, 7d). Default: all of history.")] = None,
+    settle: Annotated[Optional[float], typer.Option(help="Seconds after which a payment counts as settled "
+                                                         "(default PAYSTREAM_RECONCILE_SETTLE_S).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Compare paystream's payments and receipts with the provider's records; exit 1 on any difference."""
+    import asyncio
+
+    from paystream import bootstrap
+    from paystream.reconciliation import reconcile as run
+
+    settings = get_settings()
+
+    async def once():
+        provider = bootstrap.provider(settings)
+        try:
+            return await run(bootstrap.payment_history(settings), provider, datetime.now(UTC),
+                             settings.reconcile_settle_s if settle is None else settle, _moment(since))
+        finally:
+            await provider.close()
+
+    report = asyncio.run(once())
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        typer.echo(f"since {report.since or 'the beginning'}: {report.payments} payments, {report.receipts} "
+                   f"receipts judged, {report.in_flight} in flight, {report.look_ups} provider look-ups")
+        for kind, count in report.counts.items():
+            typer.echo(f"  {kind:<22} {count}")
+        for difference in report.differences:
+            typer.echo(f"  {difference.kind}: {difference.payment_id}: {difference.detail}")
+    if report.differences:
+        raise typer.Exit(code=1)
+
+
+apikey_app = typer.Typer(help="API keys: each belongs to an account; paystream keeps only their SHA-256. "
+                              "Without a subcommand: print the development key (made once, kept in .env).",
+                         invoke_without_command=True)
+app.add_typer(apikey_app, name="apikey")
+
+
+def _with_key_store(work):
+    """Run `work(store)` against the API-key store the settings name."""
+    import asyncio
+
+    from paystream import bootstrap
+
+    async def run():
+        store = bootstrap.api_key_store(get_settings())
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+@apikey_app.callback()
+def apikey(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
     from paystream.apikeys import ensure_dev_key
 
-    key, created = ensure_dev_key(get_settings())
+    key, created = _with_key_store(lambda store: ensure_dev_key(get_settings(), store))
     if created:
-        typer.echo("created a development API key in .env", err=True)
+        typer.echo("created a development API key (account `dev`) in .env", err=True)
     typer.echo(key)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    account: Annotated[str, typer.Option(help="The account the key belongs to (letters, digits, _ or -).")],
+    rate_limit: Annotated[str | None, typer.Option(help="This key's own limit, e.g. 20/second "
+                                                        "(default: PAYSTREAM_RATE_LIMIT).")] = None,
+) -> None:
+    """Make a key for ACCOUNT and print it: it is shown this once and stored only as a hash."""
+    from paystream import apikeys
+
+    try:
+        key, record = _with_key_store(lambda store: apikeys.create(store, account, rate_limit))
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"created {record.key_id} for account {record.account}; keep the key now, it is not shown again:",
+               err=True)
+    typer.echo(key)
+
+
+@apikey_app.command("list")
+def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every key: id, account, first characters, creation time and limit (never the key)."""
+    from dataclasses import asdict
+
+    records = _with_key_store(lambda store: store.all())
+    if as_json:
+        typer.echo(json.dumps([{k: v for k, v in asdict(r).items() if k != "key_hash"} for r in records], indent=2))
+        return
+    for r in records:
+        typer.echo(f"{r.key_id}  {r.account:<20}  {r.prefix}…  {r.created_at}  {r.rate_limit or 'default'}")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id, as `apikey list` shows it.")]) -> None:
+    """Revoke a key: the next request with it is refused (401)."""
+    if not _with_key_store(lambda store: store.revoke(key_id)):
+        typer.secho(f"error: no key {key_id}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"revoked {key_id}")
+
+
+@app.command("forget-user")
+def forget_user(
+    account: Annotated[str, typer.Option(help="The account the user belongs to.")],
+    user: Annotated[str, typer.Option(help="The user's id.")],
+) -> None:
+    """Erase a user's e-mail everywhere: delete their data key, so every sealed copy (topics kept forever,
+    the worker's table, Couchbase, Redis) can never be read again (crypto-shredding)."""
+    import asyncio
+
+    from paystream import bootstrap
+
+    async def run() -> bool:
+        store = await bootstrap.document_store(get_settings())
+        try:
+            return await store.forget(account, user)
+        finally:
+            await store.close()
+
+    forgotten = asyncio.run(run())
+    typer.echo(f"forgot {user} of {account}: their e-mail can no longer be read anywhere" if forgotten else
+               f"nothing to forget: no data key for {user} of {account}")
 
 
 @app.command()
@@ -120,6 +272,8 @@ def rebuild() -> None:
     typer.echo(json.dumps({"records": done.records, "documents": done.documents, "unreadable": done.unreadable,
                            "seconds": round(done.seconds, 2), "documents_per_s": round(done.documents_per_s)}))
 
+
+_analyst_cli.register(app)
 
 for _plugin in entry_points(group="paystream.commands"):
     _plugin.load()(app)

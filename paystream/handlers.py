@@ -3,21 +3,26 @@
 Every handler is safe to run again for the same command (Kafka redelivers
 after a crash): a step already taken is not taken twice, and a payment left
 mid-charge is settled from the provider's own record before anything is
-sent to the provider again.
+sent to the provider again. That record is found by id: every provider
+object that can carry a charge of a payment is recorded in the payment, and
+made durable, before any call that can charge it, so recovery costs the same
+whatever the size of the provider's history.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from paystream.domain.commands import Command, CommandReply, ErrorBody, PostPayment, StartPayment
 from paystream.domain.errors import CardDeclined, PaymentError, ProviderUnavailable
 from paystream.domain.model import CHARGED, Payment, Status, check_owner, payment_for_post, validate_post_target
+from paystream.domain.money import Money
 from paystream.domain.records import Receipt
-from paystream.ports import ChargeResult, PaymentProvider, PaymentStore
+from paystream.domain.sealing import seal_to
+from paystream.ports import ChargeResult, PaymentProvider, PaymentStore, PreparedCharge, ProviderIntent
 
 Clock = Callable[[], str]
 
@@ -29,6 +34,15 @@ class Outcome:
     payment: Payment | None
     changes: list[Payment] = field(default_factory=list)
     error: PaymentError | None = None
+    #: The provider's client secret, held only until the reply seals it to the asking ingress.
+    client_secret: str | None = None
+    #: how many of `changes` were already made durable while the command ran
+    flushed: int = 0
+
+    @property
+    def unflushed(self) -> list[Payment]:
+        """The changes still to be made durable (with their events) before the reply."""
+        return self.changes[self.flushed:]
 
     @property
     def receipt(self) -> Receipt | None:
@@ -39,8 +53,9 @@ class Outcome:
         view = self.payment.public_view() if self.payment else None
         if self.error is not None:
             return CommandReply(**ids, ok=False, error=ErrorBody(**self.error.as_dict()), payment=view)
-        return CommandReply(**ids, ok=True, payment=view, receipt=self.receipt,
-                            client_secret=self.payment.client_secret)
+        reply_key = getattr(command, "reply_key", None)
+        sealed = seal_to(reply_key, self.client_secret) if reply_key and self.client_secret else None
+        return CommandReply(**ids, ok=True, payment=view, receipt=self.receipt, sealed_client_secret=sealed)
 
 
 class _Recorder:
@@ -49,14 +64,22 @@ class _Recorder:
     def __init__(self, store: PaymentStore) -> None:
         self.store = store
         self.changes: list[Payment] = []
+        self.flushed = 0
 
     def save(self, payment: Payment) -> Payment:
         self.store.put(payment)
         self.changes.append(payment)
         return payment
 
-    def outcome(self, payment: Payment | None, error: PaymentError | None = None) -> Outcome:
-        return Outcome(payment=payment, changes=self.changes, error=error)
+    async def make_durable(self) -> None:
+        """Every state saved so far in the table's changelog and on the events topic."""
+        await self.store.flush(self.changes[self.flushed:])
+        self.flushed = len(self.changes)
+
+    def outcome(self, payment: Payment | None, error: PaymentError | None = None,
+                client_secret: str | None = None) -> Outcome:
+        return Outcome(payment=payment, changes=self.changes, error=error, client_secret=client_secret,
+                       flushed=self.flushed)
 
 
 async def handle_start(
@@ -69,21 +92,32 @@ async def handle_start(
     else:
         try:
             # Payment ids are derived from the client's key; never hand one user another's session.
-            check_owner(payment.user_id, command.user_id)
+            check_owner((payment.account, payment.user_id), command.account, command.user_id)
         except PaymentError as exc:
             return rec.outcome(None, exc)
+        if payment.status == Status.FAILED:
+            return rec.outcome(payment, ProviderUnavailable("provider_unavailable",
+                                                            payment.failure_reason or "payment failed"))
         if payment.status != Status.STARTED:
-            # A replay of a start already done: the same answer, nothing new.
-            error = ProviderUnavailable("provider_unavailable", payment.failure_reason or "payment failed") \
-                if payment.status == Status.FAILED else None
-            return rec.outcome(payment, error)
+            # A replay of a start already done: the same answer, nothing new. The client secret was
+            # never kept, so it is asked of the provider again.
+            return rec.outcome(payment, client_secret=await _session_secret(provider, payment))
 
     try:
         session = await provider.create_session(payment.payment_id, payment.amount)
     except ProviderUnavailable as exc:
         return rec.outcome(rec.save(payment.failed(f"provider unavailable: {exc.message}", now())), exc)
-    payment = rec.save(payment.tokenized(session.transaction_id, session.client_secret, now()))
-    return rec.outcome(payment)
+    payment = rec.save(payment.tokenized(session.transaction_id, now()))
+    return rec.outcome(payment, client_secret=session.client_secret)
+
+
+async def _session_secret(provider: PaymentProvider, payment: Payment) -> str | None:
+    if payment.transaction_id is None or payment.status not in (Status.TOKENIZED, Status.DECLINED):
+        return None
+    try:
+        return await provider.session_secret(payment.transaction_id)
+    except ProviderUnavailable:
+        return None  # the payment is still the client's; only its secret must be asked for again
 
 
 async def handle_post(
@@ -101,36 +135,77 @@ async def handle_post(
         if payment.status == Status.DECLINED:
             return rec.outcome(payment, _declined(payment.decline_code))
         if payment.status == Status.POSTING:
-            # We crashed (or the provider timed out) mid-charge: ask the provider
-            # what happened instead of charging again.
-            try:
-                result = await provider.charge_state(payment.payment_id, payment.transaction_id)
-            except ProviderUnavailable as exc:
-                return rec.outcome(payment, exc)
-            if result.outcome != "not_charged":
-                return _apply(rec, payment, result, now)
-            return await _charge(rec, payment, command, provider, now)
+            return await _recover(rec, payment, provider, now)
 
     try:
         validate_post_target(payment, command)
-        payment = rec.save(payment.posting(command, now()))
+        payment.check_post(command)
     except PaymentError as exc:
         return rec.outcome(payment, exc)
-    return await _charge(rec, payment, command, provider, now)
-
-
-async def _charge(rec: _Recorder, payment: Payment, command: PostPayment,
-                  provider: PaymentProvider, now: Clock) -> Outcome:
     try:
-        result = await provider.charge(
-            payment.payment_id, command.command_id, payment.transaction_id,
-            command.amount, command.payment_method,
-        )
+        prepared = await _prepare(provider, payment, command.command_id, command.amount, command.payment_method)
+    except ProviderUnavailable as exc:
+        # Nothing can have been charged: the payment stays as it was and the request may be repeated.
+        return rec.outcome(payment, exc)
+    payment = rec.save(payment.posting(command, now(), prepared.intent_id))
+    return await _charge(rec, payment, prepared, provider, now)
+
+
+async def _prepare(provider: PaymentProvider, payment: Payment, attempt: str, amount: Money, payment_method: str
+                   ) -> PreparedCharge:
+    return await provider.prepare_charge(payment.payment_id, attempt, payment.transaction_id, amount,
+                                         payment_method, used=payment.charge_intent_ids)
+
+
+async def _charge(rec: _Recorder, payment: Payment, prepared: PreparedCharge,
+                  provider: PaymentProvider, now: Clock) -> Outcome:
+    if prepared.result is not None:
+        return _apply(rec, payment, prepared.result, now)
+    # What is about to be charged is on record, durably, before the call that charges it.
+    await rec.make_durable()
+    try:
+        result = await provider.confirm(payment.payment_id, payment.post_command_id, prepared.intent_id)
     except ProviderUnavailable as exc:
         # The outcome is unknown: the payment stays "posting" and the same
         # request, repeated with its Idempotency-Key, settles it.
         return rec.outcome(payment, exc)
     return _apply(rec, payment, result, now)
+
+
+async def _recover(rec: _Recorder, payment: Payment, provider: PaymentProvider, now: Clock) -> Outcome:
+    """We crashed (or the provider timed out) mid-charge: ask the provider what happened to each
+    object this payment recorded, by id, instead of charging again."""
+    try:
+        records = await provider.look_up(payment.charge_intent_ids) if payment.charge_intent_ids else []
+    except ProviderUnavailable as exc:
+        return rec.outcome(payment, exc)
+    settled = settle(records, payment.current_intent)
+    if settled is not None:
+        return _apply(rec, payment, settled, now)
+    if payment.current_intent is not None:
+        # Recorded and not charged: confirming it now is the charge that did not happen.
+        return await _charge(rec, payment, PreparedCharge(payment.current_intent), provider, now)
+    # Posting was recorded but not yet what it would confirm, so nothing was confirmed for it.
+    try:
+        prepared = await _prepare(provider, payment, payment.post_command_id, payment.amount,
+                                  payment.payment_method)
+    except ProviderUnavailable as exc:
+        return rec.outcome(payment, exc)
+    if prepared.intent_id is not None:
+        payment = rec.save(payment.charging(prepared.intent_id, now()))
+    return await _charge(rec, payment, prepared, provider, now)
+
+
+def settle(records: Sequence[ProviderIntent], current_intent: str | None) -> ChargeResult | None:
+    """What the provider's records say became of a payment left posting: charged if any of its
+    objects carries a charge; declined if the current attempt's object was declined; else None."""
+    for record in records:
+        if record.result.outcome == "succeeded":
+            return record.result
+    for record in records:
+        if record.intent_id == current_intent and record.result.outcome == "declined":
+            return record.result
+    return None
 
 
 def _apply(rec: _Recorder, payment: Payment, result: ChargeResult, now: Clock) -> Outcome:
@@ -148,8 +223,10 @@ def _finish(rec: _Recorder, payment: Payment, now: Clock) -> Outcome:
     return rec.outcome(payment)
 
 
-def _declined(code: str | None, message: str | None = None) -> CardDeclined:
-    return CardDeclined(code or "card_declined", message or "the card was declined", "payment_method")
+def _declined(decline_code: str | None, message: str | None = None) -> CardDeclined:
+    # Stripe's shape: the code says a card was declined, decline_code says why.
+    return CardDeclined("card_declined", message or "the card was declined", "payment_method",
+                        decline_code=decline_code or "generic_decline")
 
 
 class CommandHandler:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from paystream.domain.commands import Command, CommandReply
 from paystream.domain.model import Payment
 from paystream.domain.money import Money
-from paystream.domain.records import Receipt
+from paystream.domain.records import PaymentView, Receipt
 
 
 @dataclass(frozen=True)
@@ -28,17 +28,68 @@ class ChargeResult:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class PreparedCharge:
+    """What a post attempt will confirm, made ready without charging anything.
+
+    `intent_id` is the provider object the attempt confirms (recorded in the
+    payment, durably, before the confirm); `result` is set when there is
+    nothing to confirm: refused outright, or found already charged."""
+
+    intent_id: str | None
+    result: ChargeResult | None = None
+
+
+@dataclass(frozen=True)
+class ProviderCharge:
+    charge_id: str
+    amount_minor: int | None
+    currency: str | None  # ISO 4217, upper case
+    succeeded: bool
+
+
+@dataclass(frozen=True)
+class ProviderIntent:
+    """The provider's own record of one object that can carry a charge, looked up by its id."""
+
+    intent_id: str
+    found: bool
+    result: ChargeResult  # succeeded (with its charge), declined, or not charged
+    amount_minor: int | None = None
+    currency: str | None = None  # ISO 4217, upper case
+    charges: tuple[ProviderCharge, ...] = ()
+
+    @property
+    def succeeded_charges(self) -> tuple[ProviderCharge, ...]:
+        return tuple(c for c in self.charges if c.succeeded)
+
+
 class PaymentProvider(Protocol):
-    """A card-payment provider. Every call carries an idempotency key derived from payment_id."""
+    """A card-payment provider. Every call carries an idempotency key derived from payment_id.
+
+    No call lists or searches the provider's history: every object that can
+    carry a charge is recorded in the payment and looked up by its id."""
 
     async def create_session(self, payment_id: str, amount: Money | None) -> ProviderSession: ...
 
-    async def charge(
-        self, payment_id: str, attempt: str, transaction_id: str, amount: Money, payment_method: str
-    ) -> ChargeResult: ...
+    async def prepare_charge(
+        self, payment_id: str, attempt: str, transaction_id: str, amount: Money, payment_method: str,
+        used: Sequence[str] = (),
+    ) -> PreparedCharge:
+        """Make ready the object this attempt will confirm, charging nothing: the session's own intent
+        unless an earlier attempt (`used`) took it or it cannot carry a charge, else a fresh one."""
+        ...
 
-    async def charge_state(self, payment_id: str, transaction_id: str) -> ChargeResult:
-        """The provider's own record of whether this payment was charged (for crash recovery)."""
+    async def confirm(self, payment_id: str, attempt: str, intent_id: str) -> ChargeResult:
+        """Charge: confirm the prepared object (repeating a confirm answers the first one's outcome)."""
+        ...
+
+    async def look_up(self, intent_ids: Sequence[str]) -> list[ProviderIntent]:
+        """The provider's record of each object, by id (for crash recovery and reconciliation)."""
+        ...
+
+    async def session_secret(self, transaction_id: str) -> str | None:
+        """The client secret of a session made earlier (paystream never keeps it)."""
         ...
 
 
@@ -49,27 +100,46 @@ class PaymentStore(Protocol):
 
     def put(self, payment: Payment) -> None: ...
 
+    async def flush(self, changes: Sequence[Payment]) -> None:
+        """Make every put so far, and these changes' events, durable: before any call that can
+        charge, so a crash never loses the record of what it may have charged, and before a reply."""
+        ...
+
 
 @dataclass(frozen=True)
 class TransactionRef:
-    """Which payment, and whose, a provider transaction id belongs to."""
+    """Which payment, and whose (account and user), a provider transaction id belongs to."""
 
     payment_id: str
     user_id: str
+    account: str
+
+
+@dataclass(frozen=True)
+class AcceptedPayment:
+    """A payment a client was told is being processed (202) before the pipeline had it: what it may read."""
+
+    account: str
+    user_id: str
+    view: PaymentView
 
 
 class CommandSender(Protocol):
     """Hands a command to the worker and waits for its reply (Kafka in production)."""
 
     async def send(self, command: Command, correlation_id: str, timeout_s: float) -> CommandReply | None:
-        """The reply, or None when none came within `timeout_s` (the command goes on)."""
+        """The reply, or None when none came within `timeout_s` (the command goes on).
+
+        Raises `Unavailable`, having written nothing, when the command cannot reach the log."""
         ...
 
 
 class ReceiptCache(Protocol):
-    """The fast read side (Redis): receipts, the transaction index, idempotency records."""
+    """The fast read side (Redis): receipts, the transaction index, idempotency records.
 
-    async def get_receipt(self, user_id: str, receipt_id: str) -> bytes | None: ...
+    A read raises `Unavailable` when the cache cannot answer (the caller goes on without it)."""
+
+    async def get_receipt(self, account: str, user_id: str, receipt_id: str) -> bytes | None: ...
 
     async def put_receipt(self, receipt: Receipt) -> None: ...
 
@@ -77,13 +147,23 @@ class ReceiptCache(Protocol):
 
     async def put_transaction(self, transaction_id: str, ref: TransactionRef) -> None: ...
 
-    async def claim_idempotency_key(self, key: str, fingerprint: str) -> str | None:
-        """Record `fingerprint` for this key, or return the one recorded first."""
+    async def claim_idempotency_key(self, key: str, fingerprint: str) -> tuple[str, bytes | None] | None:
+        """Record `fingerprint` for this key; or (the fingerprint recorded first, its stored response)."""
         ...
+
+    async def store_response(self, key: str, sealed_response: bytes) -> None:
+        """Keep the first response to this idempotency key (sealed) for its replays."""
+        ...
+
+    async def put_accepted(self, accepted: AcceptedPayment) -> None: ...
+
+    async def get_accepted(self, payment_id: str) -> AcceptedPayment | None: ...
 
 
 class DocumentStore(Protocol):
-    """The durable read side (Couchbase): what the sinks wrote from the events."""
+    """The durable read side (Couchbase): what the sinks wrote from the events.
+
+    Every read raises `Unavailable` when neither a document's active copy nor a replica can answer."""
 
     async def get_payment(self, payment_id: str) -> Payment | None: ...
 
@@ -92,6 +172,53 @@ class DocumentStore(Protocol):
         ...
 
     async def get_transaction(self, transaction_id: str) -> TransactionRef | None: ...
+
+    async def user_index(self, kind: str, account: str, user_id: str) -> dict[str, str]:
+        """A user's "payments" or "receipts": {id: created_at}."""
+        ...
+
+
+class PersonalDataKeys(Protocol):
+    """Each user's data key, which seals their personal fields; deleting it forgets them."""
+
+    async def get(self, account: str, user_id: str) -> bytes | None: ...
+
+    async def get_or_create(self, account: str, user_id: str) -> bytes: ...
+
+    async def forget(self, account: str, user_id: str) -> bool:
+        """Delete the key (True when there was one): every sealed copy becomes unreadable."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """An API key as paystream keeps it: the SHA-256 of the key, never the key."""
+
+    key_id: str
+    key_hash: str
+    account: str
+    created_at: str
+    prefix: str  # the first characters, so people can tell their keys apart
+    rate_limit: str | None = None  # e.g. "100/second"; None: the default from settings
+
+
+class ApiKeyStore(Protocol):
+    async def find(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    async def add(self, record: ApiKeyRecord) -> None: ...
+
+    async def all(self) -> list[ApiKeyRecord]: ...
+
+    async def revoke(self, key_id: str) -> bool: ...
+
+
+class PaymentTable(Protocol):
+    """The workers' own table of payments, asked directly (an interactive query): the latest state of
+    every payment, whatever the sinks' lag. Raises `Unavailable` when no worker can answer."""
+
+    async def get_payment(self, payment_id: str, account: str, user_id: str | None) -> PaymentView | None:
+        """The payment as its owner sees it, or None when the account (and user, if given) has none such."""
+        ...
 
 
 # --- rebuilding the stores from the log (paystream/rebuild.py) ----------------------------
@@ -130,6 +257,11 @@ class StoreWriter(Protocol):
     async def write_transactions(self, refs: dict[str, TransactionRef]) -> int: ...
 
     async def write_receipts(self, receipts: list[Receipt]) -> int: ...
+
+    async def write_user_index(self, entries: dict[tuple[str, str, str], dict[str, str]]) -> int:
+        """Add ids to users' indexes, {(kind, account, user): {id: created_at}}, keeping what they hold;
+        return how many ids were written."""
+        ...
 
     async def applied_offsets(self, names: list[str]) -> dict[str, int | None]:
         """The markers: for each (topic, partition) name, the offset below which the store holds everything."""

@@ -5,8 +5,10 @@ Couchbase and the Redis receipt cache are projections of them. `StoreRebuild`
 replays ranges of those topics into the stores in batches: the latest version of
 each payment in a batch, written only where the store does not hold that version
 or a newer one (so a replay running beside the live sinks never takes a payment
-back), transaction ids and receipts written once. Markers in the store say, for
-each topic partition, the offset below which the store holds everything.
+back), transaction ids and receipts written once, and each user's index of
+payments and receipts added to: the documents the sinks write (streams/sinks.py),
+no more and no less. Markers in the store say, for each topic partition, the
+offset below which the store holds everything.
 
 `StoreWatch` is how the sinks keep those markers and notice a store that lost
 data (wiped, restarted empty, restored from an older copy): a marker missing or
@@ -18,10 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from paystream import messages
-from paystream.domain.model import Payment
+from paystream.domain.model import Payment, Status
 from paystream.domain.records import Receipt
 from paystream.ports import EventLog, LogRecord, ReceiptCacheWriter, StoreWriter, TransactionRef
 from paystream.topics import TopicNames
@@ -37,17 +39,24 @@ def marker_name(topic: str, partition: int) -> str:
 class Replayed:
     records: int = 0
     documents: int = 0
+    #: Ids added to users' indexes (sub-document writes into their index documents).
+    index_entries: int = 0
     unreadable: int = 0
     seconds: float = 0.0
 
     def add(self, other: Replayed) -> None:
         self.records += other.records
         self.documents += other.documents
+        self.index_entries += other.index_entries
         self.unreadable += other.unreadable
 
     @property
     def documents_per_s(self) -> float:
         return self.documents / self.seconds if self.seconds else 0.0
+
+
+#: A user's index: (kind, account, user id), as `DocumentStore.user_index` reads it.
+IndexKey = tuple[str, str, str]
 
 
 @dataclass
@@ -58,10 +67,16 @@ class Projection:
     transactions: dict[str, TransactionRef]
     receipts: list[Receipt]
     unreadable: int
+    #: Ids to add to users' indexes: {(kind, account, user): {id: created_at}}.
+    user_index: dict[IndexKey, dict[str, str]] = field(default_factory=dict)
+
+    def index(self, kind: str, account: str, user_id: str, object_id: str, created_at: str) -> None:
+        self.user_index.setdefault((kind, account, user_id), {})[object_id] = created_at
 
 
 def project(records: list[LogRecord], topics: TopicNames) -> Projection:
-    """The documents a batch implies: each payment's latest version, its transaction id, each receipt."""
+    """The documents a batch implies: each payment's latest version, the transaction id of each of its
+    sessions, each receipt, and the users' index entries of both."""
     out = Projection({}, {}, [], 0)
     for record in records:
         try:
@@ -70,14 +85,19 @@ def project(records: list[LogRecord], topics: TopicNames) -> Projection:
                 known = out.payments.get(payment.payment_id)
                 if known is None or payment.version > known.version:
                     out.payments[payment.payment_id] = payment
+                # What the sinks write besides the payment, on the same states (streams/sinks.py).
+                if payment.status is Status.STARTED:
+                    out.index("payments", payment.account, payment.user_id, payment.payment_id, payment.created_at)
+                if payment.status is Status.TOKENIZED:
+                    out.transactions[payment.transaction_id] = TransactionRef(payment.payment_id, payment.user_id,
+                                                                              payment.account)
             elif record.topic == topics.receipts:
-                out.receipts.append(messages.decode("receipts", record.value))
+                receipt = messages.decode("receipts", record.value)
+                out.receipts.append(receipt)
+                out.index("receipts", receipt.account, receipt.user_id, receipt.receipt_id, receipt.issued_at)
         except messages.UnreadableMessage:
             # The live sinks already set it aside on the dead-letter topic.
             out.unreadable += 1
-    for payment in out.payments.values():
-        if payment.transaction_id:
-            out.transactions[payment.transaction_id] = TransactionRef(payment.payment_id, payment.user_id)
     return out
 
 
@@ -105,8 +125,11 @@ class StoreRebuild:
                     self.store.write_receipts(projection.receipts),
                     self.cache.put_receipts(projection.receipts),
                 )
+                # Indexed once the documents are written, as the sinks do: a listed id is always found.
+                indexed = await self.store.write_user_index(projection.user_index)
                 done.add(Replayed(records=len(records), unreadable=projection.unreadable,
-                                  documents=sum(n for n in written if n) + len(projection.receipts)))
+                                  documents=sum(n for n in written if n) + len(projection.receipts),
+                                  index_entries=indexed))
         done.seconds = time.monotonic() - started
         return done
 

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
 
     # --- Kafka -----------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_connect_timeout_s: float = Field(
+        1.0, description="How long the ingress tries to reach a command's partition leader before answering 503.")
     topic_prefix: str = "paystream"
     payment_topic_partitions: int = 6
 
@@ -43,6 +45,9 @@ class Settings(BaseSettings):
     couchbase_username: str = "Administrator"
     couchbase_password: SecretStr = SecretStr("password")
     couchbase_bucket: str = "payments"
+    couchbase_read_timeout_s: float = Field(
+        1.0, description="How long a read waits for a document's active copy, then for a replica, before the "
+                         "store counts as unavailable.")
 
     # --- Redis -----------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -56,13 +61,20 @@ class Settings(BaseSettings):
     # --- ingress -----------------------------------------------------------
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
-    api_keys: str = Field(
-        "", description="Comma-separated API keys clients send as `Authorization: Bearer <key>`."
-    )
+    dev_api_key: SecretStr = Field(
+        SecretStr(""), description="The development key `paystream apikey` prints (made once, kept in .env, "
+                                   "registered under account `dev`); client keys live hashed in Redis.")
+    key_cache_s: float = Field(1.0, description="How long an ingress remembers an API key's record and a user's "
+                                                "data key; a revocation or forget-user takes effect within it.")
+    rate_limit: str = Field("100/second", description="Requests one API key may make, in `limits` notation "
+                                                      "(`N/second|minute|hour`); a key may carry its own.")
     reply_timeout_s: float = Field(10.0, description="How long a write waits for its outcome before 202.")
     max_body_bytes: int = 64 * 1024
     idempotency_ttl_s: int = 24 * 3600
 
+    user_token_secret: SecretStr = Field(
+        SecretStr(""), description="Signs the short-lived user tokens an API key mints (POST /v1/user_tokens); "
+                                   "empty: minting is refused and no token is accepted.")
     internal_token: SecretStr = Field(
         SecretStr(""), description="Bearer token of the internal HTTP pages (worker's table queries); "
                                    "empty: those pages answer 401 to everyone.")
@@ -71,12 +83,31 @@ class Settings(BaseSettings):
     worker_id: str = "paystream-worker"
     worker_web_port: int = 6066
     worker_concurrency: int = Field(16, description="Commands one worker handles at once (one per payment).")
+    worker_urls: str = Field(
+        "", description="Comma-separated base URLs of workers the API asks for status reads from their "
+                        "table, in turn; empty: worker_url.")
+    worker_query_timeout_s: float = Field(2.0, description="How long a status read waits for a worker's table.")
     sinks_id: str = "paystream-sinks"
     sinks_web_port: int = 6067
     receipt_cache_ttl_s: int = 7 * 24 * 3600
     rebuild_batch: int = Field(2000, description="Records per batch when the stores are rebuilt from the topics.")
     store_check_interval_s: float = Field(
         5.0, description="How often the sinks compare the store's markers with what they applied (and replay a gap).")
+    worker_url: str | None = Field(
+        None, description="A worker's HTTP address for `paystream query summary` and `tables export payments`; "
+                          "default: http://<ingress host>:<worker web port>.")
+    advertised_host: str | None = Field(
+        None, description="The address other worker and analytics processes reach this one at (table routing, "
+                          "gathered answers); default: the ingress host. On Kubernetes: the pod's IP.")
+    analytics_id: str = "paystream-analytics"
+    analytics_web_port: int | None = Field(
+        None, description="The analytics process's web port; default: the worker's plus 2 (6068).")
+    analytics_url: str | None = Field(
+        None, description="An analytics process's HTTP address for `paystream query`, `tables export` and the "
+                          "monitor; default: http://<ingress host>:<analytics web port>.")
+    analytics_minute_retention_s: int = Field(
+        2 * 24 * 3600, description="How long per-minute and rolling (10-minute) windows are kept.")
+    analytics_hour_retention_s: int = Field(90 * 24 * 3600, description="How long per-hour windows are kept.")
     transaction_index_ttl_s: int = 30 * 24 * 3600
 
     # --- monitoring ----------------------------------------------------------
@@ -86,11 +117,34 @@ class Settings(BaseSettings):
     crash_loop_window_s: float = Field(300.0, description="The crash-loop window (seconds).")
     monitor_host: str = "127.0.0.1"
     monitor_port: int = 8090
+    analytics_refresh_s: float = Field(10.0, description="How often the monitor reads the windowed charts.")
     log_level: str = "INFO"
 
+    # --- reconciliation (paystream reconcile, and the monitor) ---------------
+    reconcile_interval_s: float = Field(
+        60.0, description="How often the monitor reconciles with the provider; 0 turns it off.")
+    reconcile_settle_s: float = Field(
+        60.0, description="Payments changed more recently than this are in flight: judged on a later run.")
+    reconcile_lookback_s: float = Field(
+        3600.0, description="How far back the monitor's first run reaches; later runs read what changed since.")
+
     @property
-    def api_key_set(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+    def worker_url_list(self) -> list[str]:
+        """Where status reads ask the workers' table: the given addresses, else the worker's own."""
+        given = [u.strip().rstrip("/") for u in self.worker_urls.split(",") if u.strip()]
+        return given or [self.worker_base_url]
+
+    @property
+    def analytics_port(self) -> int:
+        return self.analytics_web_port or self.worker_web_port + 2
+
+    @property
+    def analytics_base_url(self) -> str:
+        return (self.analytics_url or f"http://{self.ingress_host}:{self.analytics_port}").rstrip("/")
+
+    @property
+    def worker_base_url(self) -> str:
+        return (self.worker_url or f"http://{self.ingress_host}:{self.worker_web_port}").rstrip("/")
 
     @property
     def topics(self) -> "TopicNames":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import faust
+from mode.utils.times import want_seconds
 
 from paystream.settings import Settings
+from paystream.topics import TopicSpec
 from streams.readiness import add_readiness_page
 
 
@@ -26,6 +28,8 @@ def make_app(app_id: str, settings: Settings, web_port: int, store: str = "rocks
         producer_acks=-1,
         web_bind=settings.ingress_host,
         web_port=web_port,
+        # How the other workers reach this one (Faust's table routing and our gathered queries).
+        canonical_url=f"http://{settings.advertised_host or settings.ingress_host}:{web_port}",
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
         # A killed worker's partitions move to a new one within seconds, not a minute.
@@ -40,3 +44,24 @@ def make_app(app_id: str, settings: Settings, web_port: int, store: str = "rocks
     )
     add_readiness_page(app)
     return app
+
+
+def internal_topic_specs(app: faust.App) -> list[TopicSpec]:
+    """Faust's own topics of an app (table changelogs, internal topics), to create before it starts.
+
+    Faust creates them itself while joining its group, and the first
+    assignment can then miss them ("Ignoring missing topic"): an agent writing
+    a table whose changelog the assignment missed crashes with
+    PartitionsMismatch until the next rebalance."""
+    topics = [table.changelog_topic for table in app.tables.values()]
+    topics += [agent.channel for agent in app.agents.values() if getattr(agent.channel, "internal", False)]
+    specs = []
+    for topic in topics:
+        config = {}
+        policy = ",".join(name for name, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on)
+        if policy:
+            config["cleanup.policy"] = policy
+        if topic.retention:
+            config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+        specs += [TopicSpec(name, topic.partitions or app.conf.topic_partitions, config) for name in topic.topics]
+    return specs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 
 import faust
@@ -48,6 +50,19 @@ def install(app: faust.App, kind: str, settings: Settings, web_port: int, source
     async def send(key: bytes, value: bytes) -> None:
         await heartbeats.send(key=key, value=value)
 
+    beating: list[asyncio.Task] = []
+
     @app.task
     async def beat() -> None:
+        beating.append(asyncio.current_task())
         await publish_forever(source, send, settings.heartbeat_interval_s)
+
+    @app.on_before_shutdown.connect
+    async def say_stopping(app: faust.App, **kwargs) -> None:
+        # Faust cancels its tasks only after the producer has stopped, when the last beat
+        # ("stopping", so the monitor forgets a process stopped on purpose) could not leave:
+        # cancel it here, while the producer still runs and flushes after this signal.
+        for task in beating:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

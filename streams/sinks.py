@@ -99,8 +99,12 @@ async def payments_to_couchbase(stream):
         payment = changed.payment
         store = await couchbase()
         await _until_done(lambda: store.upsert_payment(payment), f"payment {payment.payment_id}")
+        if payment.status is Status.STARTED:
+            await _until_done(lambda: store.index_for_user("payments", payment.account, payment.user_id,
+                                                           payment.payment_id, payment.created_at),
+                              f"user index of {payment.payment_id}")
         if payment.status is Status.TOKENIZED:
-            ref = TransactionRef(payment.payment_id, payment.user_id)
+            ref = TransactionRef(payment.payment_id, payment.user_id, payment.account)
             await _until_done(lambda: store.upsert_transaction(payment.transaction_id, ref),
                               f"transaction index of {payment.payment_id}")
         applied(event)
@@ -116,5 +120,9 @@ async def receipts_to_stores(stream):
             _until_done(lambda: store.upsert_receipt(receipt), f"receipt {receipt.receipt_id}"),
             _until_done(lambda: cache.put_receipt(receipt), f"cached receipt {receipt.receipt_id}"),
         )
+        # Indexed once the receipt itself is readable, so a listed id is always found.
+        await _until_done(lambda: store.index_for_user("receipts", receipt.account, receipt.user_id,
+                                                       receipt.receipt_id, receipt.issued_at),
+                          f"user index of {receipt.receipt_id}")
         applied(event)
         log.info("receipt stored and cached", payment_id=receipt.payment_id, receipt_id=receipt.receipt_id)

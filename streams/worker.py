@@ -4,8 +4,10 @@ Commands arrive keyed by payment id, so every command of one payment is on
 one partition and in the same table partition. Delivery is at least once:
 after a crash Kafka hands the same command over again, and the handlers
 (paystream/handlers.py) make a replay change nothing and answer the same.
-Before a reply leaves, the table's changelog and the payment events are
-flushed, so a client never hears of a state that a crash could take back.
+Before a reply leaves, and before any provider call that can charge, the
+table's changelog and the payment events are flushed, so a client never hears
+of a state that a crash could take back, and a crash never loses the record of
+what may have been charged.
 
 The agent handles up to `worker_concurrency` commands at once, because a
 provider call takes hundreds of milliseconds; `CommandHandler` runs the
@@ -15,24 +17,26 @@ what makes the concurrent writes to the payments table safe.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from collections.abc import Sequence
 
 import structlog
 from faust.web import Request, Response, View
 
 from paystream import bootstrap, messages
 from paystream.domain.commands import CommandReply, ErrorBody
+from paystream.domain.errors import NotFound, Unavailable
 from paystream.domain.events import PaymentChanged
-from paystream.domain.model import Status
-from paystream.handlers import Outcome
+from paystream.domain.model import Payment, Status, check_owner
 from paystream.observability import metrics
 from paystream.observability.logs import get_logger
 from paystream.settings import get_settings
 from streams import observability
 from streams.app import make_app
 from streams.dead_letters import DeadLetters, headers_of
+from streams.readiness import is_ready
+from streams.tables_web import payments_pages
 from streams.web import internal
-from tables import queries
 from tables.payments import TableStore, payments_table
 
 log = get_logger("paystream.worker")
@@ -41,37 +45,64 @@ settings = get_settings()
 topics = settings.topics
 app = make_app(settings.worker_id, settings, settings.worker_web_port)
 payments = payments_table(app, settings.payment_topic_partitions)
-handle = bootstrap.command_handler(TableStore(payments), settings)
 dead_letters = DeadLetters(app, settings, "worker")
 
 commands_topic = app.topic(topics.commands, key_serializer="raw", value_serializer="raw")
 replies_topic = app.topic(topics.replies, key_serializer="raw", value_serializer="raw")
 events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
 receipts_topic = app.topic(topics.receipts, key_serializer="raw", value_serializer="raw")
+# The payments summary and export, gathered from every worker (the analysts' windows are streams/analytics.py).
+payments_pages(app, settings, payments)
 
 
-async def publish(outcome: Outcome) -> None:
-    for payment in outcome.changes:
-        metrics.PAYMENT_TRANSITIONS.labels(payment.status.value).inc()
+async def publish(changes: Sequence[Payment], before: str = "charge") -> None:
+    """The changes' events (and receipts) sent, and everything produced so far, table changelog
+    included, acknowledged by Kafka (before a charge, or before a reply)."""
+    started = time.perf_counter()
+    for payment in changes:
+        if payment.entered_status:
+            metrics.PAYMENT_TRANSITIONS.labels(payment.status.value).inc()
         log.info("payment changed", status=payment.status.value, transaction_id=payment.transaction_id)
         await events_topic.send(key=payment.payment_id.encode(), value=messages.encode(PaymentChanged.of(payment)),
                                 force=True)
         if payment.status == Status.RECEIPTED:
             await receipts_topic.send(key=payment.receipt_id.encode(), value=messages.encode(payment.receipt()),
                                       force=True)
+    await app.producer.flush()
+    metrics.DURABLE_FLUSH.labels(before).observe(time.perf_counter() - started)
+
+
+store = TableStore(payments, publish)
+handle = bootstrap.command_handler(store, settings)
 
 
 async def reply(payment_id: str, value: CommandReply) -> None:
     await replies_topic.send(key=payment_id.encode(), value=messages.encode(value), force=True)
 
 
-@app.page("/tables/payments/summary/")
-class PaymentsSummary(View):
-    """Counts by state, money taken per currency, and payments stuck in flight (this worker's partitions)."""
+@app.page("/tables/payments/{payment_id}/")
+class PaymentByIdPage(View):
+    """One payment as its owner sees it (the public view, nothing else), for the API's status reads.
+
+    Asked of any worker, the query is forwarded to the one holding the payment's partition: routed by
+    the commands topic, whose raw key places the payment (the table's changelog key is JSON, so
+    Faust's table_route would compute another partition), and whose partition N comes with the
+    table's partition N."""
 
     @internal(settings)
-    async def get(self, request: Request) -> Response:
-        return self.json(queries.summary(payments.values(), datetime.now(UTC)))
+    @app.topic_route(commands_topic, match_info="payment_id")
+    async def get(self, request: Request, payment_id: str) -> Response:
+        if not is_ready(app):
+            # Mid-rebalance or still recovering: "not found" would not be the truth yet.
+            return self.json({"error": Unavailable("table_recovering", "the payments table is not ready").as_dict()},
+                             status=503)
+        found = store.get(payment_id)
+        try:
+            check_owner((found.account, found.user_id) if found else None, request.query.get("account", ""),
+                        request.query.get("user_id"))
+        except NotFound as exc:
+            return self.json({"error": exc.as_dict()}, status=404)
+        return self.json(found.public_view().model_dump(mode="json"))
 
 
 metrics.IN_FLIGHT.set_function(lambda: handle.in_flight)
@@ -99,8 +130,7 @@ async def process_commands(stream):
             continue
         structlog.contextvars.bind_contextvars(payment_id=command.payment_id)
         outcome = await handle(command)
-        await publish(outcome)
-        await app.producer.flush()
+        await publish(outcome.unflushed, before="reply")
         await reply(command.payment_id, outcome.reply(command, correlation_id))
         log.info("command handled", kind=command.kind,
                  status=outcome.payment.status.value if outcome.payment else None,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+
 import faust
 
 from paystream.domain.model import Payment
+
+Publish = Callable[[Sequence[Payment]], Awaitable[None]]
 
 
 def payments_table(app: faust.App, partitions: int) -> faust.Table:
@@ -19,10 +23,15 @@ def payments_table(app: faust.App, partitions: int) -> faust.Table:
 
 
 class TableStore:
-    """The PaymentStore port over a Faust table (see paystream/ports.py)."""
+    """The PaymentStore port over a Faust table (see paystream/ports.py).
 
-    def __init__(self, table: faust.Table) -> None:
+    `publish` sends the events of the given changes and waits until the
+    producer has flushed everything, table changelog included (the worker's
+    `publish`): what `flush` promises."""
+
+    def __init__(self, table: faust.Table, publish: Publish) -> None:
         self.table = table
+        self._publish = publish
 
     def get(self, payment_id: str) -> Payment | None:
         data = self.table.get(payment_id)
@@ -30,3 +39,6 @@ class TableStore:
 
     def put(self, payment: Payment) -> None:
         self.table[payment.payment_id] = payment.as_dict()
+
+    async def flush(self, changes: Sequence[Payment]) -> None:
+        await self._publish(changes)

@@ -1,8 +1,9 @@
 """Read-side queries over the payments table, for analysts and operators.
 
 Pure functions over payment records (the table's values), so they are tested
-without a worker; the worker serves them at /tables/payments/summary/ over
-the partitions it holds.
+without a worker. Each worker computes a partial summary over the partitions
+it holds; `merge_summaries` adds them up, and the worker answering
+/tables/payments/summary/ gathers every worker's (streams/analytics.py).
 """
 
 from __future__ import annotations
@@ -21,13 +22,22 @@ def status_counts(payments: Iterable[dict]) -> dict[str, int]:
     return dict(Counter(p["status"] for p in payments))
 
 
-def receipted_totals(payments: Iterable[dict]) -> dict[str, str]:
-    """Money taken, per currency, as decimal strings (exact: summed in minor units)."""
+def receipted_minor(payments: Iterable[dict]) -> dict[str, int]:
+    """Money taken, per currency, in minor units."""
     totals: dict[str, int] = defaultdict(int)
     for p in payments:
         if p["status"] == Status.RECEIPTED.value and p.get("amount"):
             totals[p["amount"]["currency"]] += p["amount"]["amount_minor"]
-    return {currency: Money(minor, currency).decimal for currency, minor in sorted(totals.items())}
+    return dict(sorted(totals.items()))
+
+
+def receipted_totals(payments: Iterable[dict]) -> dict[str, str]:
+    """Money taken, per currency, as decimal strings (exact: summed in minor units)."""
+    return _decimals(receipted_minor(payments))
+
+
+def _decimals(minor: dict[str, int]) -> dict[str, str]:
+    return {currency: Money(units, currency).decimal for currency, units in sorted(minor.items())}
 
 
 def stuck(payments: Iterable[dict], now: datetime, older_than_s: float) -> list[str]:
@@ -42,7 +52,33 @@ def stuck(payments: Iterable[dict], now: datetime, older_than_s: float) -> list[
 
 
 def summary(payments: Iterable[dict], now: datetime, stuck_after_s: float = 3600) -> dict:
+    return merge_summaries([summary_partial(payments, now, stuck_after_s)])
+
+
+STUCK_SAMPLE = 20
+
+
+def summary_partial(payments: Iterable[dict], now: datetime, stuck_after_s: float = 3600) -> dict:
+    """One worker's share of the summary, in figures that add up (minor units, every stuck id's count)."""
     records = list(payments)
     stuck_ids = stuck(records, now, stuck_after_s)
     return {"payments": len(records), "by_status": status_counts(records),
-            "receipted_totals": receipted_totals(records), "stuck": len(stuck_ids), "stuck_sample": stuck_ids[:20]}
+            "receipted_minor": receipted_minor(records), "stuck": len(stuck_ids),
+            "stuck_sample": stuck_ids[:STUCK_SAMPLE]}
+
+
+def merge_summaries(partials: Iterable[dict]) -> dict:
+    """The summary over every partition, from each worker's partial."""
+    by_status: Counter = Counter()
+    minor: dict[str, int] = defaultdict(int)
+    total = stuck_count = 0
+    sample: list[str] = []
+    for part in partials:
+        total += part["payments"]
+        by_status.update(part["by_status"])
+        for currency, units in part["receipted_minor"].items():
+            minor[currency] += units
+        stuck_count += part["stuck"]
+        sample += part["stuck_sample"]
+    return {"payments": total, "by_status": dict(sorted(by_status.items())), "receipted_totals": _decimals(minor),
+            "stuck": stuck_count, "stuck_sample": sorted(sample)[:STUCK_SAMPLE]}

@@ -57,20 +57,24 @@ class ApiClient:
         body = dict(who)
         if amount is not None:
             body.update(amount=amount, currency=currency)
-        return await self.call("POST", "/startPayment", body, idempotency_key=idempotency_key)
+        return await self.call("POST", "/v1/startPayment", body, idempotency_key=idempotency_key)
 
     async def post(self, who: dict, transaction_id: str, payment_method: str, amount: str = "12.34",
                    currency: str = "EUR", idempotency_key: str | None = None) -> Response:
-        return await self.call("POST", "/postPayment", {
+        return await self.call("POST", "/v1/postPayment", {
             **who, "transaction_id": transaction_id, "payment_method": payment_method,
             "amount": amount, "currency": currency,
         }, idempotency_key=idempotency_key)
 
     async def receipt(self, who: dict, receipt_id: str) -> Response:
-        return await self.call("GET", "/getReceipt", params={"receipt_id": receipt_id, "user_id": who["user_id"]})
+        return await self.call("GET", "/v1/getReceipt", params={"receipt_id": receipt_id, "user_id": who["user_id"]})
 
     async def payment(self, who: dict, payment_id: str) -> Response:
-        return await self.call("GET", f"/payments/{payment_id}", params={"user_id": who["user_id"]})
+        return await self.call("GET", f"/v1/payments/{payment_id}", params={"user_id": who["user_id"]})
+
+    def with_key(self, api_key: str) -> ApiClient:
+        """The same client, with another API key (another account's, say)."""
+        return ApiClient(self.base, api_key, self.stripe_base, self.stripe_key, self.session)
 
     async def card(self, number: str = GOOD_CARD) -> str:
         """What the provider's web client does when the user types a card: a payment method id."""

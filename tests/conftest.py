@@ -50,6 +50,13 @@ def api_key(stack) -> str:
     return result.stdout.strip()
 
 
+def new_api_key(account: str, rate_limit: str | None = None) -> str:
+    """A key for `account`, made as an operator makes one (`paystream apikey create`)."""
+    made = paystream("apikey", "create", "--account", account, *(["--rate-limit", rate_limit] if rate_limit else []))
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
+
+
 @pytest.fixture(scope="session")
 def pipeline(stack, api_key) -> dict[str, dict]:
     """The worker, sinks and ingress, started (idempotently) as `make run` starts them."""

@@ -48,3 +48,24 @@ def read_raw_since(bootstrap: str, topic: str, since: dict[int, int], until: flo
         return values
     finally:
         consumer.close()
+
+
+def read_raw_headers_since(bootstrap: str, topic: str, since: dict[int, int], until: float = 15.0) -> list[dict]:
+    """The headers of every message appended after `since`, decoded, one dict per message."""
+    consumer = _consumer(bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in since]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, since[tp.partition])
+        deadline = time.monotonic() + until
+        found: list[dict] = []
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                found.extend({k: v.decode(errors="replace") for k, v in (r.headers or [])} for r in records)
+            ends = consumer.end_offsets(tps)
+            if all(consumer.position(tp) >= ends[tp] for tp in tps):
+                break
+        return found
+    finally:
+        consumer.close()

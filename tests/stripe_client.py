@@ -20,14 +20,15 @@ class SandboxClient:
         self.base = base.rstrip("/")
         self.key = key
 
-    def call(self, method: str, path: str, **params) -> dict:
+    def call(self, method: str, path: str, *, json_body: dict | None = None, **params) -> dict:
         data = urllib.parse.urlencode(params).encode() if params and method != "GET" else None
+        headers = {"Authorization": f"Bearer {self.key}"}
+        if json_body is not None:
+            data, headers["Content-Type"] = json.dumps(json_body).encode(), "application/json"
         url = f"{self.base}{path}"
         if params and method == "GET":
             url += "?" + urllib.parse.urlencode(params)
-        request = urllib.request.Request(
-            url, data=data, method=method, headers={"Authorization": f"Bearer {self.key}"}
-        )
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return json.load(response)
@@ -43,6 +44,20 @@ class SandboxClient:
         return self.call("POST", f"/v1/payment_intents/{intent_id}/confirm")
 
     def charges_for(self, intent_id: str) -> list[dict]:
-        # localstripe has no payment_intent filter: list all and filter here.
-        charges = self.call("GET", "/v1/charges", limit=100000)["data"]
-        return [c for c in charges if c.get("payment_intent") == intent_id]
+        """The intent's charges, from the intent itself (by id: listing every charge costs the
+        sandbox seconds per thousand, and grows with every run)."""
+        return self.intent(intent_id)["charges"]["data"]
+
+    def intent(self, intent_id: str) -> dict:
+        return self.call("GET", f"/v1/payment_intents/{intent_id}")
+
+    def intent_count(self) -> int:
+        return self.call("GET", "/v1/payment_intents", limit=1)["total_count"]
+
+    def hold_answers(self, path_suffix: str, hold_s: float, times: int = 1) -> dict:
+        """The sandbox's fault hook (devstack): the next matching POST takes effect, its answer is held."""
+        return self.call("POST", "/_config/faults", json_body={"path_suffix": path_suffix, "hold_s": hold_s,
+                                                               "times": times})
+
+    def clear_faults(self) -> dict:
+        return self.call("DELETE", "/_config/faults")

@@ -23,18 +23,18 @@ async def _paystream(settings: DevSettings, rate: int, seconds: float) -> tuple[
     base = f"http://{settings.ingress_host}:{settings.ingress_port}"
     starts, posts = [], []
     connector = aiohttp.TCPConnector(limit=0)
-    headers = {"Authorization": f"Bearer {settings.api_keys.split(',')[0]}"}
+    headers = {"Authorization": f"Bearer {settings.dev_api_key.get_secret_value()}"}
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
         async def payment(i: int) -> None:
             who = {"user_id": f"bench-{uuid.uuid4().hex[:12]}", "email_id": "payer@example.com",
                    "timestamp": "2026-11-25T10:00:00Z", "payment_type": "credit"}
             t0 = asyncio.get_running_loop().time()
-            async with http.post(f"{base}/startPayment", json={**who, "amount": "10.00", "currency": "EUR"}) as r:
+            async with http.post(f"{base}/v1/startPayment", json={**who, "amount": "10.00", "currency": "EUR"}) as r:
                 started = await r.json()
                 if r.status != 201:
                     raise RuntimeError(f"start {r.status}")
             t1 = asyncio.get_running_loop().time()
-            async with http.post(f"{base}/postPayment", json={
+            async with http.post(f"{base}/v1/postPayment", json={
                 **who, "transaction_id": started["transaction_id"], "amount": "10.00", "currency": "EUR",
                 "payment_method": "pm_card_visa"}) as r:
                 await r.read()

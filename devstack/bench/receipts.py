@@ -27,9 +27,9 @@ async def make_receipts(settings: DevSettings, api_key: str, count: int) -> list
         for i in range(count):
             who = {"user_id": f"bench-reader-{i}", "email_id": "reader@example.com",
                    "timestamp": "2026-11-25T10:00:00Z", "payment_type": "credit"}
-            async with http.post(f"{base}/startPayment", json={**who, "amount": "9.99", "currency": "EUR"}) as r:
+            async with http.post(f"{base}/v1/startPayment", json={**who, "amount": "9.99", "currency": "EUR"}) as r:
                 started = await r.json()
-            async with http.post(f"{base}/postPayment", json={
+            async with http.post(f"{base}/v1/postPayment", json={
                 **who, "transaction_id": started["transaction_id"], "amount": "9.99", "currency": "EUR",
                 "payment_method": "pm_card_visa"}) as r:
                 receipts.append(await r.json())
@@ -39,16 +39,16 @@ async def make_receipts(settings: DevSettings, api_key: str, count: int) -> list
 def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=None) -> dict:
     settings = stack.settings()
     vegeta = tools.vegeta(settings)
-    receipts = asyncio.run(make_receipts(settings, settings.api_keys.split(",")[0], 50))
-    auth = {"Authorization": [f"Bearer {settings.api_keys.split(',')[0]}"]}
+    receipts = asyncio.run(make_receipts(settings, settings.dev_api_key.get_secret_value(), 50))
+    auth = {"Authorization": [f"Bearer {settings.dev_api_key.get_secret_value()}"]}
     paystream_targets = [
         {"method": "GET", "header": auth,
-         "url": f"http://{settings.ingress_host}:{settings.ingress_port}/getReceipt"
+         "url": f"http://{settings.ingress_host}:{settings.ingress_port}/v1/getReceipt"
                 f"?receipt_id={r['receipt_id']}&user_id={r['user_id']}"}
         for r in receipts
     ]
     floor_targets = [
-        {"method": "GET", "url": f"http://127.0.0.1:{stack.floor_port}/get?key=receipt:{r['user_id']}:{r['receipt_id']}"}
+        {"method": "GET", "url": f"http://127.0.0.1:{stack.floor_port}/get?key=receipt:dev:{r['user_id']}:{r['receipt_id']}"}
         for r in receipts
     ]
     floor = subprocess.Popen([sys.executable, "-m", "devstack.bench.floor_server", "--port", str(stack.floor_port),

@@ -23,11 +23,11 @@ PAYMENT_RATE = 50
 def _receipt(i: int) -> tuple[str, str]:
     user, receipt_id = f"scale-user-{i % 100_000}", f"rcpt_scale{i:019d}"
     body = {"receipt_id": receipt_id, "payment_id": f"pay_scale{i:019d}", "transaction_id": f"pi_scale{i:014d}",
-            "user_id": user, "email_id": "scale@example.com", "payment_type": "credit", "amount": "10.00",
+            "account": "dev", "user_id": user, "email_id": "scale@example.com", "payment_type": "credit", "amount": "10.00",
             "amount_minor": 1000, "currency": "EUR", "status": "succeeded", "charge_id": f"ch_scale{i:014d}",
             "created_at": "2026-11-25T10:00:00.000Z", "paid_at": "2026-11-25T10:00:00.100Z",
             "issued_at": "2026-11-25T10:00:00.100Z"}
-    return f"receipt:{user}:{receipt_id}", json.dumps(body, separators=(",", ":"))
+    return f"receipt:dev:{user}:{receipt_id}", json.dumps(body, separators=(",", ":"))
 
 
 def fill_receipts(client: redis.Redis, start: int, end: int) -> None:
@@ -50,11 +50,11 @@ async def fill_in_flight(bootstrap: str, changelog: str, partitions: int, start:
         batch = []
         for i in range(start, end):
             payment_id = f"pay_scale{i:019d}"
-            value = {"payment_id": payment_id, "user_id": f"scale-user-{i % 100_000}", "email": "scale@example.com",
+            value = {"payment_id": payment_id, "account": "dev", "user_id": f"scale-user-{i % 100_000}", "email": "scale@example.com",
                      "payment_type": "credit", "status": "tokenized", "created_at": "2026-11-25T10:00:00.000Z",
                      "updated_at": "2026-11-25T10:00:00.010Z", "start_command_id": f"cmd_scale{i:019d}",
                      "amount": {"amount": "10.00", "amount_minor": 1000, "currency": "EUR"},
-                     "transaction_id": f"pi_scale{i:014d}", "client_secret": None, "payment_method": None,
+                     "transaction_id": f"pi_scale{i:014d}", "payment_method": None,
                      "post_command_id": None, "charge_id": None, "receipt_id": None, "decline_code": None,
                      "failure_reason": None, "version": 2,
                      "history": [["started", "2026-11-25T10:00:00.000Z"], ["tokenized", "2026-11-25T10:00:00.010Z"]]}
@@ -73,7 +73,7 @@ def run(stack: BenchStack, sizes: list[int], seconds: float, say=print) -> dict:
     settings = stack.settings()
     vegeta = tools.vegeta(settings)
     cache = redis.Redis.from_url(settings.redis_url)
-    auth = {"Authorization": [f"Bearer {settings.api_keys.split(',')[0]}"]}
+    auth = {"Authorization": [f"Bearer {settings.dev_api_key.get_secret_value()}"]}
     changelog = f"{settings.worker_id}-payments-changelog"
     rows = []
     stored = in_flight = 0
@@ -89,7 +89,7 @@ def run(stack: BenchStack, sizes: list[int], seconds: float, say=print) -> dict:
         stack.wait_drained()  # let the fill's side effects settle before measuring
         picks = random.Random(size).sample(range(size), min(size, 5000))
         targets = [{"method": "GET", "header": auth,
-                    "url": f"http://{settings.ingress_host}:{settings.ingress_port}/getReceipt?receipt_id="
+                    "url": f"http://{settings.ingress_host}:{settings.ingress_port}/v1/getReceipt?receipt_id="
                            f"rcpt_scale{i:019d}&user_id=scale-user-{i % 100_000}"} for i in picks]
         receipt_step = tools.vegeta_step(vegeta, "scale", f"getReceipt, {size:,} stored", targets,
                                          RECEIPT_READ_RATE, seconds)

@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+from devstack import gotools
 from devstack.bench.core import Step
 from devstack.settings import DevSettings
-from devstack.stack.base import require_tool
 from devstack.stack.errors import StackError
-
-VEGETA = "github.com/tsenart/vegeta/v12@v12.13.0"
 
 
 def vegeta(settings: DevSettings) -> Path:
-    """vegeta, a constant-rate HTTP load generator, built with `go install` into the tools folder."""
-    binary = settings.tools_path.resolve() / "bin" / "vegeta"
-    if not binary.exists():
-        go = require_tool("go", "install Go 1.21+ to build vegeta")
-        result = subprocess.run([go, "install", VEGETA], capture_output=True, text=True,
-                                env={**os.environ, "GOBIN": str(binary.parent)})
-        if result.returncode != 0:
-            raise StackError(f"`go install {VEGETA}` failed:\n{result.stderr[-2000:]}")
-    return binary
+    """vegeta, a constant-rate HTTP load generator."""
+    return gotools.installed(settings, gotools.VEGETA)
 
 
 def vegeta_step(binary: Path, suite: str, target: str, targets: list[dict], rate: int, seconds: float) -> Step:

@@ -13,7 +13,7 @@ from devstack.settings import DevSettings
 from devstack.stack.base import Service
 from devstack.stack.couchbase_cluster import CouchbaseCluster
 from devstack.stack.errors import StackError
-from devstack.stack.pipeline import IngressProcess, MonitorProcess, SinksProcess, WorkerProcess
+from devstack.stack.pipeline import AnalyticsProcess, IngressProcess, MonitorProcess, SinksProcess, WorkerProcess
 
 __all__ = ["GROUPS", "Stack", "StackError", "as_dicts"]
 from devstack.stack.kafka_broker import KafkaBroker
@@ -23,7 +23,8 @@ from devstack.stack.stripe_sandbox import StripeSandbox
 from devstack.stack.supervision import LIVE, Supervisor
 
 SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisServer, StripeSandbox)
-PIPELINE_TYPES: tuple[type[Service], ...] = (MonitorProcess, WorkerProcess, SinksProcess, IngressProcess)
+PIPELINE_TYPES: tuple[type[Service], ...] = (MonitorProcess, WorkerProcess, AnalyticsProcess, SinksProcess,
+                                              IngressProcess)
 #: What `paystream stack` and `paystream pipeline` manage, in start order.
 GROUPS = {"stack": SERVICE_TYPES, "pipeline": PIPELINE_TYPES}
 
@@ -163,6 +164,9 @@ class Stack:
         if not self.settings.internal_token.get_secret_value():
             # The worker's internal pages need a token; the dev stack makes one once.
             exports.setdefault("PAYSTREAM_INTERNAL_TOKEN", secrets.token_urlsafe(24))
+        if not self.settings.user_token_secret.get_secret_value():
+            # And a secret to sign user tokens with (POST /v1/user_tokens).
+            exports.setdefault("PAYSTREAM_USER_TOKEN_SECRET", secrets.token_urlsafe(32))
         for service in self.services.values():
             if not service.external and self.running(service):
                 exports.update(service.exports())

@@ -1,4 +1,4 @@
-"""paystream's own processes, managed like the stack's services: monitor, worker, sinks, ingress."""
+"""paystream's own processes, managed like the stack's services: monitor, worker, analytics, sinks, ingress."""
 
 from __future__ import annotations
 
@@ -65,6 +65,12 @@ class WorkerProcess(_PaystreamProcess):
     name = "worker"
     port_setting = "worker_web_port"
     # 200 only once partitions are assigned and the table is recovered.
+    probe_path, probe_field = "/ready/", "status"
+
+
+class AnalyticsProcess(_PaystreamProcess):
+    name = "analytics"
+    port_setting = "analytics_port"
     probe_path, probe_field = "/ready/", "status"
 
 

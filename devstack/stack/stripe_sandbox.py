@@ -5,6 +5,12 @@ to /tmp on every write. `python -m devstack.stack.stripe_sandbox` serves the
 same application on the address it is given and keeps the store in the
 stack's state folder, saved at most once a second and at shutdown, so the
 sandbox keeps its payments across `stack down`/`up` as a real provider would.
+
+For fault tests it adds `/_config/faults` (beside localstripe's own `/_config/`
+pages, loopback only): `POST {"path_suffix": "/confirm", "hold_s": 30, "times": 1}`
+makes the next matching request take effect and then hold its answer, as a
+provider whose answer is lost on the way back; `GET` shows what is armed and
+held, `DELETE` disarms.
 """
 
 from __future__ import annotations
@@ -62,6 +68,57 @@ class StripeSandbox(Service):
 
 
 # --- the launcher, run as its own process ---------------------------------------
+class _Faults:
+    """Answers held back after the request took effect (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self.armed: list[dict] = []
+        self.holding = 0
+
+    def _take(self, request) -> float | None:
+        for fault in self.armed:
+            if request.method == "POST" and request.path.endswith(fault["path_suffix"]) and fault["times"] > 0:
+                fault["times"] -= 1
+                return fault["hold_s"]
+        return None
+
+    def install(self, app) -> None:
+        from aiohttp import web
+
+        @web.middleware
+        async def hold_answers(request, handler):
+            response = await handler(request)
+            hold_s = self._take(request)
+            if hold_s is not None:
+                self.holding += 1
+                try:
+                    await asyncio.sleep(hold_s)
+                finally:
+                    self.holding -= 1
+            return response
+
+        async def arm(request):
+            body = await request.json()
+            self.armed.append({"path_suffix": str(body["path_suffix"]), "hold_s": float(body.get("hold_s", 30)),
+                               "times": int(body.get("times", 1))})
+            return web.json_response(self.state())
+
+        async def show(request):
+            return web.json_response(self.state())
+
+        async def disarm(request):
+            self.armed.clear()
+            return web.json_response(self.state())
+
+        app.middlewares.append(hold_answers)
+        app.router.add_post("/_config/faults", arm)
+        app.router.add_get("/_config/faults", show)
+        app.router.add_delete("/_config/faults", disarm)
+
+    def state(self) -> dict:
+        return {"armed": [f for f in self.armed if f["times"] > 0], "holding": self.holding}
+
+
 class _DebouncedStore:
     def __init__(self, path: Path, store: dict) -> None:
         self.path = path
@@ -117,6 +174,7 @@ def main() -> None:
         # localstripe calls store.dump_to_disk() after every write; make that cheap.
         store.dump_to_disk = persistence.mark_dirty  # type: ignore[method-assign]
         app.cleanup_ctx.append(persistence.save_periodically)
+    _Faults().install(app)
     web.run_app(app, host=args.host, port=args.port, print=None)
 
 

@@ -324,6 +324,52 @@
     });
   }
 
+  // ---------------------------------------------------------------- windowed charts (from the workers' tables)
+
+  var STATUS_COLORS = { started: "#2563eb", receipted: "#16a34a", declined: "#f59e0b", failed: "#dc2626" };
+  var PALETTE = ["#7c3aed", "#0891b2", "#db2777", "#65a30d", "#ea580c", "#4b5563"];
+
+  function legendInto(box, lines, format) {
+    var legend = box.querySelector(".legend");
+    legend.textContent = "";
+    box.querySelector(".chart-value").textContent = "";
+    lines.forEach(function (line) {
+      var item = el("span", { "class": "legend-item" });
+      var sw = el("span", { "class": "swatch" });
+      sw.style.background = line.color;
+      item.appendChild(sw);
+      item.appendChild(el("span", { "class": "legend-name" }, line.name));
+      item.appendChild(el("span", { "class": "legend-value" }, format(lastValue(line.values))));
+      legend.appendChild(item);
+    });
+  }
+
+  function renderAnalytics(a) {
+    a = a || {};
+    var xs = arr(a.t).map(function (t) { var ms = Date.parse(t); return isFinite(ms) ? ms : null; });
+    var byStatus = a.by_status || {};
+    var statusLines = Object.keys(STATUS_COLORS).map(function (name) {
+      return { name: name, color: STATUS_COLORS[name], values: arr(byStatus[name]) };
+    });
+    var box = $("chart-status-minute");
+    box.dataset.points = String(drawChart(box.querySelector("canvas"), xs, statusLines, { minSpan: 1, integer: true }));
+    legendInto(box, statusLines, function (v) { return isNum(v) ? fmtInt(v) + " /min" : "\u2014"; });
+
+    // Volumes arrive as exact decimal strings; they become numbers here only to be drawn.
+    var volume = a.volume || {};
+    var volumeLines = Object.keys(volume).sort().map(function (currency, i) {
+      return { name: currency, color: PALETTE[i % PALETTE.length],
+               values: arr(volume[currency]).map(function (d) { return parseFloat(d); }) };
+    });
+    box = $("chart-volume-minute");
+    box.dataset.points = String(drawChart(box.querySelector("canvas"), xs, volumeLines, { minSpan: 1 }));
+    legendInto(box, volumeLines, function (v) { return isNum(v) ? v.toFixed(2) : "\u2014"; });
+
+    var note = $("analytics-note");
+    note.hidden = !a.error;
+    note.textContent = a.error ? "Windowed charts: " + a.error : "";
+  }
+
   // ---------------------------------------------------------------- tables
 
   function badge(state) {
@@ -398,11 +444,56 @@
     list.appendChild(items);
   }
 
+  var RECON_LABELS = {
+    charged_not_receipted: "charged, not receipted",
+    receipted_not_charged: "receipted, not charged",
+    amount_mismatch: "amount or currency differs",
+    charged_twice: "charged twice",
+  };
+
+  function renderReconciliation(recon) {
+    var box = $("reconciliation");
+    var last = recon && recon.last;
+    box.dataset.state = (recon && recon.state) || "unknown";
+    var summary;
+    if (!recon) summary = "Waiting for the monitor\u2026";
+    else if (!last) summary = recon.interval_s > 0 ? "First run within " + recon.interval_s + " s." : "Turned off.";
+    else {
+      var total = Object.keys(last.counts).reduce(function (n, k) { return n + last.counts[k]; }, 0);
+      var at = Date.parse(last.at);
+      summary = (total ? total + " difference" + (total === 1 ? "" : "s") : "No difference") +
+        " \u00b7 " + fmtInt(last.payments) + " payments judged, " + fmtInt(last.in_flight) + " in flight" +
+        " \u00b7 last run " + (isFinite(at) ? clock(at, true) : "\u2014");
+    }
+    if (recon && recon.error) summary += " \u00b7 last attempt failed: " + recon.error;
+    $("recon-summary").textContent = summary;
+
+    var counts = document.createDocumentFragment();
+    Object.keys(RECON_LABELS).forEach(function (kind) {
+      var n = last ? last.counts[kind] : null;
+      var state = !isNum(n) ? "unknown" : n > 0 ? "down" : "up";
+      var li = el("li", { "data-kind": kind, "data-count": isNum(n) ? String(n) : "", "class": "service state-" + state });
+      li.appendChild(el("span", { "class": "recon-count" }, isNum(n) ? fmtInt(n) : "\u2014"));
+      li.appendChild(el("span", { "class": "service-name" }, RECON_LABELS[kind]));
+      counts.appendChild(li);
+    });
+    $("recon-counts").textContent = "";
+    $("recon-counts").appendChild(counts);
+
+    var list = $("recon-differences");
+    list.textContent = "";
+    arr(last && last.differences).forEach(function (d) {
+      list.appendChild(el("li", { "class": "mono" }, (RECON_LABELS[d.kind] || d.kind) + ": " + d.payment_id + " \u2014 " + d.detail));
+    });
+  }
+
   function render(data) {
     renderOverall(data);
     renderComponents(arr(data.components));
     renderServices(arr(data.services));
+    renderReconciliation(data.reconciliation);
     renderCharts(data.series);
+    renderAnalytics(data.analytics);
   }
 
   // ---------------------------------------------------------------- polling
@@ -463,7 +554,7 @@
   var resizeTimer = null;
   window.addEventListener("resize", function () {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(function () { if (last) renderCharts(last.series); }, 100);
+    resizeTimer = setTimeout(function () { if (last) { renderCharts(last.series); renderAnalytics(last.analytics); } }, 100);
   });
 
   poll();

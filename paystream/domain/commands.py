@@ -23,19 +23,23 @@ class StartPayment(Message):
     kind: Literal["start"] = "start"
     command_id: str
     payment_id: str
+    account: str  # whose API key asked: every object is scoped to it
     user_id: str
-    email: str
+    email: str  # sealed with the user's data key (paystream.domain.sealing), never plaintext
     requested_at: str  # ISO 8601, as the client sent it
     payment_type: PaymentType
     amount: WireMoney | None = None
+    #: The asking ingress's ephemeral public key: the client secret comes back sealed to it.
+    reply_key: str | None = None
 
 
 class PostPayment(Message):
     kind: Literal["post"] = "post"
     command_id: str
     payment_id: str
+    account: str
     user_id: str
-    email: str
+    email: str  # sealed, as on StartPayment
     requested_at: str
     payment_type: PaymentType
     transaction_id: str
@@ -55,6 +59,7 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     field: str | None = None
+    decline_code: str | None = None  # on card declines, the provider's reason
 
 
 class CommandReply(Message):
@@ -67,4 +72,5 @@ class CommandReply(Message):
     error: ErrorBody | None = None
     payment: PaymentView | None = None
     receipt: Receipt | None = None
-    client_secret: str | None = None
+    #: The provider's client secret, sealed to the asking ingress's `reply_key`: unreadable on the topic.
+    sealed_client_secret: str | None = None

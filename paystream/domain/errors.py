@@ -8,14 +8,16 @@ class PaymentError(Exception):
 
     type = "payment_error"
 
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+    def __init__(self, code: str, message: str, field: str | None = None, decline_code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        self.decline_code = decline_code
 
     def as_dict(self) -> dict:
-        return {"type": self.type, "code": self.code, "message": self.message, "field": self.field}
+        return {"type": self.type, "code": self.code, "message": self.message, "field": self.field,
+                "decline_code": self.decline_code}
 
 
 class InvalidRequest(PaymentError):

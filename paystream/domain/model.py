@@ -36,14 +36,28 @@ FINISHED = frozenset({Status.RECEIPTED, Status.FAILED})
 CHARGED = frozenset({Status.SUCCEEDED, Status.RECEIPTED})
 
 
+class ChargeIntent(BaseModel):
+    """A provider object that can carry a charge of this payment, and the post attempt it belongs to.
+
+    Recorded in the payment's state, and made durable, before any call that can
+    charge it: recovery then looks each one up by id instead of searching the
+    provider's history."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: str
+    intent_id: str
+
+
 class Payment(BaseModel):
     """One payment and everything that happened to it; every transition returns a new one."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     payment_id: str
+    account: str
     user_id: str
-    email: str
+    email: str  # sealed with the user's data key
     payment_type: PaymentType
     status: Status
     created_at: str
@@ -51,9 +65,10 @@ class Payment(BaseModel):
     start_command_id: str
     amount: WireMoney | None = None
     transaction_id: str | None = None
-    client_secret: str | None = None
+    # No client secret: it goes to the client once, sealed in the reply, and is never kept.
     payment_method: str | None = None
     post_command_id: str | None = None
+    charge_intents: tuple[ChargeIntent, ...] = ()
     charge_id: str | None = None
     receipt_id: str | None = None
     decline_code: str | None = None
@@ -65,17 +80,18 @@ class Payment(BaseModel):
     @classmethod
     def start(cls, command: StartPayment, now: str) -> Payment:
         return cls(
-            payment_id=command.payment_id, user_id=command.user_id, email=command.email,
+            payment_id=command.payment_id, account=command.account, user_id=command.user_id, email=command.email,
             payment_type=command.payment_type, status=Status.STARTED, created_at=now,
             updated_at=now, start_command_id=command.command_id, amount=command.amount,
             history=((Status.STARTED.value, now),),
         )
 
-    def tokenized(self, transaction_id: str, client_secret: str | None, now: str) -> Payment:
+    def tokenized(self, transaction_id: str, now: str) -> Payment:
         self._require({Status.STARTED}, "tokenize")
-        return self._to(Status.TOKENIZED, now, transaction_id=transaction_id, client_secret=client_secret)
+        return self._to(Status.TOKENIZED, now, transaction_id=transaction_id)
 
-    def posting(self, command: PostPayment, now: str) -> Payment:
+    def check_post(self, command: PostPayment) -> None:
+        """Raise unless `command` may post this payment (before anything is asked of the provider)."""
         self._require({Status.TOKENIZED, Status.DECLINED}, "post")
         if self.amount is not None and self.amount != command.amount:
             raise IllegalTransition(
@@ -84,10 +100,26 @@ class Payment(BaseModel):
                 f"it cannot be posted for {command.amount.decimal} {command.amount.currency}",
                 "amount",
             )
+
+    def posting(self, command: PostPayment, now: str, intent_id: str | None = None) -> Payment:
+        """Posting with `command`; `intent_id` is the provider object this attempt will confirm."""
+        self.check_post(command)
+        intents = self.charge_intents
+        if intent_id is not None:
+            intents = (*intents, ChargeIntent(attempt=command.command_id, intent_id=intent_id))
         return self._to(
             Status.POSTING, now, amount=command.amount, payment_method=command.payment_method,
-            post_command_id=command.command_id, decline_code=None,
+            post_command_id=command.command_id, decline_code=None, charge_intents=intents,
         )
+
+    def charging(self, intent_id: str, now: str) -> Payment:
+        """Record the provider object the current post attempt confirms (no change of state)."""
+        self._require({Status.POSTING}, "record a charge target for")
+        recorded = ChargeIntent(attempt=self.post_command_id, intent_id=intent_id)
+        if recorded in self.charge_intents:
+            return self
+        return self.model_copy(update={"updated_at": now, "version": self.version + 1,
+                                       "charge_intents": (*self.charge_intents, recorded)})
 
     def succeeded(self, charge_id: str | None, now: str) -> Payment:
         self._require({Status.POSTING}, "record a charge for")
@@ -119,6 +151,21 @@ class Payment(BaseModel):
         })
 
     # --- reading ------------------------------------------------------------
+    @property
+    def charge_intent_ids(self) -> tuple[str, ...]:
+        """Every provider object recorded as able to carry a charge of this payment, oldest first."""
+        return tuple(dict.fromkeys(i.intent_id for i in self.charge_intents))
+
+    @property
+    def current_intent(self) -> str | None:
+        """The provider object the current post attempt confirms, once recorded."""
+        return next((i.intent_id for i in reversed(self.charge_intents) if i.attempt == self.post_command_id), None)
+
+    @property
+    def entered_status(self) -> bool:
+        """Whether this version is the one that entered its status (not a later record within it)."""
+        return self.history[-1] == (self.status.value, self.updated_at)
+
     def receipt(self) -> Receipt:
         """The receipt of a receipted payment: what getReceipt returns and the receipts topic carries."""
         if self.status != Status.RECEIPTED or self.amount is None:
@@ -126,7 +173,7 @@ class Payment(BaseModel):
         paid_at = next(at for status, at in self.history if status == Status.SUCCEEDED.value)
         return Receipt(
             receipt_id=self.receipt_id, payment_id=self.payment_id, transaction_id=self.transaction_id,
-            user_id=self.user_id, email_id=self.email, payment_type=self.payment_type, **self.amount.as_dict(),
+            account=self.account, user_id=self.user_id, email_id=self.email, payment_type=self.payment_type, **self.amount.as_dict(),
             charge_id=self.charge_id, created_at=self.created_at, paid_at=paid_at, issued_at=self.updated_at,
         )
 
@@ -141,27 +188,30 @@ class Payment(BaseModel):
     def public_view(self) -> PaymentView:
         """What the payment's owner may see of it (no card or provider secrets)."""
         return PaymentView(
-            payment_id=self.payment_id, status=self.status.value, transaction_id=self.transaction_id,
+            payment_id=self.payment_id, user_id=self.user_id, status=self.status.value, transaction_id=self.transaction_id,
             payment_type=self.payment_type, **(self.amount.as_dict() if self.amount else {}),
             receipt_id=self.receipt_id, decline_code=self.decline_code, failure_reason=self.failure_reason,
             created_at=self.created_at, updated_at=self.updated_at,
         )
 
 
-def check_owner(owner_id: str | None, user_id: str, what: str = "payment", field: str | None = None) -> None:
-    """The one ownership rule: another user's object is answered exactly as a missing one.
+Owner = tuple[str, str]  # (account, user_id)
 
-    `owner_id` is None when the object does not exist; either way the caller
-    learns nothing about ids that are not theirs."""
-    if owner_id is None or owner_id != user_id:
+
+def check_owner(owner: Owner | None, account: str, user_id: str | None, what: str = "payment",
+                field: str | None = None) -> None:
+    """The one ownership rule: another account's or another user's object is answered exactly as a
+    missing one. `owner` is None when the object does not exist; either way the caller learns nothing
+    about ids that are not theirs. `user_id` None: any user of the account (the account's own view)."""
+    if owner is None or owner[0] != account or (user_id is not None and owner[1] != user_id):
         raise NotFound(f"{what}_not_found", f"no such {what} for this user", field)
 
 
 def payment_for_post(payment: Payment | None, command: PostPayment) -> Payment:
     """The payment a post names, if it is the poster's and the transaction is that payment's."""
     mismatch = payment is not None and payment.transaction_id != command.transaction_id
-    check_owner(None if payment is None or mismatch else payment.user_id, command.user_id,
-                "payment", "transaction_id")
+    check_owner(None if payment is None or mismatch else (payment.account, payment.user_id), command.account,
+                command.user_id, "payment", "transaction_id")
     return payment
 
 

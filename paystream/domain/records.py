@@ -15,8 +15,11 @@ class Receipt(Message):
     receipt_id: str
     payment_id: str
     transaction_id: str
+    account: str
     user_id: str
-    email_id: str
+    #: Sealed with the user's data key on topics and in stores; plaintext in API answers,
+    #: null once the user was forgotten.
+    email_id: str | None
     payment_type: Literal["credit", "debit"]
     amount: str
     amount_minor: int
@@ -34,6 +37,7 @@ class PaymentView(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     payment_id: str
+    user_id: str
     status: str
     transaction_id: str | None = None
     payment_type: Literal["credit", "debit"]

@@ -20,6 +20,11 @@ PROVIDER_LATENCY = Histogram("paystream_provider_request_duration_seconds", "Car
 PROVIDER_ERRORS = Counter("paystream_provider_errors", "Card-provider calls that failed, by kind.",
                           ["operation", "kind"])
 CACHE_REQUESTS = Counter("paystream_cache_requests", "Receipt reads by cache result.", ["result"])
+CACHE_ERRORS = Counter("paystream_cache_errors", "Cache calls that Redis could not answer (the request went on "
+                       "without the cache).", ["operation"])
+STORE_READ_ERRORS = Counter("paystream_store_read_errors", "Document-store reads that could not be answered, by "
+                            "which copy failed.", ["copy"])
+WORKER_QUERY_ERRORS = Counter("paystream_worker_query_errors", "Status reads the workers' tables could not answer.")
 COUCHBASE_WRITE_LATENCY = Histogram("paystream_couchbase_write_duration_seconds", "Couchbase write latency.",
                                     ["document"], buckets=LATENCY_BUCKETS)
 COUCHBASE_WRITE_ERRORS = Counter("paystream_couchbase_write_errors", "Couchbase writes that failed.", ["document"])
@@ -27,6 +32,9 @@ CONSUMER_LAG = Gauge("paystream_consumer_lag", "Messages not yet consumed, by pa
                      ["component", "topic", "partition"])
 DEAD_LETTERS = Counter("paystream_dead_letters", "Messages set aside on the dead-letter topic.",
                        ["component", "topic"])
+DURABLE_FLUSH = Histogram("paystream_worker_flush_duration_seconds", "Time the worker waits for Kafka to "
+                          "acknowledge a payment's changes, by what waits on it: a charge or a reply.", ["before"],
+                          buckets=LATENCY_BUCKETS)
 IN_FLIGHT = Gauge("paystream_in_flight_payments", "Commands being handled right now.")
 
 

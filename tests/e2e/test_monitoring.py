@@ -11,6 +11,8 @@ import signal
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import aiohttp
 import pytest
@@ -21,7 +23,7 @@ from tests.conftest import ROOT
 from tests.kafka_probe import end_offsets, read_since
 from tests.pipeline_procs import wait_gone, wait_restarted, worker_pid
 
-KINDS = {"monitor", "worker", "sinks", "ingress"}
+KINDS = {"monitor", "worker", "analytics", "sinks", "ingress"}
 
 
 @pytest.fixture
@@ -181,6 +183,33 @@ async def test_one_payment_id_finds_its_lines_in_every_log(api, settings):
         assert "jane.doe@example.com" not in text, f"{component} log shows an e-mail address"
 
 
+async def test_windowed_charts_follow_the_payments(api, monitor):
+    since = datetime.now(UTC).replace(second=0, microsecond=0).isoformat().replace("+00:00", "Z")
+
+    def receipted(body: dict) -> tuple[int, Decimal]:
+        """Receipts and EUR taken in the minutes from `since` on, as the status page charts them."""
+        charts = body["analytics"]
+        recent = [i for i, t in enumerate(charts.get("t", [])) if t >= since]
+        count = sum(charts.get("by_status", {}).get("receipted", [0] * len(charts.get("t", [])))[i] for i in recent)
+        eur = charts.get("volume", {}).get("EUR")
+        return count, sum((Decimal(eur[i]) for i in recent), Decimal(0)) if eur else Decimal(0)
+
+    _, before = await monitor("/api/status")
+    await pay(api, 2)
+
+    async def charted():
+        _, body = await monitor("/api/status")
+        count, minor = receipted(body)
+        # Other payments may land in the same hour; these two at least must show, with their 4.20 EUR each.
+        return body if count >= receipted(before)[0] + 2 and minor >= receipted(before)[1] + Decimal("8.40") else None
+
+    body = await wait_for(charted, timeout=60, every=1)
+    assert body, f"the monitor's windowed charts did not follow: {body}"
+    assert body["analytics"]["error"] is None
+    minutes = len(body["analytics"]["t"])  # the last hour, the current minute included
+    assert minutes >= 60 and all(len(v) == minutes for v in body["analytics"]["by_status"].values())
+
+
 async def test_status_page_in_headless_chromium(api, pipeline, monitor):
     assert shutil.which("chromium"), "Debian's chromium is missing: `make test` installs it (make browser)"
     async def payments_charted():
@@ -198,7 +227,7 @@ async def test_status_page_in_headless_chromium(api, pipeline, monitor):
     shot.unlink(missing_ok=True)
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--window-size=1400,1100", "--virtual-time-budget=8000"]
+             "--window-size=1400,1500", "--virtual-time-budget=8000"]
     url = pipeline["monitor"]["address"] + "/"
     with tempfile.TemporaryDirectory() as profile:
         dom = await asyncio.to_thread(subprocess.run, ["chromium", *flags, f"--user-data-dir={profile}",
@@ -213,4 +242,49 @@ async def test_status_page_in_headless_chromium(api, pipeline, monitor):
         assert f'data-component-id="{component["id"]}"' in html
     points = re.search(r'id="chart-payments"[^>]*data-points="(\d+)"|data-points="(\d+)"[^>]*id="chart-payments"', html)
     assert points and int(points.group(1) or points.group(2)) > 0
+    for chart in ("chart-status-minute", "chart-volume-minute"):
+        points = re.search(rf'id="{chart}"[^>]*data-points="(\d+)"|data-points="(\d+)"[^>]*id="{chart}"', html)
+        assert points and int(points.group(1) or points.group(2)) > 0, chart
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+async def test_the_monitor_scrapes_only_the_components_it_knows(monitor, stack, settings):
+    """Anyone who can write to Kafka can send a heartbeat; the URL it names is never fetched."""
+    from aiohttp import web
+    from kafka import KafkaProducer
+
+    from paystream import messages
+    from paystream.messages import Heartbeat
+
+    hits: list[str] = []
+
+    async def bait(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text="paystream_payment_transitions_total{to=\"receipted\"} 1\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", bait)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)  # any free port: not one paystream's settings name
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    producer = KafkaProducer(bootstrap_servers=stack["kafka"]["address"], acks="all")
+    component = f"worker@intruder:{port}"
+    try:
+        for n in range(int(4 * settings.heartbeat_interval_s / 0.5)):
+            beat = Heartbeat(component_id=component, kind="worker", host="intruder", pid=1, at="2026-11-26T00:00:00Z",
+                             uptime_s=n, rss_bytes=1, cpu_percent=0.0, open_connections=0,
+                             metrics_url=f"http://127.0.0.1:{port}/metrics")
+            producer.send(settings.topics.heartbeats, key=component.encode(), value=messages.encode(beat))
+            producer.flush()
+            await asyncio.sleep(0.5)
+        _, status = await monitor("/api/status")
+        assert component in {c["id"] for c in status["components"]}  # its beats were read...
+        assert hits == []  # ...and its URL never fetched
+    finally:
+        stopping = beat.model_copy(update={"state": "stopping"})
+        producer.send(settings.topics.heartbeats, key=component.encode(), value=messages.encode(stopping))
+        producer.flush()
+        producer.close()
+        await runner.cleanup()

@@ -44,11 +44,14 @@ async def test_happy_path_start_post_receipt(api, stack, settings, couchbase_col
     assert (receipt["amount"], receipt["amount_minor"], receipt["currency"]) == ("12.34", 1234, "EUR")
     assert receipt["receipt_id"].startswith("rcpt_")
 
-    # Force the first read past the cache: it must come from a Couchbase replica.
+    # Force the first read past the cache: it must come from a Couchbase replica. The store keeps the
+    # e-mail sealed with the user's key, the answer has it in plaintext.
     receipt_doc = wait_for_doc(couchbase_collection, f"receipt::{receipt['receipt_id']}")
-    assert receipt_doc == receipt
+    assert receipt_doc == receipt | {"email_id": receipt_doc["email_id"]}
+    assert receipt["email_id"] == who["email_id"] and receipt_doc["email_id"].startswith("sealed1.")
     time.sleep(0.5)  # the cache sink may still be writing the same receipt
-    redis.Redis.from_url(stack["redis"]["address"]).delete(f"receipt:{who['user_id']}:{receipt['receipt_id']}")
+    redis.Redis.from_url(stack["redis"]["address"]).delete(
+        f"receipt:{receipt['account']}:{who['user_id']}:{receipt['receipt_id']}")
     first = await api.receipt(who, receipt["receipt_id"])
     second = await api.receipt(who, receipt["receipt_id"])
     assert (first.status, first.headers["X-Cache"]) == (200, "miss")
@@ -68,7 +71,7 @@ async def test_happy_path_start_post_receipt(api, stack, settings, couchbase_col
 
     on_topic = [r for r in read_since(stack["kafka"]["address"], settings.topics.receipts, receipts_before)
                 if r["receipt_id"] == receipt["receipt_id"]]
-    assert on_topic == [receipt]
+    assert on_topic == [receipt | {"email_id": receipt_doc["email_id"]}]
 
     charges = sandbox.charges_for(receipt["transaction_id"])
     assert [(c["amount"], c["currency"], c["status"]) for c in charges] == [(1234, "eur", "succeeded")]
@@ -93,6 +96,7 @@ async def test_repeated_post_with_same_key_returns_same_receipt_and_charges_once
     again = await api.post(who, started.body["transaction_id"], method, "99.99", "USD", idempotency_key=key)
     assert first.status == again.status == 201
     assert first.body == again.body
+    assert "Idempotent-Replayed" not in first.headers and again.headers["Idempotent-Replayed"] == "true"
 
     other_key = await api.post(who, started.body["transaction_id"], method, "99.99", "USD",
                                idempotency_key=uuid.uuid4().hex)
@@ -114,7 +118,8 @@ async def test_repeated_start_with_same_key_is_the_same_payment(api, sandbox):
     assert changed.status == 409
     assert changed.body["error"] == {
         "type": "idempotency_error", "code": "idempotency_key_reused",
-        "message": "this Idempotency-Key was used with a different request body", "field": "Idempotency-Key",
+        "message": "this Idempotency-Key was used with a different request body", "param": "Idempotency-Key",
+        "field": "Idempotency-Key", "decline_code": None,
     }
 
 
@@ -125,7 +130,8 @@ async def test_declining_card_gives_402_and_no_receipt(api, couchbase_collection
     assert declined.status == 402, declined.body
     assert declined.body["error"]["type"] == "card_error"
     assert declined.body["error"]["code"] == "card_declined"
-    assert declined.body["error"]["field"] == "payment_method"
+    assert declined.body["error"]["decline_code"]  # Stripe's reason, e.g. generic_decline
+    assert declined.body["error"]["param"] == declined.body["error"]["field"] == "payment_method"
 
     status = await api.payment(who, started.body["payment_id"])
     deadline = time.monotonic() + 10

@@ -28,7 +28,8 @@ CASES = [
     ("too many decimals", "/startPayment", {**START, "amount": "1.234"}, 422, "invalid_amount", "amount"),
     ("exponent amount", "/startPayment", {**START, "amount": "1e3"}, 422, "invalid_amount", "amount"),
     ("unknown currency", "/startPayment", {**START, "currency": "ABC"}, 422, "invalid_currency", "currency"),
-    ("lowercase currency", "/postPayment", {**POST, "currency": "eur"}, 422, "invalid_currency", "currency"),
+    ("two-letter currency", "/postPayment", {**POST, "currency": "eu"}, 422, "invalid_value", "currency"),
+    ("separator in user_id", "/startPayment", {**START, "user_id": "acct:u1"}, 422, "invalid_value", "user_id"),
     ("gold is no currency", "/startPayment", {**START, "currency": "XAU"}, 422, "invalid_currency", "currency"),
     ("amount without currency", "/startPayment", without(START, "currency"), 422, "missing_field", "currency"),
     ("unknown payment_type", "/startPayment", {**START, "payment_type": "bitcoin"}, 422, "invalid_value", "payment_type"),
@@ -63,8 +64,8 @@ async def test_bad_input_is_refused_with_structured_error(api, commands_unchange
                               idempotency_key=uuid.uuid4().hex)
     assert response.status == status, response.body
     error = response.body["error"]
-    assert set(error) == {"type", "code", "message", "field"}
-    assert (error["code"], error["field"]) == (code, field)
+    assert set(error) == {"type", "code", "message", "param", "field", "decline_code"}
+    assert (error["code"], error["param"], error["field"]) == (code, field, field)
     assert error["message"]
 
 

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from connectors.redis_cache import idempotency_key
 from paystream import bootstrap
 from paystream.ports import TransactionRef
 from tests.unit.test_messages import RECEIPTED
@@ -36,7 +37,7 @@ async def redis_cache(settings):
 
 async def test_couchbase_keeps_payments_receipts_and_the_transaction_index(couchbase):
     payment, receipt = fresh_payment()
-    ref = TransactionRef(payment.payment_id, payment.user_id)
+    ref = TransactionRef(payment.payment_id, payment.user_id, payment.account)
     await couchbase.upsert_payment(payment)
     await couchbase.upsert_transaction(payment.transaction_id, ref)
     await couchbase.upsert_receipt(receipt)
@@ -64,26 +65,119 @@ async def test_an_upsert_twice_is_one_document(couchbase):
     assert await couchbase.get_payment(payment.payment_id) == payment
 
 
+async def test_a_users_index_lists_each_id_once_however_often_it_is_written(couchbase):
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    for payment_id, at in (("pay_a", "2026-01-01T00:00:01Z"), ("pay_b", "2026-01-01T00:00:02Z"),
+                           ("pay_a", "2026-01-01T00:00:01Z")):
+        await couchbase.index_for_user("payments", "acct-1", user, payment_id, at)
+    assert await couchbase.user_index("payments", "acct-1", user) == {"pay_a": "2026-01-01T00:00:01Z",
+                                                                     "pay_b": "2026-01-01T00:00:02Z"}
+    assert await couchbase.user_index("payments", "acct-2", user) == {}
+    assert await couchbase.user_index("receipts", "acct-1", user) == {}
+
+
+async def test_a_users_data_key_is_made_once_and_forgotten(couchbase):
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    assert await couchbase.get("acct-1", user) is None
+    first, again = await asyncio.gather(couchbase.get_or_create("acct-1", user), couchbase.get_or_create("acct-1", user))
+    assert first == again and len(first) == 32 and await couchbase.get("acct-1", user) == first
+    assert await couchbase.get("acct-2", user) is None
+    assert await couchbase.forget("acct-1", user) is True
+    assert await couchbase.get("acct-1", user) is None
+    assert await couchbase.forget("acct-1", user) is False
+
+
+def test_store_keys_refuse_ids_that_could_collide():
+    from connectors.couchbase_store import user_index_key
+    from connectors.redis_cache import receipt_key
+
+    # ("a:b", "c") and ("a", "b:c") would both be "a:b:c": ids with a separator are refused outright.
+    for build in (lambda: receipt_key("a:b", "c", "rcpt_1"), lambda: receipt_key("a", "b:c", "rcpt_1"),
+                  lambda: user_index_key("payments", "acct::x", "u")):
+        with pytest.raises(ValueError):
+            build()
+
+
 async def test_redis_caches_receipts_under_their_owner(redis_cache):
     _, receipt = fresh_payment()
     await redis_cache.put_receipt(receipt)
-    cached = await redis_cache.get_receipt(receipt.user_id, receipt.receipt_id)
+    cached = await redis_cache.get_receipt(receipt.account, receipt.user_id, receipt.receipt_id)
     assert cached is not None and receipt.model_validate_json(cached) == receipt
-    assert await redis_cache.get_receipt("someone-else", receipt.receipt_id) is None
-    ttl = await redis_cache.client.ttl(f"receipt:{receipt.user_id}:{receipt.receipt_id}")
+    assert await redis_cache.get_receipt(receipt.account, "someone-else", receipt.receipt_id) is None
+    assert await redis_cache.get_receipt("another-account", receipt.user_id, receipt.receipt_id) is None
+    ttl = await redis_cache.client.ttl(f"receipt:{receipt.account}:{receipt.user_id}:{receipt.receipt_id}")
     assert 0 < ttl <= redis_cache.receipt_ttl_s
 
 
 async def test_redis_indexes_transactions(redis_cache):
-    ref = TransactionRef("pay_x", "user-1")
+    ref = TransactionRef("pay_x", "user-1", "acct-1")
     transaction_id = f"pi_{uuid.uuid4().hex[:12]}"
     assert await redis_cache.get_transaction(transaction_id) is None
     await redis_cache.put_transaction(transaction_id, ref)
     assert await redis_cache.get_transaction(transaction_id) == ref
 
 
-async def test_an_idempotency_key_remembers_its_first_body(redis_cache):
-    key = f"client:start:{uuid.uuid4().hex}"
+async def test_an_idempotency_key_remembers_its_first_body_and_answer(redis_cache):
+    key = f"acct-1:start:{uuid.uuid4().hex}"
     assert await redis_cache.claim_idempotency_key(key, "body-a") is None
-    assert await redis_cache.claim_idempotency_key(key, "body-a") == "body-a"
-    assert await redis_cache.claim_idempotency_key(key, "body-b") == "body-a"
+    assert await redis_cache.claim_idempotency_key(key, "body-a") == ("body-a", None)
+    await redis_cache.store_response(key, b"sealed-answer")
+    await redis_cache.store_response(key, b"a later answer is not kept")
+    assert await redis_cache.claim_idempotency_key(key, "body-b") == ("body-a", b"sealed-answer")
+    assert 0 < await redis_cache.client.ttl(idempotency_key(key)) <= redis_cache.idempotency_ttl_s
+
+
+async def test_api_keys_are_kept_as_hashes_and_revoked(settings):
+    from paystream import apikeys
+
+    store = bootstrap.api_key_store(settings)
+    try:
+        key, record = await apikeys.create(store, "acct-keys", "5/second")
+        assert (await store.find(apikeys.key_hash(key))).account == "acct-keys"
+        raw = await store.client.hgetall("paystream:apikeys")
+        assert not any(key.encode() in k or key.encode() in v for k, v in raw.items())
+        assert record.key_id in {r.key_id for r in await store.all()}
+        assert await store.revoke(record.key_id) is True
+        assert await store.find(apikeys.key_hash(key)) is None
+        with pytest.raises(ValueError):
+            await apikeys.create(store, "acct:with:separators")
+    finally:
+        await store.close()
+
+
+async def test_the_rate_limit_refuses_a_burst_then_admits_the_next_window(settings):
+    limiter = bootstrap.rate_limiter(settings)
+    key_id = f"key_{uuid.uuid4().hex[:16]}"
+    admitted = [(await limiter.hit(key_id, "5/second"))[0] for _ in range(8)]
+    assert admitted == [True] * 5 + [False] * 3
+    allowed, retry_after = await limiter.hit(key_id, "5/second")
+    assert not allowed and retry_after == 1
+    await asyncio.sleep(1.1)
+    assert (await limiter.hit(key_id, "5/second"))[0] is True
+    assert (await limiter.hit(f"{key_id}-other", "5/second"))[0] is True  # per key
+
+
+async def test_the_apis_store_connects_in_the_background_and_reads_once_connected(settings):
+    payment, _ = fresh_payment()
+    store = bootstrap.read_store(settings)
+    try:
+        assert await store.wait_connected(30)
+        assert await store.get_payment(payment.payment_id) is None
+    finally:
+        await store.close()
+
+
+async def test_the_apis_store_answers_unavailable_while_the_cluster_is_away(settings):
+    from paystream.domain.errors import Unavailable
+    from tests.integration.test_cache_outages import closed_port
+
+    away = settings.model_copy(update={"couchbase_connstr": f"couchbase://127.0.0.1:{closed_port()}"})
+    store = bootstrap.read_store(away)
+    try:
+        assert not await store.wait_connected(0.5)
+        with pytest.raises(Unavailable):
+            await store.get_payment("pay_x")
+        with pytest.raises(Unavailable):
+            await store.get_receipt("rcpt_x")
+    finally:
+        await store.close()

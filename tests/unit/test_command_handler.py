@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from paystream.handlers import CommandHandler
-from paystream.ports import ChargeResult
+from paystream.ports import ChargeResult, ProviderIntent
 from tests.unit.test_handlers import DictStore, FakeProvider, clock, post_cmd, start_cmd
 
 
@@ -23,21 +23,21 @@ class SlowProvider(FakeProvider):
         self.running = 0
         self.most_at_once = 0
 
-    async def charge(self, payment_id, attempt, transaction_id, amount, payment_method):
+    async def confirm(self, payment_id, attempt, intent_id):
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         await asyncio.sleep(0.01)
         self.running -= 1
-        return await super().charge(payment_id, attempt, transaction_id, amount, payment_method)
+        return await super().confirm(payment_id, attempt, intent_id)
 
     async def create_session(self, payment_id, amount):
         await asyncio.sleep(0.01)
         return await super().create_session(payment_id, amount)
 
-    async def charge_state(self, payment_id, transaction_id):
+    async def look_up(self, intent_ids):
         # Asked mid-charge, the provider has not finished the first charge yet.
-        self.calls.append(("charge_state", payment_id, transaction_id))
-        return ChargeResult("not_charged")
+        self.calls.append(("look_up", tuple(intent_ids)))
+        return [ProviderIntent(i, True, ChargeResult("not_charged")) for i in intent_ids]
 
 
 async def _handler_with_started(payment_ids):
@@ -58,7 +58,7 @@ def test_a_post_delivered_twice_at_once_charges_once():
         return handler, first, second
 
     handler, first, second = asyncio.run(scenario())
-    assert handler.provider.count("charge") == 1
+    assert handler.provider.count("confirm") == 1
     assert first.payment.status == second.payment.status == "receipted"
     assert first.receipt == second.receipt
 

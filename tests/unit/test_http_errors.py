@@ -1,6 +1,9 @@
-"""Every error leaves as `{"error": {type, code, message, field}}` with its HTTP status."""
+"""Every error leaves Stripe-shaped, `{"error": {type, code, message, param, field, decline_code}}`,
+with its HTTP status, and `Retry-After` where waiting helps."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from aiohttp import web
@@ -25,7 +28,8 @@ from paystream.domain.errors import (
      ("state_error", "payment_in_progress", 409), ("state_error", "amount_mismatch", 422),
      ("card_error", "card_declined", 402), ("provider_error", "provider_unavailable", 502),
      ("authentication_error", "invalid_api_key", 401), ("idempotency_error", "idempotency_key_reused", 409),
-     ("unavailable_error", "command_unreadable", 503), ("something_new", "x", 400)],
+     ("unavailable_error", "command_unreadable", 503), ("rate_limit_error", "rate_limit_exceeded", 429),
+     ("something_new", "x", 400)],
 )
 def test_status_follows_type_and_code(type_, code, status):
     assert error_response(type_, code, "m").status == status
@@ -35,7 +39,7 @@ RAISED = {
     "/invalid": InvalidRequest("invalid_amount", "bad amount", "amount"),
     "/missing": NotFound("receipt_not_found", "no such receipt for this user", "receipt_id"),
     "/state": IllegalTransition("payment_failed", "this payment failed"),
-    "/declined": CardDeclined("insufficient_funds", "declined", "payment_method"),
+    "/declined": CardDeclined("card_declined", "declined", "payment_method", decline_code="insufficient_funds"),
     "/provider": ProviderUnavailable("provider_unavailable", "down"),
     "/unavailable": Unavailable("command_unreadable", "later"),
 }
@@ -69,7 +73,16 @@ async def test_domain_errors_become_their_status_and_body(client, path):
     error = RAISED[path]
     resp = await client.get(path)
     assert resp.status == error_response(error.type, error.code, "").status
-    assert await resp.json() == {"error": error.as_dict()}
+    assert await resp.json() == {"error": {**error.as_dict(), "param": error.field}}
+    assert ("Retry-After" in resp.headers) == (resp.status == 503)
+
+
+def test_a_decline_carries_its_decline_code_and_a_503_says_when_to_retry():
+    declined = error_response("card_error", "card_declined", "no", "payment_method", decline_code="expired_card")
+    assert declined.status == 402
+    error = json.loads(declined.body)["error"]
+    assert (error["decline_code"], error["param"], error["field"]) == ("expired_card", "payment_method", "payment_method")
+    assert error_response("unavailable_error", "command_unreadable", "later").headers["Retry-After"] == "1"
 
 
 @pytest.mark.parametrize(
@@ -107,3 +120,10 @@ async def test_unknown_paths_and_methods_are_structured_too(client):
     assert (resp.status, (await resp.json())["error"]["code"]) == (404, "not_found")
     resp = await client.delete("/crash")
     assert (resp.status, (await resp.json())["error"]["code"]) == (405, "method_not_allowed")
+
+
+async def test_an_outage_is_a_503_that_says_when_to_retry(client):
+    resp = await client.get("/unavailable")
+    assert (resp.status, resp.headers["Retry-After"]) == (503, "1")
+    assert (await resp.json())["error"]["type"] == "unavailable_error"
+    assert "Retry-After" not in (await client.get("/missing")).headers

@@ -23,13 +23,13 @@ T0, T1, T2, T3, T4, T5, T6 = (f"2024-05-01T12:00:0{i}Z" for i in range(7))
 
 
 def start_cmd(amount: Money | None = EUR_10, **kw) -> StartPayment:
-    base = dict(command_id="cmd-start", payment_id="pay-1", user_id="user-1", email="a@example.com",
+    base = dict(command_id="cmd-start", payment_id="pay-1", account="acct-1", user_id="user-1", email="a@example.com",
                 requested_at=T0, payment_type="credit", amount=amount)
     return StartPayment(**{**base, **kw})
 
 
 def post_cmd(amount: Money = EUR_10, command_id: str = "cmd-post", **kw) -> PostPayment:
-    base = dict(command_id=command_id, payment_id="pay-1", user_id="user-1", email="a@example.com",
+    base = dict(command_id=command_id, payment_id="pay-1", account="acct-1", user_id="user-1", email="a@example.com",
                 requested_at=T0, payment_type="credit", transaction_id="pi_1", amount=amount,
                 payment_method="pm_card_visa")
     return PostPayment(**{**base, **kw})
@@ -40,7 +40,7 @@ def started(amount: Money | None = EUR_10) -> Payment:
 
 
 def tokenized(amount: Money | None = EUR_10) -> Payment:
-    return started(amount).tokenized("pi_1", "secret_1", T1)
+    return started(amount).tokenized("pi_1", T1)
 
 
 def posting() -> Payment:
@@ -70,7 +70,7 @@ BUILDERS = {
 }
 
 TRANSITIONS = {
-    "tokenized": lambda p: p.tokenized("pi_2", "secret_2", T6),
+    "tokenized": lambda p: p.tokenized("pi_2", T6),
     "posting": lambda p: p.posting(post_cmd(command_id="cmd-other"), T6),
     "succeeded": lambda p: p.succeeded("ch_2", T6),
     "declined": lambda p: p.declined("card_declined", T6),
@@ -109,9 +109,10 @@ def test_start_without_amount():
 
 def test_tokenized():
     before = started()
-    p = before.tokenized("pi_1", "secret_1", T1)
+    p = before.tokenized("pi_1", T1)
     assert p.status == Status.TOKENIZED
-    assert (p.transaction_id, p.client_secret) == ("pi_1", "secret_1")
+    assert p.transaction_id == "pi_1"
+    assert "client_secret" not in p.as_dict()  # handed to the client once, never kept
     assert p.version == 2
     assert p.history == (("started", T0), ("tokenized", T1))
     assert (p.created_at, p.updated_at) == (T0, T1)
@@ -304,32 +305,37 @@ def test_public_view_hides_the_card():
 
 # --- ownership -----------------------------------------------------------------
 def test_check_owner_lets_the_owner_through():
-    assert check_owner("user-1", "user-1") is None
+    assert check_owner(("acct-1", "user-1"), "acct-1", "user-1") is None
+    assert check_owner(("acct-1", "user-1"), "acct-1", None) is None  # the account's own view
     assert payment_for_post(tokenized(), post_cmd()) == tokenized()
 
 
-@pytest.mark.parametrize(("owner", "user_id"), [(None, "user-1"), ("user-1", "user-2"), ("user-1", "")],
-                         ids=["missing", "other-user", "empty-user"])
-def test_check_owner_gives_the_same_not_found(owner, user_id):
+@pytest.mark.parametrize(("owner", "account", "user_id"),
+                         [(None, "acct-1", "user-1"), (("acct-1", "user-1"), "acct-1", "user-2"),
+                          (("acct-1", "user-1"), "acct-1", ""), (("acct-1", "user-1"), "acct-2", "user-1"),
+                          (("acct-1", "user-1"), "acct-2", None)],
+                         ids=["missing", "other-user", "empty-user", "same-user-other-account", "other-account"])
+def test_check_owner_gives_the_same_not_found(owner, account, user_id):
     with pytest.raises(NotFound) as info:
-        check_owner(owner, user_id, "receipt", "receipt_id")
+        check_owner(owner, account, user_id, "receipt", "receipt_id")
     assert info.value.as_dict() == {
         "type": "not_found_error", "code": "receipt_not_found",
-        "message": "no such receipt for this user", "field": "receipt_id",
+        "message": "no such receipt for this user", "field": "receipt_id", "decline_code": None,
     }
 
 
 @pytest.mark.parametrize(
     ("payment", "command"),
-    [(None, post_cmd()), ("own", post_cmd(user_id="user-2")), ("own", post_cmd(transaction_id="pi_other"))],
-    ids=["missing", "other-user", "other-transaction"],
+    [(None, post_cmd()), ("own", post_cmd(user_id="user-2")), ("own", post_cmd(account="acct-2")),
+     ("own", post_cmd(transaction_id="pi_other"))],
+    ids=["missing", "other-user", "other-account", "other-transaction"],
 )
 def test_a_post_to_what_is_not_yours_is_the_same_not_found(payment, command):
     with pytest.raises(NotFound) as info:
         payment_for_post(tokenized() if payment == "own" else None, command)
     assert info.value.as_dict() == {
         "type": "not_found_error", "code": "payment_not_found",
-        "message": "no such payment for this user", "field": "transaction_id",
+        "message": "no such payment for this user", "field": "transaction_id", "decline_code": None,
     }
 
 

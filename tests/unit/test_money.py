@@ -143,5 +143,6 @@ def test_error_as_dict():
     err = refused("12.345", "EUR")
     assert err.as_dict() == {
         "type": "invalid_request_error", "code": "invalid_amount", "message": err.message, "field": "amount",
+        "decline_code": None,
     }
     assert "12.345" in err.message

@@ -5,7 +5,8 @@ from __future__ import annotations
 from paystream import messages
 from paystream.domain.commands import StartPayment
 from paystream.domain.events import PaymentChanged
-from paystream.domain.model import Payment
+from paystream.domain.model import Payment, Status
+from paystream.domain.records import Receipt
 from paystream.ports import LogRecord, TransactionRef
 from paystream.rebuild import StoreRebuild, StoreWatch, marker_name, project
 from paystream.topics import TopicNames
@@ -14,14 +15,21 @@ TOPICS = TopicNames.for_prefix("t")
 
 
 def started(n: int) -> Payment:
-    command = StartPayment(command_id=f"cmd{n}", payment_id=f"pay_{n}", user_id=f"u{n}", email="a@example.com",
-                           requested_at="2026-11-26T00:00:00Z", payment_type="credit")
-    return Payment.start(command, "2026-11-26T00:00:00.000Z")
+    command = StartPayment(command_id=f"cmd{n}", payment_id=f"pay_{n}", account="acct", user_id=f"u{n}",
+                           email="sealed1.AAAA", requested_at="2026-11-26T00:00:00Z", payment_type="credit")
+    return Payment.start(command, f"2026-11-26T00:00:0{n % 10}.000Z")
 
 
 def history(n: int) -> list[Payment]:
     first = started(n)
-    return [first, first.tokenized(f"pi_{n}", None, "2026-11-26T00:00:01.000Z")]
+    return [first, first.tokenized(f"pi_{n}", "2026-11-26T00:00:11.000Z")]
+
+
+def receipt(n: int) -> Receipt:
+    return Receipt(receipt_id=f"rcpt_{n}", payment_id=f"pay_{n}", transaction_id=f"pi_{n}", account="acct",
+                   user_id=f"u{n}", email_id="sealed1.AAAA", payment_type="credit", amount="1.00", amount_minor=100,
+                   currency="EUR", created_at="2026-11-26T00:00:00Z", paid_at="2026-11-26T00:00:12Z",
+                   issued_at=f"2026-11-26T00:00:1{n % 10}Z")
 
 
 class Log:
@@ -52,6 +60,7 @@ class Store:
         self.payments: dict[str, Payment] = {}
         self.transactions: dict[str, TransactionRef] = {}
         self.receipts: dict[str, object] = {}
+        self.index: dict[tuple[str, str, str], dict[str, str]] = {}
         self.markers: dict[str, int] = {}
 
     async def write_payments(self, payments):
@@ -68,6 +77,14 @@ class Store:
     async def write_receipts(self, receipts):
         self.receipts.update({r.receipt_id: r for r in receipts})
         return len(receipts)
+
+    async def write_user_index(self, entries):
+        added = 0
+        for key, ids in entries.items():
+            held = self.index.setdefault(key, {})
+            added += sum(1 for i, at in ids.items() if held.get(i) != at)
+            held.update(ids)
+        return added
 
     async def applied_offsets(self, names):
         return {n: self.markers.get(n) for n in names}
@@ -96,8 +113,28 @@ def test_a_batch_keeps_each_payments_latest_version_and_its_transaction():
     records.append(LogRecord(TOPICS.events, 0, 2, b"not json"))
     projection = project(records, TOPICS)
     assert projection.payments["pay_1"].status.value == "tokenized"
-    assert projection.transactions == {"pi_1": TransactionRef("pay_1", "u1")}
+    assert projection.transactions == {"pi_1": TransactionRef("pay_1", "u1", "acct")}
+    assert projection.user_index == {("payments", "acct", "u1"): {"pay_1": "2026-11-26T00:00:01.000Z"}}
     assert projection.unreadable == 1
+
+
+def test_a_batch_writes_what_the_sinks_write_on_the_states_they_write_it_on():
+    """The sinks index a payment when it starts, write its transaction id when it is tokenized and index
+    every receipt; a batch holding only a later version of a payment adds neither again."""
+    first, tokenized = history(2)
+    receipted = tokenized.model_copy(update={"status": Status.RECEIPTED, "version": tokenized.version + 3})
+    records = [LogRecord(TOPICS.events, 0, i, messages.encode(PaymentChanged.of(p)))
+               for i, p in enumerate([first, tokenized, receipted])]
+    records.append(LogRecord(TOPICS.receipts, 0, 0, messages.encode(receipt(2))))
+    projection = project(records, TOPICS)
+    assert projection.payments == {"pay_2": receipted}
+    assert projection.transactions == {"pi_2": TransactionRef("pay_2", "u2", "acct")}
+    assert projection.receipts == [receipt(2)]
+    assert projection.user_index == {("payments", "acct", "u2"): {"pay_2": "2026-11-26T00:00:02.000Z"},
+                                     ("receipts", "acct", "u2"): {"rcpt_2": "2026-11-26T00:00:12Z"}}
+
+    later = project(records[2:3], TOPICS)
+    assert (later.transactions, later.user_index) == ({}, {})
 
 
 async def test_rebuild_writes_every_payment_and_marks_the_ends():
@@ -111,10 +148,13 @@ async def test_rebuild_writes_every_payment_and_marks_the_ends():
     assert done.records == 10
     assert {p.payment_id: p.status.value for p in store.payments.values()} == {f"pay_{n}": "tokenized" for n in range(5)}
     assert set(store.transactions) == {f"pi_{n}" for n in range(5)}
+    assert store.index == {("payments", "acct", f"u{n}"): {f"pay_{n}": f"2026-11-26T00:00:0{n}.000Z"}
+                           for n in range(5)}
+    assert done.index_entries == 5
     assert store.markers == {marker_name(TOPICS.events, 0): 6, marker_name(TOPICS.events, 1): 4}
     # A second replay of the same log changes nothing.
     again = await rebuild.rebuild()
-    assert again.records == 10 and again.documents == 0
+    assert again.records == 10 and again.documents == 0 and again.index_entries == 0
 
 
 async def test_a_replay_never_takes_a_payment_back():

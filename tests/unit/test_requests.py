@@ -47,11 +47,13 @@ def test_amount_and_currency_go_together(missing):
      ({"user_id": 7}, "user_id", "string_type"),
      ({"user_id": "a b"}, "user_id", "string_pattern_mismatch"),
      ({"user_id": "x" * 129}, "user_id", "string_too_long"),
+     ({"user_id": "acct:u1"}, "user_id", "string_pattern_mismatch"),
+     ({"user_id": "u1@example.com"}, "user_id", "string_pattern_mismatch"),
      ({"email_id": "not-an-email"}, "email_id", "value_error"),
      ({"timestamp": "yesterday"}, "timestamp", "datetime_parsing"),
      ({"payment_type": "cash"}, "payment_type", "literal_error"),
      ({"loyalty": 1}, "loyalty", "extra_forbidden")],
-    ids=["float-amount", "number-id", "space-in-id", "long-id", "bad-email", "bad-time", "bad-type", "unknown-field"],
+    ids=["float-amount", "number-id", "space-in-id", "long-id", "separator-in-id", "at-in-id", "bad-email", "bad-time", "bad-type", "unknown-field"],
 )
 def test_a_bad_field_is_refused_not_coerced(change, field, kind):
     assert (field, kind) in errors(StartPaymentRequest, {**IDENTITY, **change})
@@ -62,6 +64,13 @@ def test_a_post_needs_every_field(field):
     body = dict(POST)
     body.pop(field)
     assert (field, "missing") in errors(PostPaymentRequest, body)
+
+
+@pytest.mark.parametrize("currency", ["eur", "EUR", "Eur"])
+def test_currency_codes_in_either_case_are_answered_in_upper_case(currency):
+    """Stripe writes "eur"; paystream takes either case and answers "EUR"."""
+    assert PostPaymentRequest.model_validate_json(json.dumps({**POST, "currency": currency})).money() == \
+        Money(1234, "EUR")
 
 
 def test_a_post_parses_its_money_exactly():

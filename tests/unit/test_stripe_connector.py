@@ -22,7 +22,7 @@ DECLINE = (402, {"error": {"type": "card_error", "code": "card_declined", "decli
 
 def intent(intent_id: str, status: str, payment_id: str = "pay-1", **extra) -> dict:
     return {"id": intent_id, "object": "payment_intent", "status": status, "client_secret": f"{intent_id}_secret",
-            "metadata": {"payment_id": payment_id}, **extra}
+            "amount": 1234, "currency": "eur", "metadata": {"payment_id": payment_id}, **extra}
 
 
 class FakeStripe:
@@ -47,10 +47,11 @@ class FakeStripe:
 
 @pytest.fixture
 async def stripe():
-    servers = []
+    servers, fakes = [], []
 
     async def start(script) -> tuple[FakeStripe, StripeProvider]:
         fake = FakeStripe(script)
+        fakes.append(fake)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", fake.handle)
         server = TestServer(app)
@@ -63,6 +64,9 @@ async def stripe():
     for server, provider in servers:
         await provider.close()
         await server.close()
+    # Never a listing: its cost would grow with the provider's history.
+    for fake in fakes:
+        assert not {"GET /v1/payment_intents", "GET /v1/charges"} & set(fake.paths()), fake.paths()
 
 
 async def test_session_with_an_amount_is_a_payment_intent_keyed_by_the_payment(stripe):
@@ -79,14 +83,32 @@ async def test_session_without_an_amount_is_a_setup_intent(stripe):
     assert (await provider.create_session("pay-1", None)).transaction_id == "seti_1"
 
 
-async def test_charge_attaches_then_confirms_with_keys_per_attempt(stripe):
+async def charge(provider, attempt: str, transaction_id: str, method: str, used=()):
+    """What the handler does: prepare, then (once the intent is on record) confirm."""
+    prepared = await provider.prepare_charge("pay-1", attempt, transaction_id, EUR_12, method, used=used)
+    if prepared.result is not None:
+        return prepared, prepared.result
+    return prepared, await provider.confirm("pay-1", attempt, prepared.intent_id)
+
+
+async def test_the_first_attempt_attaches_to_the_session_intent_then_confirms_with_keys_per_attempt(stripe):
     fake, provider = await stripe({
         ("POST", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "requires_confirmation"))],
         ("POST", "/v1/payment_intents/pi_1/confirm"): [(200, intent("pi_1", "succeeded", latest_charge="ch_1"))],
     })
-    result = await provider.charge("pay-1", "cmd-9", "pi_1", EUR_12, "pm_card_visa")
-    assert (result.outcome, result.charge_id) == ("succeeded", "ch_1")
+    prepared, result = await charge(provider, "cmd-9", "pi_1", "pm_card_visa")
+    assert (prepared.intent_id, result.outcome, result.charge_id) == ("pi_1", "succeeded", "ch_1")
+    assert fake.paths() == ["POST /v1/payment_intents/pi_1", "POST /v1/payment_intents/pi_1/confirm"]
     assert [key for *_, key in fake.requests] == ["paystream-pay-1-attach-cmd-9", "paystream-pay-1-confirm-cmd-9"]
+
+
+async def test_preparing_charges_nothing(stripe):
+    fake, provider = await stripe({("POST", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "requires_confirmation"))],
+                                   ("POST", "/v1/payment_intents"): [(200, intent("pi_2", "requires_confirmation"))]})
+    assert (await provider.prepare_charge("pay-1", "cmd-1", "pi_1", EUR_12, "pm_x")).intent_id == "pi_1"
+    assert (await provider.prepare_charge("pay-1", "cmd-2", "pi_1", EUR_12, "pm_x", used=["pi_1"])).intent_id == "pi_2"
+    assert not any(path.endswith("/confirm") for path in fake.paths())
+    assert all("confirm" not in form for _, _, form, _ in fake.requests)
 
 
 async def test_a_decline_is_read_with_its_code_and_not_retried(stripe):
@@ -94,53 +116,121 @@ async def test_a_decline_is_read_with_its_code_and_not_retried(stripe):
         ("POST", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "requires_confirmation"))],
         ("POST", "/v1/payment_intents/pi_1/confirm"): [DECLINE],
     })
-    result = await provider.charge("pay-1", "cmd-1", "pi_1", EUR_12, "pm_x")
+    _, result = await charge(provider, "cmd-1", "pi_1", "pm_x")
     assert (result.outcome, result.decline_code) == ("declined", "insufficient_funds")
     assert fake.paths().count("POST /v1/payment_intents/pi_1/confirm") == 1
 
 
-async def test_after_a_decline_a_fresh_intent_carries_the_next_attempt(stripe):
-    """The session's intent refuses another confirm (the sandbox keeps declined intents unconfirmable):
-    the provider's record shows nothing charged, so a new intent for this attempt is made and confirmed."""
+async def test_a_later_attempt_gets_a_fresh_intent_of_its_own(stripe):
+    """The session's intent carried an earlier attempt: this one is made, unconfirmed, for the handler to record."""
     fake, provider = await stripe({
-        ("POST", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "requires_payment_method"))],
-        ("POST", "/v1/payment_intents/pi_1/confirm"): [(400, {"error": {"message": "Bad request"}})],
-        ("GET", "/v1/payment_intents"): [(200, {"data": [intent("pi_1", "requires_payment_method")]})],
         ("POST", "/v1/payment_intents"): [(200, intent("pi_2", "requires_confirmation"))],
         ("POST", "/v1/payment_intents/pi_2/confirm"): [(200, intent("pi_2", "succeeded", latest_charge="ch_2"))],
     })
-    result = await provider.charge("pay-1", "cmd-2", "pi_1", EUR_12, "pm_good")
-    assert (result.outcome, result.charge_id) == ("succeeded", "ch_2")
-    created = next(form for method, path, form, _ in fake.requests if (method, path) == ("POST", "/v1/payment_intents"))
-    assert created == {"metadata[payment_id]": "pay-1", "amount": "1234", "currency": "eur",
-                       "payment_method": "pm_good"}
+    prepared, result = await charge(provider, "cmd-2", "pi_1", "pm_good", used=["pi_1"])
+    assert (prepared.intent_id, result.charge_id) == ("pi_2", "ch_2")
+    assert fake.paths() == ["POST /v1/payment_intents", "POST /v1/payment_intents/pi_2/confirm"]
+    _, _, created, key = fake.requests[0]
+    assert created == {"metadata[payment_id]": "pay-1", "amount": "1234", "currency": "eur", "payment_method": "pm_good"}
+    assert key == "paystream-pay-1-intent-cmd-2"
 
 
-async def test_a_confirm_repeated_after_a_lost_answer_is_settled_from_the_provider_record(stripe):
-    """The first confirm went through but its answer was lost; the repeat is refused. The provider's
-    own record says succeeded: no new intent, no second charge."""
+async def test_a_session_intent_that_cannot_carry_the_charge_is_replaced(stripe):
+    """localstripe keeps a declined intent unconfirmable: attaching a card leaves it needing one."""
+    declined = intent("pi_1", "requires_payment_method", last_payment_error={"code": "card_declined"})
     fake, provider = await stripe({
-        ("POST", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "succeeded"))],
-        ("POST", "/v1/payment_intents/pi_1/confirm"): [(400, {"error": {"message": "Bad request"}})],
-        ("GET", "/v1/payment_intents"): [(200, {"data": [intent("pi_1", "succeeded", latest_charge="ch_1")]})],
+        ("POST", "/v1/payment_intents/pi_1"): [(200, declined)],
+        ("POST", "/v1/payment_intents"): [(200, intent("pi_2", "requires_confirmation"))],
     })
-    result = await provider.charge("pay-1", "cmd-1", "pi_1", EUR_12, "pm_card_visa")
+    assert (await provider.prepare_charge("pay-1", "cmd-2", "pi_1", EUR_12, "pm_good")).intent_id == "pi_2"
+
+
+async def test_a_session_intent_whose_amount_was_changed_is_never_charged(stripe):
+    """Someone changed the intent's amount at the provider: paystream charges what it recorded, on a fresh intent."""
+    fake, provider = await stripe({
+        ("POST", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "requires_confirmation", amount="9999"))],
+        ("POST", "/v1/payment_intents"): [(200, intent("pi_2", "requires_confirmation"))],
+    })
+    assert (await provider.prepare_charge("pay-1", "cmd-1", "pi_1", EUR_12, "pm_good")).intent_id == "pi_2"
+    assert fake.requests[-1][2]["amount"] == "1234"
+
+
+async def test_a_session_intent_found_charged_is_not_confirmed_again(stripe):
+    fake, provider = await stripe({
+        ("POST", "/v1/payment_intents/pi_1"): [(400, {"error": {"message": "unexpected state"}})],
+        ("GET", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "succeeded", latest_charge="ch_1"))],
+    })
+    prepared = await provider.prepare_charge("pay-1", "cmd-1", "pi_1", EUR_12, "pm_card_visa")
+    assert (prepared.intent_id, prepared.result.outcome, prepared.result.charge_id) == ("pi_1", "succeeded", "ch_1")
+    assert fake.paths() == ["POST /v1/payment_intents/pi_1", "GET /v1/payment_intents/pi_1"]
+
+
+async def test_a_session_intent_the_provider_does_not_know_is_replaced(stripe):
+    fake, provider = await stripe({
+        ("POST", "/v1/payment_intents/pi_1"): [(404, {"error": {"message": "Not Found"}})],
+        ("GET", "/v1/payment_intents/pi_1"): [(404, {"error": {"message": "Not Found"}})],
+        ("POST", "/v1/payment_intents"): [(200, intent("pi_2", "requires_confirmation"))],
+    })
+    assert (await provider.prepare_charge("pay-1", "cmd-1", "pi_1", EUR_12, "pm_good")).intent_id == "pi_2"
+
+
+async def test_a_confirm_repeated_after_a_lost_answer_is_settled_from_the_intent_by_id(stripe):
+    """The first confirm went through but its answer was lost; the repeat is refused. The intent's
+    own record, fetched by its id, says succeeded: no new intent, no second charge."""
+    fake, provider = await stripe({
+        ("POST", "/v1/payment_intents/pi_1/confirm"): [(400, {"error": {"message": "Bad request"}})],
+        ("GET", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "succeeded", latest_charge="ch_1"))],
+    })
+    result = await provider.confirm("pay-1", "cmd-1", "pi_1")
     assert (result.outcome, result.charge_id) == ("succeeded", "ch_1")
-    assert "POST /v1/payment_intents" not in fake.paths()
+    assert fake.paths() == ["POST /v1/payment_intents/pi_1/confirm", "GET /v1/payment_intents/pi_1"]
 
 
-async def test_charge_state_finds_this_payments_charge_among_others(stripe):
-    listing = {"data": [intent("pi_9", "succeeded", payment_id="pay-other", latest_charge="ch_9"),
-                        intent("pi_1", "requires_payment_method"),
-                        intent("pi_2", "succeeded", latest_charge={"id": "ch_2"})]}
-    _, provider = await stripe({("GET", "/v1/payment_intents"): [(200, listing)]})
-    result = await provider.charge_state("pay-1", "pi_1")
-    assert (result.outcome, result.charge_id) == ("succeeded", "ch_2")
+async def test_a_confirm_refused_outright_charged_nothing_and_is_a_decline(stripe):
+    """An unknown payment method is found only at confirm (the sandbox takes any id when attaching):
+    the intent's record shows nothing under way, so the payment may be posted again."""
+    _, provider = await stripe({
+        ("POST", "/v1/payment_intents/pi_1/confirm"): [(404, {"error": {"code": "resource_missing",
+                                                                        "message": "No such PaymentMethod"}})],
+        ("GET", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "requires_confirmation"))],
+    })
+    result = await provider.confirm("pay-1", "cmd-1", "pi_1")
+    assert (result.outcome, result.decline_code) == ("declined", "resource_missing")
 
 
-async def test_charge_state_says_not_charged_when_nothing_was(stripe):
-    _, provider = await stripe({("GET", "/v1/payment_intents"): [(200, {"data": [intent("pi_1", "processing")]})]})
-    assert (await provider.charge_state("pay-1", "pi_1")).outcome == "not_charged"
+async def test_a_confirm_refused_while_a_charge_is_under_way_stays_unknown(stripe):
+    _, provider = await stripe({
+        ("POST", "/v1/payment_intents/pi_1/confirm"): [(400, {"error": {"message": "Bad request"}})],
+        ("GET", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "processing"))],
+    })
+    assert (await provider.confirm("pay-1", "cmd-1", "pi_1")).outcome == "not_charged"
+
+
+async def test_look_up_fetches_each_recorded_intent_by_id(stripe):
+    charged = intent("pi_2", "succeeded", amount="1234", currency="eur", latest_charge={
+        "id": "ch_2", "amount": 1234, "currency": "eur", "status": "succeeded"})
+    fake, provider = await stripe({
+        ("GET", "/v1/payment_intents/pi_1"): [(200, intent("pi_1", "requires_payment_method", amount=1234, currency="eur",
+                                                           last_payment_error={"code": "card_declined"}))],
+        ("GET", "/v1/payment_intents/pi_2"): [(200, charged)],
+        ("GET", "/v1/payment_intents/pi_gone"): [(404, {"error": {"message": "Not Found"}})],
+    })
+    first, second, gone = await provider.look_up(["pi_1", "pi_2", "pi_gone"])
+    assert (first.result.outcome, first.result.decline_code, first.charges) == ("declined", "card_declined", ())
+    assert (second.result.charge_id, second.amount_minor, second.currency) == ("ch_2", 1234, "EUR")
+    assert [(c.charge_id, c.amount_minor, c.currency, c.succeeded) for c in second.succeeded_charges] == \
+        [("ch_2", 1234, "EUR", True)]
+    assert (gone.found, gone.result.outcome) == (False, "not_charged")
+    assert sorted(fake.paths()) == ["GET /v1/payment_intents/pi_1", "GET /v1/payment_intents/pi_2",
+                                    "GET /v1/payment_intents/pi_gone"]
+
+
+async def test_look_up_reads_a_charge_known_only_by_id(stripe):
+    """api.stripe.com names the latest charge by id: what the intent received is its amount."""
+    _, provider = await stripe({("GET", "/v1/payment_intents/pi_1"): [(200, intent(
+        "pi_1", "succeeded", amount=1234, amount_received=1234, currency="eur", latest_charge="ch_1"))]})
+    (record,) = await provider.look_up(["pi_1"])
+    assert [(c.charge_id, c.amount_minor, c.currency) for c in record.succeeded_charges] == [("ch_1", 1234, "EUR")]
 
 
 async def test_a_5xx_is_retried_with_the_same_key_and_then_succeeds(stripe):
@@ -161,6 +251,7 @@ async def test_a_provider_that_keeps_failing_is_unavailable(stripe):
 async def test_a_refused_payment_method_is_a_decline_nothing_charged(stripe):
     _, provider = await stripe({("POST", "/v1/payment_intents"): [
         (400, {"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such pm"}})]})
-    result = await provider.charge("pay-1", "cmd-1", "seti_1", EUR_12, "pm_missing")
-    assert (result.outcome, result.decline_code) == ("declined", "resource_missing")
+    prepared = await provider.prepare_charge("pay-1", "cmd-1", "seti_1", EUR_12, "pm_missing")
+    assert (prepared.intent_id, prepared.result.outcome, prepared.result.decline_code) == \
+        (None, "declined", "resource_missing")
 
