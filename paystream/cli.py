@@ -269,7 +269,8 @@ def rebuild() -> None:
             await rebuilder.cache.close()
 
     done = asyncio.run(run())
-    typer.echo(json.dumps({"records": done.records, "documents": done.documents, "unreadable": done.unreadable,
+    typer.echo(json.dumps({"records": done.records, "documents": done.documents, "index_entries": done.index_entries,
+                           "unreadable": done.unreadable,
                            "seconds": round(done.seconds, 2), "documents_per_s": round(done.documents_per_s)}))
 
 

@@ -1,5 +1,9 @@
 """A client that does what a careful application does: retries with the same Idempotency-Key until
-it has a final answer (or its deadline passes), and polls a payment that answered 202."""
+it has a final answer (or its deadline passes), and polls a payment that answered 202.
+
+It speaks the versioned API (`/v1/...`) with an API key of its own account, and
+reads back what it was told: the payment's state, and the receipt with the
+e-mail it gave (stored sealed, opened for its owner)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 FINAL = {"receipted", "failed"}
+API = "/v1"
 #: Answers after which the same request is sent again (same key): nothing was decided for us.
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 
@@ -21,6 +26,7 @@ class Outcome:
     """What one payment's client ended up knowing."""
 
     user_id: str
+    email: str = ""
     payment_id: str | None = None
     transaction_id: str | None = None
     receipt_id: str | None = None
@@ -34,6 +40,16 @@ class Outcome:
     @property
     def final(self) -> bool:
         return self.status in FINAL or self.status == "declined"
+
+
+def email_of(key: str) -> str:
+    """One address per payment, so a receipt opened with another user's key could not pass for it."""
+    return f"chaos+{key[:12]}@example.com"
+
+
+def operation(path: str) -> str:
+    """`/v1/payments/pay_…` -> `payments`: how the client's answers are counted."""
+    return path.removeprefix(API).split("/")[1]
 
 
 class RetryingClient:
@@ -52,11 +68,11 @@ class RetryingClient:
         """startPayment, a card at the provider, postPayment; to the end, whatever fails meanwhile."""
         deadline = time.monotonic() + self.deadline_s
         key = uuid.uuid4().hex
-        who = {"user_id": f"chaos-{key[:12]}", "email_id": "chaos@example.com",
+        who = {"user_id": f"chaos-{key[:12]}", "email_id": email_of(key),
                "timestamp": "2026-11-26T00:00:00Z", "payment_type": "credit"}
-        out = Outcome(user_id=who["user_id"])
+        out = Outcome(user_id=who["user_id"], email=who["email_id"])
         try:
-            started = await self._write(out, "/startPayment", {**who, "amount": amount, "currency": currency},
+            started = await self._write(out, f"{API}/startPayment", {**who, "amount": amount, "currency": currency},
                                         f"{key}-start", deadline)
             if started is None:
                 return out
@@ -68,7 +84,7 @@ class RetryingClient:
             method = await self._card(out, deadline)
             body = {**who, "transaction_id": out.transaction_id, "amount": amount, "currency": currency,
                     "payment_method": method}
-            posted = await self._write(out, "/postPayment", body, f"{key}-post", deadline)
+            posted = await self._write(out, f"{API}/postPayment", body, f"{key}-post", deadline)
             if posted is None:
                 return out
             if "receipt_id" in posted:
@@ -102,7 +118,7 @@ class RetryingClient:
     async def _await_status(self, out: Outcome, deadline: float, until: set[str]) -> dict | None:
         delay = 0.2
         while True:
-            answer, status = await self._call(out, "GET", f"/payments/{out.payment_id}",
+            answer, status = await self._call(out, "GET", f"{API}/payments/{out.payment_id}",
                                               params={"user_id": out.user_id})
             if status == 200:
                 out.status = answer["status"] if answer["status"] in FINAL else out.status
@@ -130,10 +146,10 @@ class RetryingClient:
         headers = {**self.auth, **kwargs.pop("headers", {})}
         try:
             async with self.http.request(method, self.api + path, headers=headers, **kwargs) as resp:
-                out.answers[f"{path.split('/')[1]} {resp.status}"] += 1
+                out.answers[f"{operation(path)} {resp.status}"] += 1
                 return await resp.json(content_type=None), resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            out.answers[f"{path.split('/')[1]} {type(exc).__name__}"] += 1
+            out.answers[f"{operation(path)} {type(exc).__name__}"] += 1
             return {}, None
 
     @staticmethod
@@ -145,17 +161,18 @@ class RetryingClient:
 
     # --- reading back -----------------------------------------------------------------
     async def readable(self, out: Outcome) -> tuple[bool, bool]:
-        """(its status is served and final, its receipt is served) — now, once. What these checks
-        meet is not counted in the payment's answers: those are what its client saw."""
+        """(its status is served and final, its receipt is served with the e-mail its client gave) —
+        now, once. What these checks meet is not counted in the payment's answers: those are what its
+        client saw."""
         scratch = Outcome(user_id=out.user_id)
-        answer, status = await self._call(scratch, "GET", f"/payments/{out.payment_id}",
+        answer, status = await self._call(scratch, "GET", f"{API}/payments/{out.payment_id}",
                                           params={"user_id": out.user_id})
         status_ok = status == 200 and answer.get("status") == out.status
         if status == 200 and answer.get("transaction_id") not in (None, out.transaction_id):
             out.final_transaction_id = answer["transaction_id"]
         receipt_ok = True
         if out.receipt_id:
-            _, got = await self._call(scratch, "GET", "/getReceipt",
-                                      params={"receipt_id": out.receipt_id, "user_id": out.user_id})
-            receipt_ok = got == 200
+            receipt, got = await self._call(scratch, "GET", f"{API}/getReceipt",
+                                            params={"receipt_id": out.receipt_id, "user_id": out.user_id})
+            receipt_ok = got == 200 and receipt.get("email_id") == out.email
         return status_ok, receipt_ok

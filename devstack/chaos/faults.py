@@ -24,13 +24,13 @@ from devstack.stack.couchbase_cluster import CouchbaseCluster
 from devstack.stack.manager import PipelineStack, Stack
 from devstack.stack.process import port_in_use, spawn
 
-PIPELINE = ("worker", "sinks", "ingress", "monitor")
+PIPELINE = ("worker", "analytics", "sinks", "ingress", "monitor")
 SERVICES = ("kafka", "redis")
 #: Every fault, in the order a full run injects them.
 ALL = (*(f"kill-{name}" for name in PIPELINE), "kill-one-of-two-workers", *(f"kill-{name}" for name in SERVICES),
        "restart-stripe", "failover-couchbase", "wipe-store", "stop-start")
 #: The short run in `make test`.
-SHORT = ("kill-worker", "kill-sinks", "kill-ingress", "failover-couchbase", "wipe-store")
+SHORT = ("kill-worker", "kill-analytics", "kill-sinks", "kill-ingress", "failover-couchbase", "wipe-store")
 
 
 @dataclass

@@ -22,14 +22,19 @@ import aiohttp
 from devstack.chaos.client import Outcome, RetryingClient
 from devstack.chaos.faults import Faults, Injected
 from devstack.settings import DevSettings
+from paystream import apikeys, bootstrap
 
-#: Figures that must be 0.
+#: The account of the run's own API key, whose limit no run reaches (the figures are paystream's, not
+#: the rate limiter's refusals); revoked when the run ends.
+CHAOS_ACCOUNT = "chaos"
+CHAOS_RATE_LIMIT = "1000000/second"
+
+#: Figures that must be 0. The last two are what clients met on the way even when they retried past
+#: it: a 5xx other than a 503 (an outage is a clear 503 with Retry-After, never a 500 or a 502: graceful
+#: degradation), and a 404 for a payment they had been told about (read-your-writes).
 BAD = ("double_charges", "charged_not_receipted", "receipted_not_charged", "unresolved", "failed", "rejected",
-       "unreadable_statuses", "unreadable_receipts", "faults_not_recovered")
-#: What clients met on the way (they retried past it): a 5xx other than 503, and a 404 for a payment
-#: they had been told about. Graceful degradation and read-your-writes make these 0; `--strict`
-#: counts them as bad figures too.
-DEGRADED = ("answered_5xx", "answered_404_after_told")
+       "unreadable_statuses", "unreadable_receipts", "faults_not_recovered", "answered_5xx",
+       "answered_404_after_told")
 
 
 @dataclass
@@ -43,7 +48,6 @@ class Plan:
     recovery_timeout_s: float = 180.0
     client_deadline_s: float = 180.0
     max_payments: int = 3000
-    strict: bool = False
 
 
 @dataclass
@@ -61,19 +65,16 @@ class Report:
     faults_not_recovered: int = 0
     answered_5xx: int = 0
     answered_404_after_told: int = 0
-    strict: bool = False
+    #: 503s the clients met (and retried past): what an outage is answered with, so not a bad figure.
+    answered_503: int = 0
     seconds: float = 0.0
     faults: list[dict] = field(default_factory=list)
     client_answers: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     @property
-    def checked(self) -> tuple[str, ...]:
-        return BAD + DEGRADED if self.strict else BAD
-
-    @property
     def ok(self) -> bool:
-        return all(getattr(self, name) == 0 for name in self.checked)
+        return all(getattr(self, name) == 0 for name in BAD)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "ok": self.ok}
@@ -169,12 +170,14 @@ class Chaos:
 
     # --- the reckoning --------------------------------------------------------------
     async def _reconcile(self, outcomes: list[Outcome]) -> Report:
-        report = Report(payments=len(outcomes), strict=self.plan.strict)
+        report = Report(payments=len(outcomes))
         for outcome in outcomes:
             for answer, n in outcome.answers.items():
                 report.client_answers[answer] = report.client_answers.get(answer, 0) + n
                 code = answer.rsplit(" ", 1)[-1]
-                if code.isdigit() and 500 <= int(code) < 600 and code != "503":
+                if code == "503":
+                    report.answered_503 += n
+                elif code.isdigit() and 500 <= int(code) < 600:
                     report.answered_5xx += n
                 if answer == "payments 404":  # only asked after a 202 or 201 named the payment
                     report.answered_404_after_told += n
@@ -239,6 +242,19 @@ class Chaos:
         return counts
 
 
+async def with_chaos_key(settings: DevSettings, run):
+    """`await run(key)` with a new API key of account `chaos`, revoked afterwards."""
+    store = bootstrap.api_key_store(settings)
+    try:
+        key, record = await apikeys.create(store, CHAOS_ACCOUNT, rate_limit=CHAOS_RATE_LIMIT)
+        try:
+            return await run(key)
+        finally:
+            await store.revoke(record.key_id)
+    finally:
+        await store.close()
+
+
 async def _done(outcome: Outcome) -> Outcome:
     return outcome
 
@@ -246,8 +262,7 @@ async def _done(outcome: Outcome) -> Outcome:
 def table(report: Report) -> str:
     rows = [("payments", report.payments), ("faults injected", report.faults_injected)]
     rows += [(name.replace("_", " "), getattr(report, name)) for name in BAD]
-    rows += [(name.replace("_", " ") + ("" if report.strict else " (not checked)"), getattr(report, name))
-             for name in DEGRADED]
+    rows += [("answered 503 (an outage's answer)", report.answered_503)]
     lines = [f"{name:<40}{value:>8}" for name, value in rows]
     lines.append("")
     lines.append(f"{'fault':<22}{'recovered in':>14}  detail")
@@ -272,13 +287,13 @@ def markdown(report: Report, command: str, commit: str, machine: str, at: str) -
              "", "| figure | value |", "|---|---:|", f"| payments | {report.payments:,} |",
              f"| faults injected | {report.faults_injected} |"]
     lines += [f"| {name.replace('_', ' ')} | **{getattr(report, name)}** |" for name in BAD]
-    lines += [f"| {name.replace('_', ' ')} ({'checked' if report.strict else 'not checked: see below'}) | "
-              f"{getattr(report, name)} |" for name in DEGRADED]
-    lines += ["", f"Every bad figure 0: **{'yes' if report.ok else 'no'}**."]
-    if not report.strict:
-        lines += ["", "The last two are what graceful degradation (a clear 503 instead of a 500 during an "
-                  "outage) and read-your-writes (no 404 for a payment the client was told about) make 0; "
-                  "`--strict` counts them as bad figures too."]
+    lines += [f"| answered 503 (not a bad figure) | {report.answered_503:,} |"]
+    lines += ["", f"Every bad figure (in bold) 0: **{'yes' if report.ok else 'no'}**.", "",
+              "The last two bold figures count what the clients met even where they retried past it: a 5xx "
+              "other than 503 (an outage is answered with a clear 503 and Retry-After: graceful degradation) "
+              "and a 404 for a payment the client had been told about (read-your-writes). A receipt is "
+              "readable when it is served with the e-mail its client gave (kept sealed, opened for its "
+              "owner)."]
     lines += ["",
               "| fault | what was done | recovered in |", "|---|---|---:|"]
     for f in report.faults:

@@ -1,6 +1,8 @@
-"""The short chaos run of `make test`: payments from retrying clients while the worker, the sinks
-and the ingress are SIGKILLed, a Couchbase node is failed over and the store is wiped; every bad
-figure of the reconciliation against the provider sandbox must be 0."""
+"""The short chaos run of `make test`: payments from retrying clients while the worker, the analytics,
+the sinks and the ingress are SIGKILLed, a Couchbase node is failed over and the store is wiped; every
+bad figure must be 0: the reconciliation against the provider sandbox, the reads back (statuses, and
+receipts with their e-mails), and what the clients met on the way (no 5xx but 503s, no 404 for a
+payment they had been told about)."""
 
 from __future__ import annotations
 

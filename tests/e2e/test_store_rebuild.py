@@ -1,5 +1,7 @@
 """The store is derived from the topics: wiped, it comes back by itself (the sinks) or on command
-(`paystream store rebuild`), and every payment and receipt is readable again."""
+(`paystream store rebuild`), every payment and receipt is readable again, and every document is the
+one the sinks had written (the payment with its account, the transaction id, the receipt with its
+e-mail sealed, both user indexes, the cached receipt)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,25 @@ import asyncio
 import json
 import time
 
+import pytest
+import redis
 from couchbase.exceptions import DocumentNotFoundException
 
+from connectors.couchbase_store import payment_key, receipt_key, transaction_key, user_index_key
+from connectors.redis_cache import receipt_key as cached_receipt_key
+from paystream.apikeys import DEV_ACCOUNT
+from paystream.domain.sealing import is_sealed
 from tests.conftest import ROOT, paystream
 from tests.e2e.test_monitoring import pay
 
 PAYMENTS = 6
+
+
+@pytest.fixture
+def cache(stack):
+    client = redis.Redis.from_url(stack["redis"]["address"])
+    yield client
+    client.close()
 
 
 async def readable(api, receipts: list[dict], timeout: float) -> list[str]:
@@ -30,20 +45,55 @@ async def readable(api, receipts: list[dict], timeout: float) -> list[str]:
         await asyncio.sleep(1)
 
 
-def in_couchbase(collection, receipts: list[dict]) -> list[str]:
-    missing = []
+def couchbase_keys(r: dict) -> list[str]:
+    """What the sinks write to Couchbase for one receipted payment of the dev account."""
+    return [payment_key(r["payment_id"]), receipt_key(r["receipt_id"]), transaction_key(r["transaction_id"]),
+            user_index_key("payments", DEV_ACCOUNT, r["user_id"]), user_index_key("receipts", DEV_ACCOUNT, r["user_id"])]
+
+
+def cache_key(r: dict) -> str:
+    return cached_receipt_key(DEV_ACCOUNT, r["user_id"], r["receipt_id"])
+
+
+def documents(collection, cache, receipts: list[dict]) -> dict[str, dict | None]:
+    """Every document the sinks write for these payments, by key (None where missing)."""
+    docs: dict[str, dict | None] = {}
     for r in receipts:
-        for key in (f"payment::{r['payment_id']}", f"receipt::{r['receipt_id']}", f"txn::{r['transaction_id']}"):
+        for key in couchbase_keys(r):
             try:
-                collection.get(key)
+                docs[key] = collection.get(key).content_as[dict]
             except DocumentNotFoundException:
-                missing.append(key)
-    return missing
+                docs[key] = None
+        cached = cache.get(cache_key(r))
+        docs[f"redis {cache_key(r)}"] = json.loads(cached) if cached else None
+    return docs
 
 
-async def test_a_wiped_store_is_rebuilt_by_the_sinks_unprompted(api, settings):
+async def written(collection, cache, receipts: list[dict], timeout: float = 30) -> dict[str, dict | None]:
+    """The documents, once the sinks wrote every one (the receipts' agent writes a moment later)."""
+    deadline = time.monotonic() + timeout
+    while None in (docs := documents(collection, cache, receipts)).values() and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    assert None not in docs.values(), [k for k, v in docs.items() if v is None]
+    return docs
+
+
+def as_the_sinks_write_them(docs: dict[str, dict | None]) -> None:
+    """Nothing the sinks no longer write: no client secret anywhere, e-mails sealed."""
+    assert "client_secret" not in json.dumps(docs)
+    for key, doc in docs.items():
+        if key.startswith(("payment::", "receipt::", "redis ")):
+            email = doc.get("email") or doc.get("email_id")
+            assert is_sealed(email), (key, email)
+        if key.startswith(("payment::", "txn::")):
+            assert doc["account"] == DEV_ACCOUNT, (key, doc)
+
+
+async def test_a_wiped_store_is_rebuilt_by_the_sinks_unprompted(api, settings, couchbase_collection, cache):
     receipts = await pay(api, PAYMENTS)
     assert await readable(api, receipts, timeout=30) == []
+    before = await written(couchbase_collection, cache, receipts)
+    as_the_sinks_write_them(before)
     log = ROOT / settings.state_dir / "sinks" / "sinks.log"
     lines_before = len(log.read_text().splitlines())
 
@@ -62,24 +112,25 @@ async def test_a_wiped_store_is_rebuilt_by_the_sinks_unprompted(api, settings):
     while not said() and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
     assert said() and said()[0]["records"] >= PAYMENTS, said()
+    # The replay wrote exactly what the sinks had (Redis kept its copy; Couchbase lost all of it).
+    assert documents(couchbase_collection, cache, receipts) == before
 
 
-async def test_store_rebuild_brings_back_removed_documents(api, couchbase_collection):
+async def test_store_rebuild_writes_back_exactly_what_the_sinks_wrote(api, couchbase_collection, cache):
     receipts = await pay(api, 3)
     assert await readable(api, receipts, timeout=30) == []
-    deadline = time.monotonic() + 30  # the receipts are written by their own agent, a moment later
-    while in_couchbase(couchbase_collection, receipts) and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-    assert in_couchbase(couchbase_collection, receipts) == []
+    before = await written(couchbase_collection, cache, receipts)
+    as_the_sinks_write_them(before)
     # Documents gone while the markers stay: the sinks see nothing amiss; the command puts them back.
     for r in receipts:
-        for key in (f"payment::{r['payment_id']}", f"receipt::{r['receipt_id']}", f"txn::{r['transaction_id']}"):
+        for key in couchbase_keys(r):
             couchbase_collection.remove(key)
-    assert len(in_couchbase(couchbase_collection, receipts)) == 9
+        cache.delete(cache_key(r))
+    assert set(documents(couchbase_collection, cache, receipts).values()) == {None}
 
     result = await asyncio.to_thread(paystream, "store", "rebuild")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["records"] > 0 and report["documents"] >= 9
-    assert in_couchbase(couchbase_collection, receipts) == []
+    assert report["records"] > 0 and report["documents"] >= 9 and report["index_entries"] >= 6, report
+    assert documents(couchbase_collection, cache, receipts) == before
     assert await readable(api, receipts, timeout=10) == []
