@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from connectors.couchbase_bulk import CouchbaseBulkWriter
     from connectors.couchbase_store import BackgroundConnectedStore, CouchbaseStore
     from connectors.kafka_commands import KafkaCommandBus
+    from connectors.kafka_dead_letters import KafkaDeadLetters
     from connectors.kafka_history import KafkaHistory
     from connectors.kafka_log import KafkaEventLog
     from connectors.rate_limits import RateLimiter
@@ -69,7 +70,7 @@ def receipt_cache(settings: Settings) -> RedisCache:
     from connectors.redis_cache import RedisCache
 
     return RedisCache.from_url(
-        settings.redis_url, receipt_ttl_s=settings.receipt_cache_ttl_s,
+        settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout_s, receipt_ttl_s=settings.receipt_cache_ttl_s,
         transaction_ttl_s=settings.transaction_index_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s,
     )
 
@@ -101,7 +102,7 @@ def api_key_store(settings: Settings) -> RedisApiKeys:
     from connectors.redis_apikeys import RedisApiKeys
     from connectors.redis_cache import client_for
 
-    return RedisApiKeys(client_for(settings.redis_url))
+    return RedisApiKeys(client_for(settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout_s))
 
 
 def remembered(settings: Settings, api_keys: ApiKeyStore, data_keys: PersonalDataKeys):
@@ -114,7 +115,7 @@ def remembered(settings: Settings, api_keys: ApiKeyStore, data_keys: PersonalDat
 def rate_limiter(settings: Settings) -> RateLimiter:
     from connectors.rate_limits import RateLimiter
 
-    return RateLimiter(settings.redis_url)
+    return RateLimiter(settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout_s)
 
 
 def ensure_topics(settings: Settings) -> list[str]:
@@ -129,6 +130,13 @@ def create_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
     from connectors.kafka_admin import create_topics
 
     return create_topics(settings.kafka_bootstrap, specs)
+
+
+def dead_letter_topic(settings: Settings) -> KafkaDeadLetters:
+    """The dead-letter topic, read back and replayed (`paystream dlq`)."""
+    from connectors.kafka_dead_letters import KafkaDeadLetters
+
+    return KafkaDeadLetters(settings.kafka_bootstrap, settings.topics.dead_letters)
 
 
 def event_log(settings: Settings) -> KafkaEventLog:
