@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -28,8 +29,9 @@ import psutil
 
 from devstack.bench import tools
 from devstack.bench.bench_stack import BenchStack
-from devstack.bench.core import open_loop, percentile, save_json, results_dir
+from devstack.bench.core import git_commit, open_loop, percentile, put_section, results_dir, save_json
 from devstack.bench.receipts import make_receipts
+from devstack.bench.report import machine
 from devstack.settings import DevSettings, get_dev_settings
 
 BEGIN, END = "<!-- overload -->", "<!-- /overload -->"
@@ -208,6 +210,8 @@ def publish(root: Path, result: dict, command: str) -> Path:
     section = "\n".join([
         BEGIN, "", "## Overload (twice the sustainable rate)", "",
         f"- command: `{command}` (its own throwaway stack; {result['seconds']:.0f} s a step)",
+        f"- commit: `{git_commit(root)}`, run at {datetime.now(UTC).isoformat(timespec='seconds')}",
+        f"- machine: {machine()}",
         "- each load at the given rate, then at twice it, open loop; goodput counts successful answers (complete "
         "payments for payments); 503s are refusals with `Retry-After` (load shed, or a part unavailable); "
         "latency is that of admitted, successful answers; memory is each process's RSS before → after the "
@@ -219,18 +223,7 @@ def publish(root: Path, result: dict, command: str) -> Path:
         "| lost | memory |",
         "|---|---|---|---|---:|---:|---|---:|---|",
         *rows, "", END])
-    path = root / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# paystream benchmarks\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-    return path
-
-
-def kept_section(old: str) -> str:
-    """This section, for a report that replaces BENCHMARKS.md."""
-    found = re.search(re.escape(BEGIN) + ".*?" + re.escape(END), old, re.S)
-    return "\n\n" + found.group(0) + "\n" if found else ""
+    return put_section(root / "BENCHMARKS.md", BEGIN, END, section)
 
 
 def main() -> None:
