@@ -7,15 +7,17 @@ in time. With one, past the bound a request is answered `503 overloaded` with `R
 anything is looked up (no API key, no rate limit, no Redis), which costs a fraction of an answer,
 so the process goes on answering what it admitted at the rate it can.
 
-Two adaptive bounds, both per process, each between a floor and a ceiling from the settings:
-- every request: up to `ingress_max_in_flight`, lowered when admitted reads take longer than
-  `ingress_latency_target_s`. Time spent waiting for this process's event loop is what grows
-  under overload, and it grows with the work in hand (Little's law: latency = in flight /
-  throughput), so the bound follows what keeps an admitted read quick on this machine now;
+Two adaptive bounds per process, apart, each between a floor and a ceiling from the settings:
+- reads (every request but a payment's start or post): up to `ingress_max_in_flight_reads`,
+  lowered when admitted reads take longer than `ingress_read_latency_target_s`. What grows under
+  overload is the wait for this process's event loop, and it grows with the work in hand (Little's
+  law: latency = in flight / throughput), so the bound follows what keeps a read quick here now;
 - writes (startPayment, postPayment): up to `ingress_max_in_flight_writes`, lowered when admitted
   writes take longer than `ingress_write_latency_target_s`. A write's time is mostly the
   pipeline's (Kafka, the worker, the provider), so a fixed count would be right for one pipeline
   speed only; this one follows what the pipeline keeps up with.
+Apart, because a write mostly waits and a read mostly computes: writes waiting on a slow pipeline
+must not take the places of reads this process could answer at once, nor reads those of writes.
 Each limit is additive increase, multiplicative decrease, as TCP's congestion window: a slow
 answer takes a tenth off, a quick one adds one over the limit.
 """
@@ -31,9 +33,8 @@ from paystream.observability import metrics
 
 #: Seconds a refused client should wait before trying again.
 RETRY_AFTER_S = 1
-#: The bound on all requests never goes below this (a process always answers some at once).
-MIN_IN_FLIGHT = 16
-#: Nor the bound on writes below this: a pipeline slow for everyone still takes payments at this many at once.
+#: The bounds never go below these (a process always answers some at once), nor above their ceiling.
+MIN_READS_IN_FLIGHT = 16
 MIN_WRITES_IN_FLIGHT = 4
 #: Never shed these: the load balancer's probe and the monitor's scrape must see an overloaded process.
 UNBOUNDED_PATHS = frozenset({"/health", "/metrics"})
@@ -44,10 +45,11 @@ class AdaptiveLimit:
 
     def __init__(self, ceiling: int, target_s: float, floor: int = 1, decrease: float = 0.9) -> None:
         self.ceiling = ceiling
-        self.floor = floor
+        self.floor = min(floor, ceiling)
         self.target_s = target_s
         self.decrease = decrease
         self.limit = float(ceiling)
+        self.in_flight = 0
 
     def observe(self, latency_s: float) -> None:
         if latency_s > self.target_s:
@@ -59,37 +61,34 @@ class AdaptiveLimit:
     def allowed(self) -> int:
         return int(self.limit)
 
+    @property
+    def full(self) -> bool:
+        return self.in_flight >= self.allowed
+
 
 class LoadShedder:
     """The bounds of one process, and the requests it holds against them."""
 
-    def __init__(self, max_in_flight: int, latency_target_s: float, max_in_flight_writes: int,
-                 write_latency_target_s: float) -> None:
-        self.all = AdaptiveLimit(max_in_flight, latency_target_s, floor=min(MIN_IN_FLIGHT, max_in_flight))
-        self.writes = AdaptiveLimit(max_in_flight_writes, write_latency_target_s,
-                                    floor=min(MIN_WRITES_IN_FLIGHT, max_in_flight_writes))
-        self.in_flight = 0
-        self.writes_in_flight = 0
+    def __init__(self, max_reads: int, read_target_s: float, max_writes: int, write_target_s: float) -> None:
+        self.reads = AdaptiveLimit(max_reads, read_target_s, floor=MIN_READS_IN_FLIGHT)
+        self.writes = AdaptiveLimit(max_writes, write_target_s, floor=MIN_WRITES_IN_FLIGHT)
+
+    def bound(self, is_write: bool) -> AdaptiveLimit:
+        return self.writes if is_write else self.reads
 
     def refusal(self, is_write: bool) -> str | None:
-        """Why a new request is refused now (`in_flight` or `writes_in_flight`), or None to admit it."""
-        if self.in_flight >= self.all.allowed:
-            return "in_flight"
-        if is_write and self.writes_in_flight >= self.writes.allowed:
-            return "writes_in_flight"
+        """Why a new request is refused now (`reads_in_flight` or `writes_in_flight`), or None to admit it."""
+        if self.bound(is_write).full:
+            return "writes_in_flight" if is_write else "reads_in_flight"
         return None
 
     def admit(self, is_write: bool) -> None:
-        self.in_flight += 1
-        self.writes_in_flight += is_write
+        self.bound(is_write).in_flight += 1
 
     def done(self, is_write: bool, latency_s: float) -> None:
-        self.in_flight -= 1
-        if is_write:
-            self.writes_in_flight -= 1
-            self.writes.observe(latency_s)
-        else:
-            self.all.observe(latency_s)
+        bound = self.bound(is_write)
+        bound.in_flight -= 1
+        bound.observe(latency_s)
 
 
 def route_of(request: web.Request) -> str:
@@ -98,9 +97,9 @@ def route_of(request: web.Request) -> str:
 
 
 def shedding_middleware(shedder: LoadShedder, writes: frozenset[str]):
-    metrics.INGRESS_IN_FLIGHT.set_function(lambda: shedder.in_flight)
-    metrics.INGRESS_IN_FLIGHT_LIMIT.labels("all").set_function(lambda: shedder.all.allowed)
-    metrics.INGRESS_IN_FLIGHT_LIMIT.labels("writes").set_function(lambda: shedder.writes.allowed)
+    for kind, bound in (("reads", shedder.reads), ("writes", shedder.writes)):
+        metrics.INGRESS_IN_FLIGHT.labels(kind).set_function(lambda bound=bound: bound.in_flight)
+        metrics.INGRESS_IN_FLIGHT_LIMIT.labels(kind).set_function(lambda bound=bound: bound.allowed)
     # The refusal is made once: answering it must cost as little as possible.
     refusal = error_response("unavailable_error", "overloaded",
                              "this server has as much work as it can answer in time; retry shortly",

@@ -3,7 +3,7 @@
 An overloaded process answers late: its heartbeats come late too, and read from the beats alone it
 looked down, then up, then down again (8 down/up alerts in a minute at 1,500 reads/s while it was
 answering). Here the answers themselves say what is wrong: the share of 5xx answers (503s shed
-included), the p99 latency and the saturation (requests in flight over the process's bound), each
+included), the p99 latency and the saturation (reads or writes in flight over the process's bound), each
 over the last `WINDOW_S`, as the shipped Prometheus rule `PaystreamOverloaded`
 (docker/prometheus/rules/paystream.rules.yml) reads them. Like that rule, a condition must hold
 `FOR_S` before the alert fires, and, like its `keep_firing_for`, clear `KEEP_FIRING_S` before it
@@ -34,15 +34,15 @@ class Reading:
     answers: float
     errors: float  # 5xx answers
     buckets: dict[float, float]  # latency histogram, cumulative counts by upper bound
-    in_flight: float | None
-    limit: float | None
+    saturation: float | None  # the fuller of its bounds (reads, writes): in flight over the limit
 
 
 def reading(at: float, flat: dict) -> Reading:
     """The rule's figures from a flattened /metrics page (monitor.sampler.flatten)."""
     answers = errors = 0.0
     buckets: dict[float, float] = {}
-    in_flight = limit = None
+    in_flight: dict[str, float] = {}
+    limit: dict[str, float] = {}
     for (name, labels), value in flat.items():
         labels = dict(labels)
         if name == "paystream_http_requests_total":
@@ -53,10 +53,11 @@ def reading(at: float, flat: dict) -> Reading:
             le = float(labels["le"])
             buckets[le] = buckets.get(le, 0.0) + value
         elif name == "paystream_http_in_flight_requests":
-            in_flight = value
-        elif name == "paystream_http_in_flight_limit" and labels.get("kind") == "all":
-            limit = value
-    return Reading(at, answers, errors, buckets, in_flight, limit)
+            in_flight[labels.get("kind", "")] = value
+        elif name == "paystream_http_in_flight_limit":
+            limit[labels.get("kind", "")] = value
+    saturations = [in_flight[kind] / limit[kind] for kind in in_flight if limit.get(kind)]
+    return Reading(at, answers, errors, buckets, max(saturations) if saturations else None)
 
 
 @dataclass
@@ -83,7 +84,7 @@ def judge(readings: list[Reading]) -> Verdict:
     answers = counter_delta(last.answers, first.answers)
     errors = counter_delta(last.errors, first.errors)
     buckets = [(le, counter_delta(count, first.buckets.get(le, 0.0))) for le, count in last.buckets.items()]
-    saturations = [r.in_flight / r.limit for r in readings if r.in_flight is not None and r.limit]
+    saturations = [r.saturation for r in readings if r.saturation is not None]
     return Verdict(errors / answers if answers else None, histogram_quantile(0.99, buckets) if answers else None,
                    max(saturations) if saturations else None)
 

@@ -74,11 +74,11 @@ class Settings(BaseSettings):
                                                       "(`N/second|minute|hour`); a key may carry its own.")
     reply_timeout_s: float = Field(10.0, description="How long a write waits for its outcome before 202.")
     max_body_bytes: int = 64 * 1024
-    ingress_max_in_flight: int = Field(
-        256, description="Ceiling of the adaptive limit on requests one ingress process answers at once; past the "
-                         "limit, 503 overloaded with Retry-After.")
-    ingress_latency_target_s: float = Field(
-        0.1, description="Admitted reads slower than this lower the adaptive limit on all requests; quicker raise it.")
+    ingress_max_in_flight_reads: int = Field(
+        256, description="Ceiling of the adaptive limit on reads (every request but a payment's start or post) one "
+                         "ingress process answers at once; past the limit, 503 overloaded with Retry-After.")
+    ingress_read_latency_target_s: float = Field(
+        0.1, description="Admitted reads slower than this lower the adaptive limit on reads; quicker raise it.")
     ingress_max_in_flight_writes: int = Field(
         64, description="Ceiling of the adaptive limit on payments (start, post) one ingress process has in hand.")
     ingress_write_latency_target_s: float = Field(

@@ -27,7 +27,7 @@ PORT_OFFSET = 70
 async def own_ingress(settings, pool_timeout_s: float):
     """(base URL, app) of an ingress admitting 4 requests at once, with one-connection Redis pools."""
     own = settings.model_copy(update={
-        "ingress_port": settings.ingress_port + PORT_OFFSET, "ingress_max_in_flight": 4,
+        "ingress_port": settings.ingress_port + PORT_OFFSET, "ingress_max_in_flight_reads": 4,
         "redis_pool_size": 1, "redis_pool_timeout_s": pool_timeout_s, "key_cache_s": 0.0,
     })
     app = create_app(own)

@@ -18,7 +18,7 @@ def episode(seconds: int, shed_until: int, every: float = 2.0, wobble: bool = Tr
     readings, answers, errors = [], 0.0, 0.0
     for i in range(int(seconds / every) + 1):
         at = i * every
-        readings.append(Reading(at, answers, errors, {le: answers for le in BUCKETS}, 10.0, 256.0))
+        readings.append(Reading(at, answers, errors, {le: answers for le in BUCKETS}, 10 / 256))
         answers += 100
         if shed_from <= at < shed_until:
             errors += 2 if wobble and i % 5 == 4 else 30
@@ -45,10 +45,10 @@ def test_a_few_503s_in_a_healthy_flow_raise_nothing():
 
 def test_slow_answers_and_a_full_bound_are_overload_too():
     rule = OverloadRule()
-    slow = [Reading(t, t * 50, 0.0, {0.01: 0.0, 0.1: 0.0, 0.5: 0.0, 1.0: t * 50, float("inf"): t * 50}, 1.0, 256.0)
+    slow = [Reading(t, t * 50, 0.0, {0.01: 0.0, 0.1: 0.0, 0.5: 0.0, 1.0: t * 50, float("inf"): t * 50}, 1 / 256)
             for t in range(0, 40, 2)]
     assert [s for s, _ in changes(rule, slow)] == ["overloaded"]
-    full = [Reading(t, t * 50, 0.0, {0.01: t * 50, float("inf"): t * 50}, 250.0, 256.0) for t in range(0, 40, 2)]
+    full = [Reading(t, t * 50, 0.0, {0.01: t * 50, float("inf"): t * 50}, 250 / 256) for t in range(0, 40, 2)]
     assert [s for s, _ in changes(OverloadRule(), full)] == ["overloaded"]
 
 
