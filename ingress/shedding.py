@@ -25,6 +25,7 @@ answer takes a tenth off, a quick one adds one over the limit.
 from __future__ import annotations
 
 import time
+import uuid
 
 from aiohttp import web
 
@@ -108,13 +109,17 @@ def shedding_middleware(shedder: LoadShedder, writes: frozenset[str]):
 
     @web.middleware
     async def shed(request: web.Request, handler):
+        # Outermost: a refusal skips the other middlewares (and their log line: 1,000s a second under
+        # overload); it is counted here, among the answers, so the error ratio sees it.
         if request.path in UNBOUNDED_PATHS:
             return await handler(request)
-        is_write = route_of(request) in writes
+        route = route_of(request)
+        is_write = route in writes
         reason = shedder.refusal(is_write)
         if reason is not None:
             metrics.SHED_REQUESTS.labels(reason).inc()
-            return web.Response(body=body, status=503, headers=headers)
+            metrics.HTTP_REQUESTS.labels(route, "503").inc()
+            return web.Response(body=body, status=503, headers={**headers, "Request-Id": f"req_{uuid.uuid4().hex}"})
         shedder.admit(is_write)
         started = time.perf_counter()
         try:

@@ -76,9 +76,12 @@ async def test_past_its_bound_the_ingress_answers_503_overloaded_at_once_and_adm
     url = f"{base}/v1/payments"
     async with aiohttp.ClientSession() as session:
         shed_before = await metric(session, base, "paystream_http_shed_requests_total")
+        answered_503 = await metric(session, base, "paystream_http_requests_total", status="503")
+        request_ids = []
 
         async def list_payments(user: str):
             async with session.get(url, params={"user_id": user}, headers=headers) as resp:
+                request_ids.append(resp.headers.get("Request-Id"))
                 return resp.status, resp.headers.get("Retry-After"), await resp.json()
 
         admitted = [asyncio.create_task(list_payments(f"u-{uuid.uuid4().hex[:8]}")) for _ in range(4)]
@@ -89,6 +92,9 @@ async def test_past_its_bound_the_ingress_answers_503_overloaded_at_once_and_adm
         assert [(status, retry, body["error"]["code"]) for status, retry, body in refused] == \
             [(503, "1", "overloaded")] * 6
         assert await metric(session, base, "paystream_http_shed_requests_total") - shed_before == 6
+        # Counted among the answers (the monitor's error ratio reads them there), each with its Request-Id.
+        assert await metric(session, base, "paystream_http_requests_total", status="503") - answered_503 == 6
+        assert len(set(request_ids)) == 6 and all(i.startswith("req_") for i in request_ids)
         # /metrics and /health are never shed: an overloaded process stays observable.
         async with session.get(f"{base}/health") as resp:
             assert resp.status == 200
