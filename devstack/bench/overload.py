@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -173,13 +174,15 @@ def run(stack: BenchStack, reads: int, payments: int, seconds: float, say=print)
                 "url": f"http://{settings.ingress_host}:{settings.ingress_port}/v1/getReceipt"
                        f"?receipt_id={r['receipt_id']}&user_id={r['user_id']}"} for r in stored]
     read_attack(vegeta, targets, reads, 2)  # warm-up, not reported
+    load_before = os.getloadavg()[0]
     steps = []
     # Both at once at the design's ratio: 1,000 reads to 10 payments.
     for name, r, p in (("reads", reads, 0), ("payments", 0, payments), ("both", reads, reads / 100)):
         for factor in (1, 2):
             steps.append(step(stack, f"{name} x{factor}", r * factor, p * factor, seconds, vegeta, targets, say))
             stack.wait_drained()
-    return {"reads_rps": reads, "payments_rps": payments, "seconds": seconds, "steps": steps}
+    return {"reads_rps": reads, "payments_rps": payments, "seconds": seconds, "steps": steps,
+            "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)]}
 
 
 def _fmt(v) -> str:
@@ -211,7 +214,8 @@ def publish(root: Path, result: dict, command: str) -> Path:
         BEGIN, "", "## Overload (twice the sustainable rate)", "",
         f"- command: `{command}` (its own throwaway stack; {result['seconds']:.0f} s a step)",
         f"- commit: `{git_commit(root)}`, run at {datetime.now(UTC).isoformat(timespec='seconds')}",
-        f"- machine: {machine()}",
+        f"- machine: {machine()}; load average (1 min) at the start and the end: "
+        f"{result['load_average'][0]} / {result['load_average'][1]} (anything above the cores is other work)",
         "- each load at the given rate, then at twice it, open loop; goodput counts successful answers (complete "
         "payments for payments); 503s are refusals with `Retry-After` (load shed, or a part unavailable); "
         "latency is that of admitted, successful answers; memory is each process's RSS before → after the "
