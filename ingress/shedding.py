@@ -19,7 +19,9 @@ Two adaptive bounds per process, apart, each between a floor and a ceiling from 
 Apart, because a write mostly waits and a read mostly computes: writes waiting on a slow pipeline
 must not take the places of reads this process could answer at once, nor reads those of writes.
 Each limit is additive increase, multiplicative decrease, as TCP's congestion window: a slow
-answer takes a tenth off, a quick one adds one over the limit.
+answer takes a tenth off, a quick one adds one over the limit; and as TCP lowers its window once
+per round trip, only answers to requests admitted after the last decrease can lower it again (a
+burst of slow answers to one round of requests is one signal, not one per answer).
 """
 
 from __future__ import annotations
@@ -51,12 +53,15 @@ class AdaptiveLimit:
         self.decrease = decrease
         self.limit = float(ceiling)
         self.in_flight = 0
+        self._decreased_at = float("-inf")
 
-    def observe(self, latency_s: float) -> None:
-        if latency_s > self.target_s:
-            self.limit = max(self.floor, self.limit * self.decrease)
-        else:
+    def observe(self, started_at: float, ended_at: float) -> None:
+        """One admitted request's answer: admitted at `started_at`, answered at `ended_at` (monotonic s)."""
+        if ended_at - started_at <= self.target_s:
             self.limit = min(self.ceiling, self.limit + 1.0 / self.limit)
+        elif started_at >= self._decreased_at:
+            self.limit = max(self.floor, self.limit * self.decrease)
+            self._decreased_at = ended_at
 
     @property
     def allowed(self) -> int:
@@ -86,10 +91,10 @@ class LoadShedder:
     def admit(self, is_write: bool) -> None:
         self.bound(is_write).in_flight += 1
 
-    def done(self, is_write: bool, latency_s: float) -> None:
+    def done(self, is_write: bool, started_at: float, ended_at: float) -> None:
         bound = self.bound(is_write)
         bound.in_flight -= 1
-        bound.observe(latency_s)
+        bound.observe(started_at, ended_at)
 
 
 def route_of(request: web.Request) -> str:
@@ -125,6 +130,6 @@ def shedding_middleware(shedder: LoadShedder, writes: frozenset[str]):
         try:
             return await handler(request)
         finally:
-            shedder.done(is_write, time.perf_counter() - started)
+            shedder.done(is_write, started, time.perf_counter())
 
     return shed

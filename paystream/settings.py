@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     ingress_max_in_flight_writes: int = Field(
         64, description="Ceiling of the adaptive limit on payments (start, post) one ingress process has in hand.")
     ingress_write_latency_target_s: float = Field(
-        0.25, description="Admitted writes slower than this lower the adaptive limit on writes; quicker raise it.")
+        0.5, description="Admitted writes slower than this lower the adaptive limit on writes; quicker raise it.")
     idempotency_ttl_s: int = 24 * 3600
 
     user_token_secret: SecretStr = Field(
