@@ -36,9 +36,9 @@ from paystream.observability import metrics
 
 #: Seconds a refused client should wait before trying again.
 RETRY_AFTER_S = 1
-#: The bounds never go below these (a process always answers some at once), nor above their ceiling.
+#: The bound on reads never goes below this (a process always answers some at once), nor above its ceiling;
+#: the bound on writes never below the worker's concurrency (what one worker carries at once).
 MIN_READS_IN_FLIGHT = 16
-MIN_WRITES_IN_FLIGHT = 4
 #: Never shed these: the load balancer's probe and the monitor's scrape must see an overloaded process.
 UNBOUNDED_PATHS = frozenset({"/health", "/metrics"})
 
@@ -75,9 +75,10 @@ class AdaptiveLimit:
 class LoadShedder:
     """The bounds of one process, and the requests it holds against them."""
 
-    def __init__(self, max_reads: int, read_target_s: float, max_writes: int, write_target_s: float) -> None:
+    def __init__(self, max_reads: int, read_target_s: float, max_writes: int, write_target_s: float,
+                 min_writes: int) -> None:
         self.reads = AdaptiveLimit(max_reads, read_target_s, floor=MIN_READS_IN_FLIGHT)
-        self.writes = AdaptiveLimit(max_writes, write_target_s, floor=MIN_WRITES_IN_FLIGHT)
+        self.writes = AdaptiveLimit(max_writes, write_target_s, floor=min_writes)
 
     def bound(self, is_write: bool) -> AdaptiveLimit:
         return self.writes if is_write else self.reads

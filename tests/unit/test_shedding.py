@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingress.shedding import MIN_READS_IN_FLIGHT, MIN_WRITES_IN_FLIGHT, AdaptiveLimit, LoadShedder
+from ingress.shedding import MIN_READS_IN_FLIGHT, AdaptiveLimit, LoadShedder
 
 
 def answers(limit: AdaptiveLimit, latencies: list[float], start: float = 0.0) -> float:
@@ -44,7 +44,7 @@ def test_the_limit_settles_where_few_answers_miss_the_target():
 
 
 def test_reads_and_writes_are_bounded_apart():
-    shedder = LoadShedder(max_reads=20, read_target_s=0.1, max_writes=6, write_target_s=0.25)
+    shedder = LoadShedder(max_reads=20, read_target_s=0.1, max_writes=6, write_target_s=0.25, min_writes=3)
     for _ in range(6):
         shedder.admit(is_write=True)
     # Writes waiting on a slow pipeline take no read's place.
@@ -58,7 +58,7 @@ def test_reads_and_writes_are_bounded_apart():
     # Slow writes lower only the writes' limit, slow reads only the reads', neither below its floor.
     for i in range(6):
         shedder.done(is_write=True, started_at=float(i), ended_at=i + 0.9)
-    assert (shedder.writes.allowed, shedder.reads.allowed) == (MIN_WRITES_IN_FLIGHT, 20)
+    assert (shedder.writes.allowed, shedder.reads.allowed) == (3, 20)
     for i in range(19):
         shedder.done(is_write=False, started_at=float(i), ended_at=i + 0.9)
     assert shedder.reads.allowed == MIN_READS_IN_FLIGHT
