@@ -132,6 +132,13 @@ def create_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
     return create_topics(settings.kafka_bootstrap, specs)
 
 
+def is_outage(exc: BaseException) -> bool:
+    """Whether a store's failure is an outage (retry until it lands) or the message's own (set it aside)."""
+    from connectors.outages import is_outage
+
+    return is_outage(exc)
+
+
 def dead_letter_topic(settings: Settings) -> KafkaDeadLetters:
     """The dead-letter topic, read back and replayed (`paystream dlq`)."""
     from connectors.kafka_dead_letters import KafkaDeadLetters
