@@ -113,7 +113,8 @@ def data_keys(settings: Settings, store: DataKeyStore, producer: AIOKafkaProduce
     """Users' data keys: looked up in the store, kept on the data-keys topic (paystream/data_keys.py)."""
     from connectors.kafka_data_keys import KafkaDataKeyJournal
 
-    return JournaledDataKeys(store, KafkaDataKeyJournal(producer, settings.topics.data_keys, settings.reply_timeout_s))
+    return JournaledDataKeys(store, KafkaDataKeyJournal(producer, settings.topics.data_keys, settings.reply_timeout_s,
+                                                        settings.kafka_connect_timeout_s))
 
 
 async def data_key_journal(settings: Settings) -> KafkaDataKeyJournal:
@@ -121,7 +122,7 @@ async def data_key_journal(settings: Settings) -> KafkaDataKeyJournal:
     from connectors.kafka_data_keys import KafkaDataKeyJournal
 
     return await KafkaDataKeyJournal.started(settings.kafka_bootstrap, settings.topics.data_keys,
-                                             settings.reply_timeout_s)
+                                             settings.reply_timeout_s, settings.kafka_connect_timeout_s)
 
 
 def remembered(settings: Settings, api_keys: ApiKeyStore, data_keys: PersonalDataKeys):
