@@ -285,7 +285,7 @@ class EventLog(Protocol):
 
     def read(self, ranges: dict[tuple[str, int], tuple[int, int]], batch: int) -> AsyncIterator[list[LogRecord]]:
         """The records of each (topic, partition) from start (inclusive) to end (exclusive), in
-        batches; within a partition in log order."""
+        batches; within a partition in log order. No ranges: no batches."""
         ...
 
 

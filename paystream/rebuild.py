@@ -142,8 +142,8 @@ class StoreRebuild:
         started = time.monotonic()
         ends = await self.log.end_offsets(self.topics.data_keys)
         latest: dict[tuple[str, str], bytes | None] = {}
-        async for records in self.log.read({(self.topics.data_keys, p): (0, end) for p, end in ends.items()
-                                            if end > 0}, self.batch):
+        ranges = {(self.topics.data_keys, p): (0, end) for p, end in ends.items() if end > 0}
+        async for records in self.log.read(ranges, self.batch):
             done.records += len(records)
             for record in records:
                 if record.key is None:
