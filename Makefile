@@ -34,8 +34,7 @@ run: setup
 	@$(BIN)/paystream apikey >/dev/null
 	$(BIN)/paystream pipeline up
 	@echo
-	@echo "paystream is running: API at http://127.0.0.1:8080 with key $$($(BIN)/paystream apikey)"
-	@echo "status page, /health and /metrics of the monitor: http://127.0.0.1:8090/"
+	@$(BIN)/paystream where
 	@echo "try it:  $(BIN)/paystream demo      stop it:  make stop"
 
 # Test-only tools from Debian: headless Chromium for the status page,

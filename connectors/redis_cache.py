@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import UTC, datetime
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -77,6 +78,19 @@ class RedisCache:
     async def put_receipt(self, receipt: Receipt) -> None:
         await self.client.set(receipt_key(receipt.account, receipt.user_id, receipt.receipt_id),
                               messages.encode(receipt), ex=self.receipt_ttl_s)
+
+    async def put_receipts(self, receipts: list[Receipt]) -> None:
+        """Many receipts in one round trip, each for what is left of its lifetime (a rebuild of the cache)."""
+        now = datetime.now(UTC)
+        pipe = self.client.pipeline(transaction=False)
+        for receipt in receipts:
+            issued = datetime.fromisoformat(receipt.issued_at.replace("Z", "+00:00"))
+            left = self.receipt_ttl_s - int((now - issued).total_seconds())
+            if left > 0:
+                pipe.set(receipt_key(receipt.account, receipt.user_id, receipt.receipt_id),
+                         messages.encode(receipt), ex=left)
+        if len(pipe):
+            await pipe.execute()
 
     async def get_transaction(self, transaction_id: str) -> TransactionRef | None:
         raw = await self.client.get(transaction_key(transaction_id))

@@ -42,7 +42,8 @@ def _service_group(app: typer.Typer, name: str, help_: str, group_key: str) -> N
     def stack() -> manager.Stack:
         from devstack.settings import get_dev_settings
 
-        return manager.Stack(get_dev_settings(), say=lambda line: typer.echo(line, err=True), types=types)
+        kind = manager.PipelineStack if group_key == "pipeline" else manager.Stack
+        return kind(get_dev_settings(), say=lambda line: typer.echo(line, err=True), types=types)
 
     @group.command()
     def up(services: Names = None) -> None:
@@ -80,7 +81,63 @@ def _service_group(app: typer.Typer, name: str, help_: str, group_key: str) -> N
         if not all(r.healthy for r in rows):
             raise typer.Exit(code=1)
 
+    if group_key == "stack":
+        _failover_commands(group)
     app.add_typer(group, name=name)
+
+
+def _failover_commands(group: typer.Typer) -> None:
+    Service = Annotated[str, typer.Argument(help="The service: couchbase (the local cluster).")]
+    Node = Annotated[Optional[str], typer.Argument(help="Node number (1..N) or id.", show_default=False)]
+
+    def cluster(service: str):
+        from devstack.settings import get_dev_settings
+        from devstack.stack.couchbase_cluster import CouchbaseCluster
+
+        if service != "couchbase":
+            raise _fail(f"failover is for couchbase only, not {service}")
+        return CouchbaseCluster(get_dev_settings())
+
+    def show(nodes: list[dict]) -> None:
+        for n in nodes:
+            typer.echo(f"node {n['number']}  {n['id']}  kv 127.0.0.1:{n['kv_port']}  {n['state']}")
+
+    @group.command()
+    def failover(service: Service, node: Node = None) -> None:
+        """Fail a node of the local cluster over (default: the last active one): its replicas become
+        active, its ports close, the SDKs follow the new map."""
+        from devstack.stack.errors import StackError
+
+        try:
+            target = cluster(service).failover(node)
+            typer.echo(f"failed over node {target['number']} ({target['id']})", err=True)
+            show(cluster(service).nodes())
+        except StackError as exc:
+            raise _fail(exc) from None
+
+    @group.command()
+    def recover(service: Service, node: Node = None) -> None:
+        """Add failed-over nodes back (default: all) and rebalance."""
+        from devstack.stack.errors import StackError
+
+        try:
+            for target in cluster(service).recover(node):
+                typer.echo(f"recovered node {target['number']} ({target['id']})", err=True)
+            show(cluster(service).nodes())
+        except StackError as exc:
+            raise _fail(exc) from None
+
+
+def where() -> None:
+    """Where the running paystream answers: the API (with the development key) and the monitor."""
+    from devstack.settings import get_dev_settings
+    from paystream.apikeys import ensure_dev_key
+    from paystream.cli import _with_key_store
+
+    settings = get_dev_settings()
+    key, _ = _with_key_store(lambda store: ensure_dev_key(settings, store))
+    typer.echo(f"paystream is running: API at http://127.0.0.1:{settings.ingress_port} with key {key}")
+    typer.echo(f"status page, /health and /metrics of the monitor: http://127.0.0.1:{settings.monitor_port}/")
 
 
 def demo() -> None:
@@ -133,10 +190,59 @@ def bench(
     typer.echo(str(report))
 
 
+def chaos(
+    faults: Annotated[Optional[str], typer.Option(help="Comma-separated faults, in order (default: all).")] = None,
+    short: Annotated[bool, typer.Option("--short", help="The short run of `make test`.")] = False,
+    rate: Annotated[Optional[float], typer.Option(help="Payments started per second (4; 3 with --short).",
+                                                  show_default=False)] = None,
+    spacing: Annotated[float, typer.Option(help="Seconds of load between a recovery and the next fault.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    markdown: Annotated[Optional[Path], typer.Option(help="Also write the report as Markdown here "
+                                                          "(RELIABILITY.md).")] = None,
+) -> None:
+    """Payments from retrying clients while each process and service fails in turn; then reconcile
+    against the provider sandbox and print the figures (exit 1 unless every bad one is 0)."""
+    import asyncio
+
+    from devstack.chaos.faults import ALL, SHORT
+    from devstack.chaos.run import Chaos, Plan, table, with_chaos_key
+    from devstack.settings import get_dev_settings
+
+    chosen = faults.split(",") if faults else list(SHORT if short else ALL)
+    unknown = set(chosen) - set(ALL)
+    if unknown:
+        raise _fail(f"unknown fault(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
+    plan = Plan(faults=chosen, rate=rate or (3.0 if short else 4.0), spacing_s=3.0 if short else spacing, warmup_s=3.0 if short else 5.0,
+                hold_s=5.0 if short else 10.0)
+    settings = get_dev_settings()
+
+    async def run():
+        return await with_chaos_key(settings, lambda key: Chaos(
+            settings, key, plan, say=lambda line: typer.echo(line, err=True)).run())
+
+    report = asyncio.run(run())
+    typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else table(report))
+    if markdown is not None:
+        from datetime import UTC, datetime
+
+        from devstack.bench.core import git_commit
+        from devstack.bench.report import machine
+        from devstack.chaos.run import markdown as as_markdown
+
+        command = "paystream chaos" + (f" --faults {faults}" if faults else "") + (" --short" if short else "") \
+            + f" --markdown {markdown}"
+        markdown.write_text(as_markdown(report, command, git_commit(Path.cwd()), machine(),
+                                        datetime.now(UTC).isoformat(timespec="seconds")))
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
 def register(app: typer.Typer) -> None:
     """The `paystream.commands` entry point: add the dev stack's commands to `paystream`."""
     _service_group(app, "stack", "The local services: Kafka, Couchbase, Redis, the Stripe sandbox.", "stack")
-    _service_group(app, "pipeline", "paystream's own processes in the background: monitor, worker, sinks, "
+    _service_group(app, "pipeline", "paystream's own processes in the background: monitor, worker, analytics, sinks, "
                    "ingress.", "pipeline")
+    app.command()(where)
     app.command()(demo)
     app.command()(bench)
+    app.command()(chaos)

@@ -28,6 +28,16 @@ class DevSettings(Settings):
     couchbase_base_port: int = Field(12000, description="First of the local cluster's ports (fixed across restarts).")
     gocaves_version: str = "v0.0.1-75"
 
+    pipeline_start_secs: int = Field(
+        5, description="A pipeline process that dies sooner after its start is retried with backoff.")
+    pipeline_start_retries: int = Field(
+        10, description="Failed starts in a row (backoff 1, 2, 3 ... s) before supervisord gives up.")
+    pipeline_log_max_bytes: int = Field(20 * 1024 * 1024, description="A pipeline log is rotated at this size.")
+    pipeline_log_backups: int = Field(5, description="Rotated pipeline logs kept.")
+
+    chaos_worker_web_port: int | None = Field(
+        None, description="Web port of the second worker a chaos run starts (default: the worker's + 1000).")
+
     stripe_sandbox_persist: bool = Field(
         True, description="Whether the local sandbox keeps its payments across restarts (benchmarks turn it off)."
     )
@@ -40,6 +50,10 @@ class DevSettings(Settings):
     def pipeline_data_dir(self) -> Path:
         """The data folder of the pipeline processes the stack runs."""
         return self.state_dir / "data"
+
+    @property
+    def second_worker_web_port(self) -> int:
+        return self.chaos_worker_web_port or self.worker_web_port + 1000
 
     @property
     def kafka_host(self) -> str:

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter, Gauge
 
 from monitor import analytics
-from monitor.probes import Probes
+from monitor.probes import ProbeResult, Probes
 from monitor.reconciliation import ReconciliationWatch
 from monitor.sampler import Sampler, flatten
 from monitor.state import Change, Components, Series
@@ -32,13 +32,16 @@ STATIC = Path(__file__).parent / "static"
 
 COMPONENT_UP = Gauge("paystream_component_up", "1 while a component's heartbeats arrive.", ["component", "kind"])
 SERVICE_UP = Gauge("paystream_service_up", "1 while the monitor's probe of a service succeeds.", ["service"])
+RESTARTS = Counter("paystream_component_restarts", "Restarts seen in a component's heartbeats (new pid or uptime).",
+                   ["component", "kind"])
 BEATS = Counter("paystream_heartbeats_received", "Heartbeats received.", ["kind"])
 
 
 class Monitor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.components = Components(settings.heartbeat_interval_s, settings.missed_beats_down)
+        self.components = Components(settings.heartbeat_interval_s, settings.missed_beats_down,
+                                     settings.crash_loop_restarts, settings.crash_loop_window_s)
         self.series = Series()
         self.sampler = Sampler()
         self.services: dict[str, tuple[bool, str]] = {}
@@ -105,6 +108,8 @@ class Monitor:
             change = self.components.beat(beat, time.monotonic())
             BEATS.labels(beat.kind).inc()
             if change is not None:
+                if change.state in ("restarted", "crash_loop"):
+                    RESTARTS.labels(change.subject, change.kind).inc()
                 if change.state == "stopped":
                     with contextlib.suppress(KeyError):
                         COMPONENT_UP.remove(change.subject, change.kind)
@@ -133,6 +138,10 @@ class Monitor:
 
     async def _sample(self, dt: float) -> None:
         results = await self.probes.run_all()
+        # A service no longer reported (a node failed over, out of the cluster's list) is down.
+        reported = {r.name for r in results}
+        results += [ProbeResult(name, False, "no longer in the cluster's node list (failed over or removed)")
+                    for name in self.services if name not in reported and name.startswith("couchbase node")]
         for gone in set(self.services) - {r.name for r in results}:
             # A check that no longer applies (the whole cluster unknown, once its nodes answer again).
             ok, _ = self.services.pop(gone)
@@ -207,7 +216,7 @@ class Monitor:
     async def _announce(self, change: Change) -> None:
         alert = Alert(at=utc_now("seconds"), subject=change.subject, kind=change.kind,
                       previous=change.previous, state=change.state, reason=change.reason)
-        level = log.warning if change.state == "down" else log.info
+        level = log.warning if change.state in ("down", "restarted", "crash_loop") else log.info
         level("state changed", **alert.model_dump(exclude={"schema_version"}))
         try:
             await self.producer.send_and_wait(self.settings.topics.alerts, key=change.subject.encode(),

@@ -76,9 +76,17 @@ class Probes:
                                            for name, url in nodes)))
 
     async def _node_urls(self) -> list[tuple[str, str]]:
-        """Every node the cluster itself lists, by its management address."""
-        pools = await self._get_json(f"{self.settings.couchbase_mgmt}/pools/default")
-        return [(f"node {n['hostname']}", f"http://{n['hostname']}") for n in pools["nodes"]]
+        """Every node the cluster itself lists, by its management address (asked of the first
+        address that answers: a failed-over node's does not)."""
+        error: Exception | None = None
+        for base in self.settings.couchbase_mgmt_urls:
+            try:
+                pools = await self._get_json(f"{base}/pools/default")
+            except Exception as exc:
+                error = exc
+                continue
+            return [(f"node {n['hostname']}", f"http://{n['hostname']}") for n in pools["nodes"]]
+        raise error
 
     async def _node(self, url: str) -> str:
         pools = await self._get_json(f"{url}/pools/default")

@@ -1,5 +1,11 @@
 """What the monitor knows, kept without I/O: components by their beats, and the
-time series it draws from successive metric scrapes."""
+time series it draws from successive metric scrapes.
+
+A restart is read from the beats alone (a new pid, or an uptime that went
+back), so it is seen the same whether supervisord, systemd or Kubernetes
+restarted the process (where every container's pid may be 1). A component
+restarted `crash_loop_restarts` times within `crash_loop_window_s` is in a
+crash loop until it has run that long without one."""
 
 from __future__ import annotations
 
@@ -16,7 +22,8 @@ class Component:
     kind: str
     last_beat: Heartbeat
     last_seen: float  # monotonic seconds
-    state: str = "up"
+    state: str = "up"  # up | down | crash_loop
+    restarts: deque = field(default_factory=deque)  # monotonic seconds of each restart seen
 
 
 @dataclass(frozen=True)
@@ -29,10 +36,13 @@ class Change:
 
 
 class Components:
-    """Marks a component down after `missed` intervals without a beat, up when beats return."""
+    """Marks a component down after `missed` intervals without a beat, up when beats return,
+    and in a crash loop when it restarts `loop_restarts` times within `loop_window_s`."""
 
-    def __init__(self, interval_s: float, missed: int) -> None:
+    def __init__(self, interval_s: float, missed: int, loop_restarts: int = 3, loop_window_s: float = 300.0) -> None:
         self.timeout = interval_s * missed
+        self.loop_restarts = loop_restarts
+        self.loop_window_s = loop_window_s
         self.by_id: dict[str, Component] = {}
 
     def beat(self, beat: Heartbeat, now: float) -> Change | None:
@@ -45,19 +55,40 @@ class Components:
         if known is None:
             self.by_id[cid] = Component(cid, beat.kind, beat, now)
             return Change(cid, beat.kind, None, "up", "first heartbeat")
+        previous_beat = known.last_beat
         known.last_beat, known.last_seen = beat, now
+        if beat.pid != previous_beat.pid or beat.uptime_s < previous_beat.uptime_s:
+            return self._restarted(known, previous_beat, now)
         if known.state == "down":
             known.state = "up"
             return Change(cid, known.kind, "down", "up", "heartbeats resumed")
         return None
 
+    def _restarted(self, component: Component, before: Heartbeat, now: float) -> Change:
+        component.restarts.append(now)
+        while component.restarts and now - component.restarts[0] > self.loop_window_s:
+            component.restarts.popleft()
+        previous = component.state
+        how = (f"restarted (pid {before.pid} after {before.uptime_s:.0f} s -> pid {component.last_beat.pid}); "
+               f"{len(component.restarts)} restart(s) within {self.loop_window_s:.0f} s")
+        if len(component.restarts) >= self.loop_restarts:
+            component.state = "crash_loop"
+            return Change(component.component_id, component.kind, previous, "crash_loop", how)
+        component.state = "up"
+        return Change(component.component_id, component.kind, previous, "restarted", how)
+
     def expire(self, now: float) -> list[Change]:
         changes = []
         for component in self.by_id.values():
-            if component.state == "up" and now - component.last_seen > self.timeout:
-                component.state = "down"
-                changes.append(Change(component.component_id, component.kind, "up", "down",
+            if component.state != "down" and now - component.last_seen > self.timeout:
+                changes.append(Change(component.component_id, component.kind, component.state, "down",
                                       f"no heartbeat for {now - component.last_seen:.1f} s"))
+                component.state = "down"
+            elif (component.state == "crash_loop" and component.restarts
+                  and now - component.restarts[-1] > self.loop_window_s):
+                component.state = "up"
+                changes.append(Change(component.component_id, component.kind, "crash_loop", "up",
+                                      f"no restart for {self.loop_window_s:.0f} s"))
         return changes
 
 

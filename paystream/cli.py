@@ -218,12 +218,16 @@ def forget_user(
     import asyncio
 
     from paystream import bootstrap
+    from paystream.data_keys import JournaledDataKeys
 
     async def run() -> bool:
-        store = await bootstrap.document_store(get_settings())
+        settings = get_settings()
+        store = await bootstrap.document_store(settings)
+        journal = await bootstrap.data_key_journal(settings)
         try:
-            return await store.forget(account, user)
+            return await JournaledDataKeys(store, journal).forget(account, user)
         finally:
+            await journal.close()
             await store.close()
 
     forgotten = asyncio.run(run())
@@ -243,6 +247,35 @@ def schemas(
         path = out / f"{topic.replace('_', '-')}.schema.json"
         path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
         typer.echo(str(path))
+
+
+store = typer.Typer(help="The stores (Couchbase, the receipt cache), derived from the topics.", no_args_is_help=True)
+app.add_typer(store, name="store")
+
+
+@store.command()
+def rebuild() -> None:
+    """Replay the events and receipts topics into Couchbase and the receipt cache.
+
+    Safe beside running sinks: a payment is never replaced by an older version of itself."""
+    import asyncio
+
+    from paystream import bootstrap
+
+    settings = get_settings()
+
+    async def run():
+        rebuilder = await bootstrap.store_rebuild(settings)
+        try:
+            return await rebuilder.rebuild()
+        finally:
+            await rebuilder.store.close()
+            await rebuilder.cache.close()
+
+    done = asyncio.run(run())
+    typer.echo(json.dumps({"records": done.records, "documents": done.documents, "index_entries": done.index_entries,
+                           "unreadable": done.unreadable,
+                           "seconds": round(done.seconds, 2), "documents_per_s": round(done.documents_per_s)}))
 
 
 _analyst_cli.register(app)

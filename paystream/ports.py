@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -177,6 +177,46 @@ class DocumentStore(Protocol):
         """A user's "payments" or "receipts": {id: created_at}."""
         ...
 
+    async def holds_history(self) -> bool:
+        """Whether the store holds what the topics recorded (its markers are there): False on a
+        store that came back empty and was not rebuilt yet, where a miss proves nothing."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredDataKey:
+    """A user's data key as the store holds it, and whether the data-keys topic has it yet."""
+
+    key: bytes
+    journaled: bool
+
+
+class DataKeyStore(Protocol):
+    """Where data keys are looked up (Couchbase): the first writer of a user's key wins."""
+
+    async def data_key(self, account: str, user_id: str) -> StoredDataKey | None: ...
+
+    async def insert_data_key(self, account: str, user_id: str, key: bytes) -> StoredDataKey:
+        """Store `key` unless the user has one already; return the one stored (the first writer's)."""
+        ...
+
+    async def mark_journaled(self, account: str, user_id: str) -> None: ...
+
+    async def remove_data_key(self, account: str, user_id: str) -> bool: ...
+
+    async def holds_history(self) -> bool:
+        """Whether the store holds what the topics recorded (its markers are there): False on a
+        store that came back empty and was not rebuilt yet."""
+        ...
+
+
+class DataKeyJournal(Protocol):
+    """The compacted data-keys topic: each user's key, or a tombstone once they are forgotten."""
+
+    async def record(self, account: str, user_id: str, key: bytes | None) -> None:
+        """Written and acknowledged by every replica, or `Unavailable`."""
+        ...
+
 
 class PersonalDataKeys(Protocol):
     """Each user's data key, which seals their personal fields; deleting it forgets them."""
@@ -218,4 +258,66 @@ class PaymentTable(Protocol):
 
     async def get_payment(self, payment_id: str, account: str, user_id: str | None) -> PaymentView | None:
         """The payment as its owner sees it, or None when the account (and user, if given) has none such."""
+        ...
+
+
+# --- rebuilding the stores from the log (paystream/rebuild.py) ----------------------------
+@dataclass(frozen=True)
+class LogRecord:
+    """One message of a topic, where it sits in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    #: The message key (the data-keys topic is read by it: a tombstone has no value).
+    key: bytes | None = None
+
+
+class EventLog(Protocol):
+    """The topics read as a log (Kafka): where they end, what a consumer group has committed, ranges."""
+
+    async def end_offsets(self, topic: str) -> dict[int, int]: ...
+
+    async def committed(self, group: str, topic: str) -> dict[int, int]:
+        """The group's committed offset of each partition it has one for."""
+        ...
+
+    def read(self, ranges: dict[tuple[str, int], tuple[int, int]], batch: int) -> AsyncIterator[list[LogRecord]]:
+        """The records of each (topic, partition) from start (inclusive) to end (exclusive), in
+        batches; within a partition in log order. No ranges: no batches."""
+        ...
+
+
+class StoreWriter(Protocol):
+    """Bulk writes for a rebuild (Couchbase): never replaces a payment with an older version of itself."""
+
+    async def write_payments(self, payments: list[Payment]) -> int:
+        """Write each payment unless the store holds the same or a newer version; return how many were written."""
+        ...
+
+    async def write_transactions(self, refs: dict[str, TransactionRef]) -> int: ...
+
+    async def write_receipts(self, receipts: list[Receipt]) -> int: ...
+
+    async def write_user_index(self, entries: dict[tuple[str, str, str], dict[str, str]]) -> int:
+        """Add ids to users' indexes, {(kind, account, user): {id: created_at}}, keeping what they hold;
+        return how many ids were written."""
+        ...
+
+    async def write_data_keys(self, keys: dict[tuple[str, str], bytes | None]) -> int:
+        """Put back users' data keys, {(account, user): key, or None for a forgotten user (removed)},
+        keeping a key the store holds; return how many were written or removed."""
+        ...
+
+    async def applied_offsets(self, names: list[str]) -> dict[str, int | None]:
+        """The markers: for each (topic, partition) name, the offset below which the store holds everything."""
+        ...
+
+    async def set_applied_offsets(self, offsets: dict[str, int]) -> None: ...
+
+
+class ReceiptCacheWriter(Protocol):
+    async def put_receipts(self, receipts: list[Receipt]) -> None:
+        """Cache receipts in one round trip (each for what is left of its lifetime)."""
         ...

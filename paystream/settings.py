@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         description="The Couchbase cluster (`stack up` writes the local one's into .env).",
     )
     couchbase_mgmt_url: str | None = Field(
-        None, description="REST address of the cluster; defaults to port 8091 of its first host."
+        None, description="REST address(es) of the cluster, comma-separated; defaults to port 8091 of its first host."
     )
     couchbase_username: str = "Administrator"
     couchbase_password: SecretStr = SecretStr("password")
@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     sinks_id: str = "paystream-sinks"
     sinks_web_port: int = 6067
     receipt_cache_ttl_s: int = 7 * 24 * 3600
+    rebuild_batch: int = Field(2000, description="Records per batch when the stores are rebuilt from the topics.")
+    store_check_interval_s: float = Field(
+        5.0, description="How often the sinks compare the store's markers with what they applied (and replay a gap).")
     worker_url: str | None = Field(
         None, description="A worker's HTTP address for `paystream query summary` and `tables export payments`; "
                           "default: http://<ingress host>:<worker web port>.")
@@ -110,6 +113,8 @@ class Settings(BaseSettings):
     # --- monitoring ----------------------------------------------------------
     heartbeat_interval_s: float = Field(2.0, description="How often every process publishes a heartbeat.")
     missed_beats_down: int = Field(3, description="Missed heartbeats after which a component is down.")
+    crash_loop_restarts: int = Field(3, description="Restarts within the window that make a crash loop.")
+    crash_loop_window_s: float = Field(300.0, description="The crash-loop window (seconds).")
     monitor_host: str = "127.0.0.1"
     monitor_port: int = 8090
     analytics_refresh_s: float = Field(10.0, description="How often the monitor reads the windowed charts.")
@@ -147,11 +152,16 @@ class Settings(BaseSettings):
 
     @property
     def couchbase_mgmt(self) -> str:
-        """The cluster's REST address: the setting, or port 8091 of the connection string's first host."""
+        """The cluster's (first) REST address: the setting, or port 8091 of the connection string's first host."""
+        return self.couchbase_mgmt_urls[0]
+
+    @property
+    def couchbase_mgmt_urls(self) -> list[str]:
+        """Every REST address the setting names (comma-separated: any node can answer for the cluster)."""
         if self.couchbase_mgmt_url:
-            return self.couchbase_mgmt_url.rstrip("/")
+            return [url.strip().rstrip("/") for url in self.couchbase_mgmt_url.split(",") if url.strip()]
         first = self.couchbase_connstr.split("://", 1)[-1].split(",")[0].split("?")[0]
-        return f"http://{urlsplit('//' + first).hostname or '127.0.0.1'}:8091"
+        return [f"http://{urlsplit('//' + first).hostname or '127.0.0.1'}:8091"]
 
 
 def get_settings() -> Settings:

@@ -10,14 +10,16 @@ from paystream.topics import TopicSpec
 from streams.readiness import add_readiness_page
 
 
-def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
+def make_app(app_id: str, settings: Settings, web_port: int, store: str = "rocksdb://") -> faust.App:
+    """`store`: where tables live. The worker's payments table is in RocksDB (rocksdict); the sinks
+    have no table and pass "memory://", so no RocksDB library is loaded beside the Couchbase SDK."""
     datadir = (settings.data_dir / app_id).resolve()
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         # RocksDB through rocksdict (faust-streaming uses it when python-rocksdb is absent).
-        store="rocksdb://",
+        store=store,
         datadir=str(datadir),
         topic_partitions=settings.payment_topic_partitions,
         topic_replication_factor=1,

@@ -5,6 +5,11 @@ its sink, never a payment. Writes are upserts by key, so a redelivered
 event writes the same document again. A failing store is retried until it
 answers; nothing is skipped. A message that cannot be read goes to the
 dead-letter topic.
+
+The store is derived from the topics (paystream/rebuild.py): every
+`store_check_interval_s` the sinks compare the store's markers with what they
+applied, move the markers on, and replay by themselves whatever the store lost
+(a wiped or restarted cluster, an older copy).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from paystream import bootstrap
 from paystream.domain.model import Status
 from paystream.observability.logs import get_logger
 from paystream.ports import TransactionRef
+from paystream.rebuild import StoreWatch
 from paystream.settings import get_settings
 from streams import observability
 from streams.app import make_app
@@ -26,7 +32,7 @@ log = get_logger("paystream.sinks")
 
 settings = get_settings()
 topics = settings.topics
-app = make_app(settings.sinks_id, settings, settings.sinks_web_port)
+app = make_app(settings.sinks_id, settings, settings.sinks_web_port, store="memory://")
 dead_letters = DeadLetters(app, settings, "sinks")
 
 events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
@@ -35,6 +41,7 @@ observability.install(app, "sinks", settings, settings.sinks_web_port, {topics.e
 
 _couchbase = None
 _redis = None
+_watch = StoreWatch(settings.sinks_id)
 
 
 async def couchbase():
@@ -61,9 +68,44 @@ async def _until_done(write, what: str) -> None:
             await write()
 
 
+@app.task
+async def follow_the_store() -> None:
+    """Keep the store's markers and replay what it lost: once partitions are assigned (a fresh store is
+    marked at once, so the API makes new users' keys from the start), then every
+    `store_check_interval_s`."""
+    while True:
+        checked = await check_the_store()
+        await asyncio.sleep(settings.store_check_interval_s if checked else 0.5)
+
+
+async def check_the_store() -> bool:
+    """One round; False when there was nothing to check yet (rebalancing, nothing assigned) or it failed."""
+    if app.rebalancing:
+        return False
+    sources = {topics.events, topics.receipts}
+    assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in sources}
+    if not assigned:
+        return False
+    try:
+        if _watch.rebuild is None:
+            _watch.rebuild = await bootstrap.store_rebuild(settings)
+        replayed = await _watch.check(assigned)
+    except Exception as exc:  # the store or Kafka is unwell: the next round tries again
+        log.warning("store check failed", error=repr(exc))
+        return False
+    if replayed is not None:
+        log.warning("the store had lost data: replayed it from the topics", records=replayed.records,
+                    documents=replayed.documents, seconds=round(replayed.seconds, 2))
+    return True
+
+
+def applied(event) -> None:
+    _watch.note(event.message.topic, event.message.partition, event.message.offset)
+
+
 @app.agent(events_topic)
 async def payments_to_couchbase(stream):
-    async for _event, changed in dead_letters.readable(stream, "events"):
+    async for event, changed in dead_letters.readable(stream, "events"):
         payment = changed.payment
         store = await couchbase()
         await _until_done(lambda: store.upsert_payment(payment), f"payment {payment.payment_id}")
@@ -75,13 +117,14 @@ async def payments_to_couchbase(stream):
             ref = TransactionRef(payment.payment_id, payment.user_id, payment.account)
             await _until_done(lambda: store.upsert_transaction(payment.transaction_id, ref),
                               f"transaction index of {payment.payment_id}")
+        applied(event)
         log.info("payment stored", payment_id=payment.payment_id, transaction_id=payment.transaction_id,
                  status=payment.status.value)
 
 
 @app.agent(receipts_topic)
 async def receipts_to_stores(stream):
-    async for _event, receipt in dead_letters.readable(stream, "receipts"):
+    async for event, receipt in dead_letters.readable(stream, "receipts"):
         store, cache = await couchbase(), redis_cache()
         await asyncio.gather(
             _until_done(lambda: store.upsert_receipt(receipt), f"receipt {receipt.receipt_id}"),
@@ -91,4 +134,5 @@ async def receipts_to_stores(stream):
         await _until_done(lambda: store.index_for_user("receipts", receipt.account, receipt.user_id,
                                                        receipt.receipt_id, receipt.issued_at),
                           f"user index of {receipt.receipt_id}")
+        applied(event)
         log.info("receipt stored and cached", payment_id=receipt.payment_id, receipt_id=receipt.receipt_id)

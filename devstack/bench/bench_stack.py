@@ -41,10 +41,11 @@ BENCH_ENV = {
 }
 
 
-
 class BenchStack:
-    def __init__(self, root: Path, base: DevSettings, keep: bool = False, say=print) -> None:
+    def __init__(self, root: Path, base: DevSettings, keep: bool = False, say=print, pipeline: bool = True) -> None:
         self.root = root
+        #: Without the pipeline: only the services (Kafka, Couchbase, Redis, the sandbox).
+        self.pipeline = pipeline
         self.keep = keep
         self.say = say
         self.floor_port = base.ingress_port + PORT_OFFSET + 19  # 28099 beside the default ports
@@ -77,8 +78,9 @@ class BenchStack:
                 # The previous suite's services may still be letting go of their ports.
                 time.sleep(5)
                 self.cli("stack", "up")
-            self.cli("apikey")
-            self.cli("pipeline", "up")
+            if self.pipeline:
+                self.cli("apikey")
+                self.cli("pipeline", "up")
         except BaseException as exc:
             self.__exit__(type(exc), exc, None)
             raise

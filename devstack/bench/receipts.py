@@ -7,6 +7,7 @@ import contextlib
 import subprocess
 import sys
 import time
+import uuid
 
 import aiohttp
 
@@ -27,13 +28,27 @@ async def make_receipts(settings: DevSettings, api_key: str, count: int) -> list
         for i in range(count):
             who = {"user_id": f"bench-reader-{i}", "email_id": "reader@example.com",
                    "timestamp": "2026-11-25T10:00:00Z", "payment_type": "credit"}
-            async with http.post(f"{base}/v1/startPayment", json={**who, "amount": "9.99", "currency": "EUR"}) as r:
-                started = await r.json()
-            async with http.post(f"{base}/v1/postPayment", json={
+            started = await _until_answered(http, f"{base}/v1/startPayment",
+                                            {**who, "amount": "9.99", "currency": "EUR"})
+            receipts.append(await _until_answered(http, f"{base}/v1/postPayment", {
                 **who, "transaction_id": started["transaction_id"], "amount": "9.99", "currency": "EUR",
-                "payment_method": "pm_card_visa"}) as r:
-                receipts.append(await r.json())
+                "payment_method": "pm_card_visa"}))
     return receipts
+
+
+async def _until_answered(http: aiohttp.ClientSession, url: str, body: dict, attempts: int = 30) -> dict:
+    """The 201's body; a 503 (a part still starting) is retried with the same Idempotency-Key after its
+    Retry-After, as a careful client does."""
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    for _ in range(attempts):
+        async with http.post(url, json=body, headers=headers) as r:
+            answer = await r.json()
+            if r.status != 503:
+                if r.status != 201:
+                    raise RuntimeError(f"{url} answered {r.status}: {answer}")
+                return answer
+            await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+    raise RuntimeError(f"{url} still answered 503 after {attempts} attempts: {answer}")
 
 
 def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=None) -> dict:

@@ -10,6 +10,7 @@ from devstack.bench import payments, receipts, report, scale
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import PeakRss, git_commit, results_dir, save_json
 from devstack.bench.profiling import Profiler
+from devstack.bench.rebuild import kept_sections
 from devstack.settings import get_dev_settings
 
 SUITES = ("receipts", "payments", "scale")
@@ -66,5 +67,7 @@ def publish(report_path: Path, root: Path) -> Path:
     folder = report_path.resolve().parent.relative_to(root.resolve())
     text = re.sub(r"\]\((?!https?://)([^)]+)\)", lambda m: f"]({folder}/{m.group(1)})", report_path.read_text())
     target = root / "BENCHMARKS.md"
+    if target.exists():
+        text = text.rstrip() + "\n" + kept_sections(target.read_text())
     target.write_text(text)
     return target

@@ -96,6 +96,11 @@ class KafkaBroker(Service):
                 "share.coordinator.state.topic.replication.factor=1",
                 "share.coordinator.state.topic.min.isr=1",
                 "group.initial.rebalance.delay.ms=0",
+                # Broker and controller are one process: after a SIGKILL the new broker cannot
+                # register until the controller has expired the dead one's session (9 s by
+                # default), so keep that session short; heartbeats stay on loopback.
+                "broker.heartbeat.interval.ms=500",
+                "broker.session.timeout.ms=1500",
                 "auto.create.topics.enable=false",
                 "",
             ])
@@ -129,9 +134,11 @@ class KafkaBroker(Service):
     def probe(self) -> str:
         from kafka import KafkaAdminClient
 
+        # One short try per probe: kafka-python otherwise keeps one bootstrap going for 30 s with a
+        # backoff that outgrows the broker's start, and `stack up` would wait for that.
         admin = KafkaAdminClient(
-            bootstrap_servers=self.address, request_timeout_ms=3000,
-            client_id="paystream-stack-probe",
+            bootstrap_servers=self.address, request_timeout_ms=3000, bootstrap_timeout_ms=2000,
+            reconnect_backoff_max_ms=200, client_id="paystream-stack-probe",
         )
         try:
             brokers = admin.describe_cluster()["brokers"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from devstack.stack.kafka_broker import KafkaBroker
 from devstack.stack.process import PidRecord, port_in_use, read_pid, spawn, tail, terminate
 from devstack.stack.redis_server import RedisServer
 from devstack.stack.stripe_sandbox import StripeSandbox
+from devstack.stack.supervision import LIVE, Supervisor
 
 SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisServer, StripeSandbox)
 PIPELINE_TYPES: tuple[type[Service], ...] = (MonitorProcess, WorkerProcess, AnalyticsProcess, SinksProcess,
@@ -60,6 +60,32 @@ class Stack:
         record = read_pid(service.pid_path)
         return record if record and record.alive() else None
 
+    # How a service's process is started and stopped: detached, tracked by a pid file.
+    # (The pipeline's processes run under supervisord instead: PipelineStack.)
+    def _launch(self, services: list[Service]) -> None:
+        """Nothing to prepare before starting these services one by one."""
+
+    def _start(self, service: Service) -> Callable[[], str | None]:
+        """Start one service; return a check that says why it exited while starting, or None."""
+        service.prepare()
+        proc = spawn(service.command(), log_path=service.log_path, pid_path=service.pid_path,
+                     marker=service.marker, env=service.env())
+
+        def exited() -> str | None:
+            return None if proc.poll() is None else f"exited with status {proc.returncode}"
+
+        return exited
+
+    def _stop(self, service: Service) -> None:
+        record = read_pid(service.pid_path)
+        if record and record.alive():
+            self.say(f"stopping {service.name} (pid {record.pid}) ...")
+            terminate(record)
+        service.pid_path.unlink(missing_ok=True)
+
+    def _after_down(self) -> None:
+        """Nothing outlives the services themselves."""
+
     # --- up ---------------------------------------------------------------
     def up(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
         selected = self.select(names)
@@ -68,23 +94,24 @@ class Stack:
         for service in to_start:
             service.install()
 
-        started: list[tuple[Service, PidRecord]] = []
+        started: list[Service] = []
         try:
+            self._launch(selected)
             for service in to_start:
                 self.say(f"starting {service.name} ...")
-                service.prepare()
-                proc = spawn(
-                    service.command(), log_path=service.log_path, pid_path=service.pid_path,
-                    marker=service.marker, env=service.env(),
-                )
-                started.append((service, PidRecord(proc.pid, service.marker)))
-                self._wait_healthy(service, proc)
+                exited = self._start(service)
+                started.append(service)
+                self._wait_healthy(service, exited)
+            for service in selected:
+                # Already running (or being restarted by its supervisor): wait until it answers too.
+                if service not in to_start and not service.external and not self._healthy(service):
+                    self._wait_healthy(service, lambda: None)
             self._write_exports()
         except BaseException:
             # Nothing is left half-started: stop what this call started.
-            for service, record in reversed(started):
-                terminate(record)
-                service.pid_path.unlink(missing_ok=True)
+            for service in reversed(started):
+                self._stop(service)
+            self._after_down()
             raise
         return self.status([s.name for s in selected])
 
@@ -99,13 +126,14 @@ class Stack:
                 + ". Stop that process, or choose another port in the settings (see README)."
             )
 
-    def _wait_healthy(self, service: Service, proc: subprocess.Popen) -> None:
+    def _wait_healthy(self, service: Service, exited: Callable[[], str | None]) -> None:
         deadline = time.monotonic() + self.settings.service_start_timeout_s
         last_error = "no answer yet"
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
+            why = exited()
+            if why is not None:
                 raise StackError(
-                    f"{service.name} exited with status {proc.returncode} while starting. "
+                    f"{service.name} {why} while starting. "
                     f"Last lines of {service.log_path}:\n"
                     f"{tail(service.log_path)}"
                 )
@@ -121,6 +149,14 @@ class Stack:
             f"{service.name} did not answer within {self.settings.service_start_timeout_s:.0f} s "
             f"(last probe: {last_error}). Last lines of {service.log_path}:\n{tail(service.log_path)}"
         )
+
+    @staticmethod
+    def _healthy(service: Service) -> bool:
+        try:
+            service.probe()
+        except Exception:
+            return False
+        return True
 
     def _write_exports(self) -> None:
         """What paystream needs to reach the running services, into the env file's managed block."""
@@ -141,14 +177,11 @@ class Stack:
     # --- down -------------------------------------------------------------
     def down(self, names: Iterable[str] | None = None, purge: bool = False) -> None:
         for service in reversed(self.select(names)):
-            record = read_pid(service.pid_path)
-            if record and record.alive():
-                self.say(f"stopping {service.name} (pid {record.pid}) ...")
-                terminate(record)
-            service.pid_path.unlink(missing_ok=True)
+            self._stop(service)
             if purge and service.dir.exists():
                 shutil.rmtree(service.dir)
                 self.say(f"removed {service.dir}")
+        self._after_down()
 
     # --- status -----------------------------------------------------------
     def status(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
@@ -166,6 +199,54 @@ class Stack:
                 service=service.name, address=service.address,
                 pid=record.pid if record else None, state=state, healthy=healthy, detail=detail,
             ))
+        return rows
+
+
+class PipelineStack(Stack):
+    """paystream's own processes, run by supervisord (devstack/stack/supervision.py): the same
+    up / down / status, but a process that dies is started again without a command."""
+
+    def __init__(self, settings: DevSettings, say: Callable[[str], None] = print,
+                 types: tuple[type[Service], ...] = PIPELINE_TYPES) -> None:
+        super().__init__(settings, say, types)
+        self.supervisor = Supervisor(settings)
+
+    def running(self, service: Service) -> PidRecord | None:
+        info = self.supervisor.info(service.name)
+        if info is None or info["statename"] not in LIVE or not info["pid"]:
+            return None
+        return PidRecord(info["pid"], service.marker)
+
+    def _launch(self, services: list[Service]) -> None:
+        self.supervisor.ensure(list(self.services.values()))
+
+    def _start(self, service: Service) -> Callable[[], str | None]:
+        self.supervisor.start(service.name)
+
+        def exited() -> str | None:
+            info = self.supervisor.info(service.name)
+            if info is None:
+                return "is unknown to supervisord"
+            return None if info["statename"] in LIVE else f"is {info['statename']} ({info['description']})"
+
+        return exited
+
+    def _stop(self, service: Service) -> None:
+        record = self.running(service)
+        if record is not None:
+            self.say(f"stopping {service.name} (pid {record.pid}) ...")
+        self.supervisor.stop(service.name)
+
+    def _after_down(self) -> None:
+        if not self.supervisor.any_live():
+            self.supervisor.shutdown()
+
+    def status(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
+        rows = super().status(names)
+        for row in rows:
+            info = self.supervisor.info(row.service)
+            if row.state == "stopped" and info is not None and info["statename"] == "FATAL":
+                row.state, row.detail = "fatal", f"supervisord gave up: {info['description']}"
         return rows
 
 

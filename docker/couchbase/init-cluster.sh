@@ -8,6 +8,7 @@ USERNAME="${COUCHBASE_USERNAME:-Administrator}"
 PASSWORD="${COUCHBASE_PASSWORD:-password}"
 BUCKET="${COUCHBASE_BUCKET:-payments}"
 WAIT_TIMEOUT_S="${WAIT_TIMEOUT_S:-180}"
+AUTO_FAILOVER_TIMEOUT_S="${AUTO_FAILOVER_TIMEOUT_S:-30}"
 MASTER=couchbase1
 OTHERS=(couchbase2 couchbase3)
 # The community edition wants the same services on every node.
@@ -97,4 +98,11 @@ else
     --wait
 fi
 
-log "cluster ready: bucket $BUCKET on $MASTER, ${OTHERS[*]}"
+# Replica promotion without an operator: a node unresponsive for AUTO_FAILOVER_TIMEOUT_S
+# (5 s at least) is failed over by the cluster manager, the replicas of its vbuckets become
+# active and the SDKs follow the new map. Community Edition fails over one node, then waits
+# for an administrator to add it back (recovery + rebalance) before it does so again.
+# Setting it again on each run is harmless.
+cli setting-autofailover --enable-auto-failover 1 --auto-failover-timeout "$AUTO_FAILOVER_TIMEOUT_S"
+
+log "cluster ready: bucket $BUCKET on $MASTER, ${OTHERS[*]}; auto-failover after ${AUTO_FAILOVER_TIMEOUT_S}s"

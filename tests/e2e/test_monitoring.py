@@ -19,9 +19,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api_client import identity
-from tests.conftest import ROOT, paystream
-from tests.e2e.test_pipeline_recovery import wait_gone, worker_pid
+from tests.conftest import ROOT
 from tests.kafka_probe import end_offsets, read_since
+from tests.pipeline_procs import wait_gone, wait_restarted, worker_pid
 
 KINDS = {"monitor", "worker", "analytics", "sinks", "ingress"}
 
@@ -50,7 +50,8 @@ async def wait_for(check, timeout: float, every: float = 0.2):
 async def all_up(monitor) -> dict | None:
     status, body = await monitor("/health")
     kinds = {c["kind"] for c in body["components"] if c["state"] == "up"}
-    return body if status == 200 and KINDS <= kinds else None
+    # A monitor that just started has probed no service yet.
+    return body if status == 200 and KINDS <= kinds and body["services"] else None
 
 
 def metric_values(text: str) -> dict[tuple[str, tuple], float]:
@@ -88,36 +89,61 @@ async def test_health_reports_every_component_and_service_up(monitor, settings):
     assert worker["rss_bytes"] > 0 and worker["uptime_s"] > 0 and worker["consumer_lag"] is not None
 
 
-async def test_killed_worker_is_reported_down_then_up_again(monitor, stack, settings):
+def monitor_changes(settings) -> list[dict]:
+    log = (ROOT / settings.state_dir / "monitor" / "monitor.log").read_text().splitlines()
+    return [json.loads(line) for line in log if '"state changed"' in line]
+
+
+async def test_silent_worker_is_reported_down_then_up_again(monitor, stack, settings):
+    """A process that stops beating (frozen with SIGSTOP: alive, so nothing restarts it) is down
+    within three intervals, and up when its beats resume."""
+    assert await wait_for(lambda: all_up(monitor), timeout=20)
+    alerts_before = end_offsets(stack["kafka"]["address"], settings.topics.alerts)
+    pid = worker_pid()
+
+    os.kill(pid, signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        async def worker_down():
+            status, body = await monitor("/health")
+            states = {c["kind"]: c["state"] for c in body["components"]}
+            return status == 503 and states.get("worker") == "down"
+
+        assert await wait_for(worker_down, timeout=3 * settings.heartbeat_interval_s + 5, every=0.1)
+        took = time.monotonic() - stopped_at
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert took <= 3 * settings.heartbeat_interval_s + 0.5, f"down reported after {took:.1f} s"
+    assert await wait_for(lambda: all_up(monitor), timeout=30)
+    assert worker_pid() == pid
+
+    alerts = [a for a in read_since(stack["kafka"]["address"], settings.topics.alerts, alerts_before)
+              if a["kind"] == "worker"]
+    assert [a["state"] for a in alerts][:2] == ["down", "up"], alerts
+    subject = alerts[0]["subject"]
+    changes = monitor_changes(settings)
+    assert any(c["subject"] == subject and c["state"] == "down" for c in changes)
+    assert any(c["subject"] == subject and c["state"] == "up" for c in changes)
+
+
+async def test_killed_worker_is_back_without_a_command_and_its_restart_reported(monitor, stack, settings):
     assert await wait_for(lambda: all_up(monitor), timeout=20)
     alerts_before = end_offsets(stack["kafka"]["address"], settings.topics.alerts)
     pid = worker_pid()
 
     os.kill(pid, signal.SIGKILL)
-    killed_at = time.monotonic()
     wait_gone(pid)
+    row = await asyncio.to_thread(wait_restarted, "worker", pid)
 
-    async def worker_down():
-        status, body = await monitor("/health")
-        states = {c["kind"]: c["state"] for c in body["components"]}
-        return status == 503 and states.get("worker") == "down"
+    async def restart_reported():
+        alerts = [a for a in read_since(stack["kafka"]["address"], settings.topics.alerts, alerts_before, until=1)
+                  if a["kind"] == "worker" and a["state"] in ("restarted", "crash_loop")]
+        return alerts or None
 
-    assert await wait_for(worker_down, timeout=3 * settings.heartbeat_interval_s + 5, every=0.1)
-    took = time.monotonic() - killed_at
-    assert took <= 3 * settings.heartbeat_interval_s + 0.5, f"down reported after {took:.1f} s"
-
-    restarted = await asyncio.to_thread(paystream, "pipeline", "up", "worker")
-    assert restarted.returncode == 0, restarted.stderr
+    (alert, *_) = await wait_for(restart_reported, timeout=30, every=0.5)
+    assert f"pid {pid} after" in alert["reason"] and f"-> pid {row['pid']}" in alert["reason"], alert
+    assert any(c["subject"] == alert["subject"] and c["state"] == alert["state"] for c in monitor_changes(settings))
     assert await wait_for(lambda: all_up(monitor), timeout=30)
-
-    alerts = [a for a in read_since(stack["kafka"]["address"], settings.topics.alerts, alerts_before)
-              if a["kind"] == "worker"]
-    assert [a["state"] for a in alerts][:2] == ["down", "up"], alerts
-    log = (ROOT / settings.state_dir / "monitor" / "monitor.log").read_text().splitlines()
-    changes = [json.loads(line) for line in log if '"state changed"' in line]
-    subject = alerts[0]["subject"]
-    assert any(c["subject"] == subject and c["state"] == "down" for c in changes)
-    assert any(c["subject"] == subject and c["state"] == "up" for c in changes)
 
 
 async def test_metrics_parse_and_count_payments(api, pipeline, settings):

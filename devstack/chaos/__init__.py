@@ -1,0 +1,1 @@
+"""`paystream chaos`: faults injected under load, then reconciled (devstack/chaos/run.py)."""
