@@ -86,6 +86,10 @@ def write(out: Path, results: dict, command: str, commit: str) -> Path:
         lines += _receipts(out, results["receipts"])
     if "payments" in results:
         lines += _payments(out, results["payments"])
+    if "standin" in results:
+        from devstack.bench.report_standin import section
+
+        lines += section(out, results["standin"], results.get("payments"))
     if "scale" in results:
         lines += _scale(results["scale"])
     if results.get("memory"):
