@@ -73,4 +73,5 @@ async def _heartbeats(app: web.Application):
 
 def run(settings: Settings) -> None:
     web.run_app(create_app(settings), host=settings.ingress_host, port=settings.ingress_port,
-                access_log=None, print=None)
+                access_log=None, print=None, backlog=settings.listen_backlog,
+                reuse_port=settings.ingress_reuse_port or None)

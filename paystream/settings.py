@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     # --- ingress -----------------------------------------------------------
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
+    ingress_reuse_port: bool = Field(
+        False, description="Bind the API's port with SO_REUSEPORT, so several ingress processes serve one port "
+                           "without a balancer in front (the kernel spreads connections among them).")
+    listen_backlog: int = Field(
+        4096, description="Listen queue of the HTTP servers (ingress, monitor): aiohttp's default of 128 "
+                          "overflows when hundreds of clients connect at once, and each dropped SYN costs ≥ 1 s.")
     dev_api_key: SecretStr = Field(
         SecretStr(""), description="The development key `paystream apikey` prints (made once, kept in .env, "
                                    "registered under account `dev`); client keys live hashed in Redis.")

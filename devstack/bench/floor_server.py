@@ -16,6 +16,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--backlog", type=int, default=4096, help="listen queue, as the ingress's (settings)")
     args = parser.parse_args()
     client = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(args.redis_url, max_connections=64))
 
@@ -27,7 +28,7 @@ def main() -> None:
 
     app = web.Application()
     app.router.add_get("/get", get)
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, backlog=args.backlog)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=
         for r in receipts
     ]
     floor = subprocess.Popen([sys.executable, "-m", "devstack.bench.floor_server", "--port", str(stack.floor_port),
-                              "--redis-url", settings.redis_url], stdout=subprocess.DEVNULL,
+                              "--redis-url", settings.redis_url, "--backlog", str(settings.listen_backlog)],
+                             stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     steps: list[Step] = []
     try:

@@ -19,15 +19,17 @@ def section(out: Path, r: dict, sandbox: dict | None) -> list[str]:
              "The stand-in (`devstack/standin.py`) answers each call after a uniform "
              f"{r['latency_ms']} ms, as a real provider does, with no throughput cap of its own; the floor is "
              "the same provider calls made straight at it at the same rate. Start makes one provider call, "
-             "post two (attach, confirm).", "",
+             "post two (attach, confirm). Overflows / SYN retx: the kernel's listen-queue overflows and SYNs "
+             "sent again during the step, machine-wide (`nstat`); non-zero means some requests waited ≥ 1 s "
+             "in the kernel, not in paystream.", "",
              "| offered/s | achieved/s | start p50 | start p99 | post p50 | post p99 | added p99 start | "
-             "added p99 post | errors | stand-in alone/s | create p50 | p99 | attach+confirm p50 | p99 | errors |",
-             "|" + "---:|" * 15]
+             "added p99 post | errors | overflows / SYN retx | stand-in alone/s | create p50 | p99 | "
+             "attach+confirm p50 | p99 | errors | overflows / SYN retx |", "|" + "---:|" * 17]
     for s, p, c, f in rows:
         lines.append(f"| {_rate(s.offered_rps)} | {_rate(p.achieved_rps)} | {_ms(s.p50_ms)} | {_ms(s.p99_ms)} | "
                      f"{_ms(p.p50_ms)} | {_ms(p.p99_ms)} | {_ms(added_p99(s, c))} | {_ms(added_p99(p, f))} | "
-                     f"{p.errors} | {_rate(f.achieved_rps)} | {_ms(c.p50_ms)} | {_ms(c.p99_ms)} | "
-                     f"{_ms(f.p50_ms)} | {_ms(f.p99_ms)} | {f.errors} |")
+                     f"{p.errors} | {_tcp(p)} | {_rate(f.achieved_rps)} | {_ms(c.p50_ms)} | {_ms(c.p99_ms)} | "
+                     f"{_ms(f.p50_ms)} | {_ms(f.p99_ms)} | {f.errors} | {_tcp(f)} |")
     ok = [s.achieved_rps for s, p, c, f in rows if sustainable(s, p, c, f)]
     floor_ok = [f.achieved_rps for *_, f in rows if f.sustainable(float("inf"))]
     sustained = max(ok) if ok else None
@@ -40,6 +42,12 @@ def section(out: Path, r: dict, sandbox: dict | None) -> list[str]:
         lines.append(_side_by_side(sandbox, sustained))
     lines += ["", "![payments with the stand-in](payments-standin.png)", ""]
     return lines
+
+
+def _tcp(step: Step) -> str:
+    """The kernel's listen-queue overflows and SYN retransmits during the step (machine-wide)."""
+    extra = step.extra
+    return f"{extra.get('listen_overflows', '–')} / {extra.get('syn_retransmits', '–')}"
 
 
 def _side_by_side(sandbox: dict, standin_sustained: float | None) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from devstack.bench import kernel
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import Step
 from devstack.bench.payments import _paystream, _sandbox
@@ -41,17 +42,21 @@ def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=
     asyncio.run(_paystream(settings, rates[0], 2))  # warm-up, not reported
     first_missed = None
     for rate in rates:
-        with (profile(f"standin@{rate}", seconds) if profile else contextlib.nullcontext()):
+        with (profile(f"standin@{rate}", seconds) if profile else contextlib.nullcontext()), \
+                kernel.counted() as tcp:
             start, post = asyncio.run(_paystream(settings, rate, seconds))
+        post.extra.update(tcp)
         drained = stack.wait_drained()
-        create, confirm = asyncio.run(_sandbox(settings, rate, seconds, LABEL))
+        with kernel.counted() as tcp:
+            create, confirm = asyncio.run(_sandbox(settings, rate, seconds, LABEL))
+        confirm.extra.update(tcp)
         steps += [start, post, create, confirm]
         ok = sustainable(start, post, create, confirm)
         say(f"  stand-in payments at {rate}/s: achieved {post.achieved_rps}/s, start p99 {start.p99_ms} ms "
             f"(+{added_p99(start, create)} over the stand-in), post p99 {post.p99_ms} ms "
             f"(+{added_p99(post, confirm)}), errors {post.errors}; the stand-in alone: create p99 "
             f"{create.p99_ms} ms, attach+confirm p99 {confirm.p99_ms} ms, errors {confirm.errors}; "
-            f"drained in {drained:.0f} s")
+            f"drained in {drained:.0f} s; kernel: {post.extra} / {confirm.extra}")
         if not ok and first_missed is None:
             first_missed = rate
         if not ok and not confirm.sustainable(float("inf")):
