@@ -52,7 +52,8 @@ def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=
         for r in receipts
     ]
     floor = subprocess.Popen([sys.executable, "-m", "devstack.bench.floor_server", "--port", str(stack.floor_port),
-                              "--redis-url", settings.redis_url, "--backlog", str(settings.listen_backlog)],
+                              "--redis-url", settings.redis_url, "--backlog", str(settings.listen_backlog),
+                              "--loop", settings.ingress_event_loop],
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     steps: list[Step] = []
@@ -76,5 +77,5 @@ def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=
         floor.wait()
     redis_floor = tools.redis_benchmark(settings.redis_host, settings.redis_port, 20_000 if seconds < 5 else 200_000)
     return {"steps": steps, "redis_benchmark": redis_floor, "p99_target_ms": P99_TARGET_MS,
-            "receipts_stored": len(receipts)}
+            "receipts_stored": len(receipts), "event_loop": settings.ingress_event_loop}
 
