@@ -9,6 +9,7 @@ import sys
 import time
 
 import aiohttp
+import psutil
 
 from devstack.bench import tools
 from devstack.bench.bench_stack import BenchStack
@@ -34,6 +35,23 @@ async def make_receipts(settings: DevSettings, api_key: str, count: int) -> list
                 "payment_method": "pm_card_visa"}) as r:
                 receipts.append(await r.json())
     return receipts
+
+
+@contextlib.contextmanager
+def cpu_per_request(pid: int | None):
+    """CPU one process spent during the block; call the result with the requests served for µs each.
+    CPU per request is what a busy neighbour on a shared machine disturbs least (it slows the wall
+    clock, not the work), so it compares event loops and code paths where latency cannot."""
+    proc = psutil.Process(pid) if pid else None
+    before = sum(proc.cpu_times()[:2]) if proc else 0.0
+    spent: list[float] = []
+    try:
+        yield lambda requests: ({"cpu_us_per_request": round(spent[0] / requests * 1e6)}
+                                if spent and requests else {})
+    finally:
+        if proc is not None:
+            with contextlib.suppress(psutil.Error):
+                spent.append(sum(proc.cpu_times()[:2]) - before)
 
 
 def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=None) -> dict:
@@ -63,12 +81,18 @@ def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=
         tools.vegeta_step(vegeta, "warmup", "", paystream_targets, rates[0], 1)
         tools.vegeta_step(vegeta, "warmup", "", floor_targets, rates[0], 1)
         for rate in rates:
-            with (profile(f"receipts@{rate}", seconds) if profile else contextlib.nullcontext()):
+            with (profile(f"receipts@{rate}", seconds) if profile else contextlib.nullcontext()), \
+                    cpu_per_request(stack.pids().get("ingress")) as ingress_cpu:
                 ours = tools.vegeta_step(vegeta, "receipts", "paystream getReceipt", paystream_targets, rate, seconds)
-            floor_step = tools.vegeta_step(vegeta, "receipts", "floor: aiohttp + Redis GET", floor_targets,
-                                           rate, seconds)
+            with cpu_per_request(floor.pid) as floor_cpu:
+                floor_step = tools.vegeta_step(vegeta, "receipts", "floor: aiohttp + Redis GET", floor_targets,
+                                               rate, seconds)
+            ours.extra.update(ingress_cpu(ours.ok + ours.errors))
+            floor_step.extra.update(floor_cpu(floor_step.ok + floor_step.errors))
             steps += [ours, floor_step]
-            say(f"  receipts at {rate}/s: paystream p99 {ours.p99_ms} ms, floor p99 {floor_step.p99_ms} ms")
+            say(f"  receipts at {rate}/s: paystream p99 {ours.p99_ms} ms, floor p99 {floor_step.p99_ms} ms; CPU per "
+                f"request: paystream {ours.extra.get('cpu_us_per_request')} µs, floor "
+                f"{floor_step.extra.get('cpu_us_per_request')} µs")
             if not ours.sustainable(P99_TARGET_MS) and not floor_step.sustainable(P99_TARGET_MS):
                 say("  paystream and its floor both past their target: higher rates skipped")
                 break

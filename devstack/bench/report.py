@@ -141,6 +141,12 @@ def _receipts(out: Path, r: dict) -> list[str]:
               f"Targets: ≥ 5,000/s at p99 ≤ 10 ms: **{'met' if (s_ours or 0) >= 5000 else 'missed'}**; "
               f"≥ 80 % of the floor: **{'met' if s_ours and s_floor and s_ours >= 0.8 * s_floor else 'missed'}**.",
               "", "![getReceipt](receipts.png)", ""]
+    cpu = [(a.offered_rps, a.extra.get("cpu_us_per_request"), b.extra.get("cpu_us_per_request"))
+           for a, b in zip(ours, floor) if a.extra.get("cpu_us_per_request")]
+    if cpu:
+        lines[-3:-3] = ["CPU per request (µs of the one process's CPU time over the requests it served; the "
+                        "figure a busy neighbour disturbs least): " + ", ".join(
+                            f"at {_rate(rate)}/s paystream {a}, floor {b}" for rate, a, b in cpu) + "."]
     return lines
 
 
