@@ -81,20 +81,27 @@ def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=
         tools.vegeta_step(vegeta, "warmup", "", paystream_targets, rates[0], 1)
         tools.vegeta_step(vegeta, "warmup", "", floor_targets, rates[0], 1)
         for rate in rates:
-            with (profile(f"receipts@{rate}", seconds) if profile else contextlib.nullcontext()), \
-                    cpu_per_request(stack.pids().get("ingress")) as ingress_cpu:
-                ours = tools.vegeta_step(vegeta, "receipts", "paystream getReceipt", paystream_targets, rate, seconds)
-            with cpu_per_request(floor.pid) as floor_cpu:
-                floor_step = tools.vegeta_step(vegeta, "receipts", "floor: aiohttp + Redis GET", floor_targets,
-                                               rate, seconds)
-            ours.extra.update(ingress_cpu(ours.ok + ours.errors))
-            floor_step.extra.update(floor_cpu(floor_step.ok + floor_step.errors))
+            # A step where both miss is run once more before it ends the ladder: one noisy window on a
+            # shared machine should not decide it (the table keeps the last attempt; `repeated` says so).
+            for attempt in (1, 2):
+                with (profile(f"receipts@{rate}", seconds) if profile else contextlib.nullcontext()), \
+                        cpu_per_request(stack.pids().get("ingress")) as ingress_cpu:
+                    ours = tools.vegeta_step(vegeta, "receipts", "paystream getReceipt", paystream_targets, rate,
+                                             seconds)
+                with cpu_per_request(floor.pid) as floor_cpu:
+                    floor_step = tools.vegeta_step(vegeta, "receipts", "floor: aiohttp + Redis GET", floor_targets,
+                                                   rate, seconds)
+                ours.extra.update(ingress_cpu(ours.ok + ours.errors), attempt=attempt)
+                floor_step.extra.update(floor_cpu(floor_step.ok + floor_step.errors), attempt=attempt)
+                say(f"  receipts at {rate}/s (attempt {attempt}): paystream p99 {ours.p99_ms} ms, floor p99 "
+                    f"{floor_step.p99_ms} ms; CPU per request: paystream {ours.extra.get('cpu_us_per_request')} µs, "
+                    f"floor {floor_step.extra.get('cpu_us_per_request')} µs")
+                both_missed = not ours.sustainable(P99_TARGET_MS) and not floor_step.sustainable(P99_TARGET_MS)
+                if not both_missed:
+                    break
             steps += [ours, floor_step]
-            say(f"  receipts at {rate}/s: paystream p99 {ours.p99_ms} ms, floor p99 {floor_step.p99_ms} ms; CPU per "
-                f"request: paystream {ours.extra.get('cpu_us_per_request')} µs, floor "
-                f"{floor_step.extra.get('cpu_us_per_request')} µs")
-            if not ours.sustainable(P99_TARGET_MS) and not floor_step.sustainable(P99_TARGET_MS):
-                say("  paystream and its floor both past their target: higher rates skipped")
+            if both_missed:
+                say("  paystream and its floor both past their target twice: higher rates skipped")
                 break
     finally:
         floor.terminate()
