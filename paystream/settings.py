@@ -77,8 +77,9 @@ class Settings(BaseSettings):
     ingress_reuse_port: bool = Field(
         False, description="Bind the API's port with SO_REUSEPORT, so several ingress processes serve one port "
                            "without a balancer in front (the kernel spreads connections among them).")
-    ingress_event_loop: Literal["uvloop", "asyncio"] = Field(
-        "uvloop", description="The API's event loop: uvloop (libuv) or the standard library's.")
+    ingress_event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio", description="The API's event loop: the standard library's or uvloop (libuv). uvloop measured "
+                               "less CPU per request but stalls and errors here (README \"Benchmarks\").")
     listen_backlog: int = Field(
         4096, description="Listen queue of the HTTP servers (ingress, monitor): aiohttp's default of 128 "
                           "overflows when hundreds of clients connect at once, and each dropped SYN costs ≥ 1 s.")
