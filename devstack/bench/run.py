@@ -15,7 +15,7 @@ from devstack.settings import get_dev_settings
 
 SUITES = ("receipts", "payments", "mixed", "scale", "standin")
 FULL = {"receipts": [250, 500, 1000, 2000, 4000, 8000], "payments": [25, 50, 100, 200, 400, 800],
-        "standin": [50, 100, 200, 300, 400], "mixed": [1, 2, 4], "scale": [10_000, 100_000, 1_000_000], "seconds": 10.0}
+        "standin": [50, 100, 200, 300, 400], "mixed": [0.25, 0.5, 1, 2, 4], "scale": [10_000, 100_000, 1_000_000], "seconds": 10.0}
 QUICK = {"receipts": [250, 1000], "payments": [10, 25], "standin": [10, 25], "mixed": [0.25],
          "scale": [2_000], "seconds": 2.0}
 
