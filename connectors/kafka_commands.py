@@ -31,12 +31,13 @@ log = get_logger("paystream.ingress")
 
 class KafkaCommandBus:
     def __init__(self, bootstrap: str, commands_topic: str, replies_topic: str,
-                 connect_timeout_s: float = 1.0) -> None:
+                 connect_timeout_s: float = 1.0, linger_ms: int = 0, max_batch_bytes: int = 16384) -> None:
         self.commands_topic = commands_topic
         self.replies_topic = replies_topic
         self.connect_timeout_s = connect_timeout_s
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=linger_ms,
+            max_batch_size=max_batch_bytes,
         )
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,

@@ -42,6 +42,25 @@ class DevSettings(Settings):
         True, description="Whether the local sandbox keeps its payments across restarts (benchmarks turn it off)."
     )
 
+    standin_port: int | None = Field(
+        None, description="Port of the benchmarks' provider stand-in (devstack/standin.py); default: the "
+                          "sandbox's + 1.")
+    standin_latency_ms: str = Field(
+        "300-800", description="The stand-in's latency per call, uniform in this range (ms), as a real provider's.")
+    bench_client_connections: int = Field(
+        1024, description="Kept-alive connections the payments load generator holds at most (a request past "
+                          "them waits for one, and its latency counts from when it was due).")
+    stripe_mock_port: int | None = Field(
+        None, description="Port of stripe-mock, the contract test's validating server; default: the sandbox's + 2.")
+
+    @property
+    def standin_base(self) -> str:
+        return f"http://{self.stripe_host}:{self.standin_port or self.stripe_port + 1}"
+
+    @property
+    def stripe_mock_base(self) -> str:
+        return f"http://{self.stripe_host}:{self.stripe_mock_port or self.stripe_port + 2}"
+
     @property
     def tools_path(self) -> Path:
         return self.tools_dir or self.state_dir / "tools"

@@ -40,6 +40,7 @@ def provider(settings: Settings) -> StripeProvider:
     return StripeProvider(
         settings.stripe_api_base, settings.stripe_api_key.get_secret_value(),
         timeout_s=settings.stripe_timeout_s, max_attempts=settings.stripe_max_attempts,
+        max_connections=settings.stripe_max_connections,
     )
 
 
@@ -53,7 +54,8 @@ def command_bus(settings: Settings) -> KafkaCommandBus:
     from connectors.kafka_commands import KafkaCommandBus
 
     return KafkaCommandBus(settings.kafka_bootstrap, settings.topics.commands, settings.topics.replies,
-                           settings.kafka_connect_timeout_s)
+                           settings.kafka_connect_timeout_s, linger_ms=settings.kafka_command_linger_ms,
+                           max_batch_bytes=settings.kafka_max_batch_bytes)
 
 
 async def document_store(settings: Settings) -> CouchbaseStore:
