@@ -136,8 +136,27 @@ def where() -> None:
 
     settings = get_dev_settings()
     key, _ = _with_key_store(lambda store: ensure_dev_key(settings, store))
-    typer.echo(f"paystream is running: API at http://127.0.0.1:{settings.ingress_port} with key {key}")
+    typer.echo(f"paystream is running: API at http://{settings.ingress_host}:{settings.ingress_port} and "
+               f"https://{settings.ingress_host}:{settings.balancer_https_port} (HAProxy, development certificate "
+               f"{settings.state_dir / 'balancer' / 'dev-cert.pem'}) with key {key}")
+    typer.echo(f"HAProxy's stats page: http://{settings.ingress_host}:{settings.balancer_stats_port}/")
     typer.echo(f"status page, /health and /metrics of the monitor: http://127.0.0.1:{settings.monitor_port}/")
+
+
+def scale(
+    counts: Annotated[list[str], typer.Argument(help="KIND=N for ingress, worker or sinks, e.g. ingress=3 worker=2.",
+                                                show_default=False)],
+) -> None:
+    """Change how many ingress, worker and sinks processes run, at runtime: new ones join (the balancer,
+    the consumer groups) once they answer; leaving ones are drained first, then stopped."""
+    from devstack import scaling
+    from devstack.settings import get_dev_settings
+    from devstack.stack.errors import StackError
+
+    try:
+        scaling.scale(get_dev_settings(), scaling.parse(counts), say=lambda line: typer.echo(line, err=True))
+    except StackError as exc:
+        raise _fail(exc) from None
 
 
 def demo() -> None:
@@ -243,6 +262,7 @@ def register(app: typer.Typer) -> None:
     _service_group(app, "pipeline", "paystream's own processes in the background: monitor, worker, analytics, sinks, "
                    "ingress.", "pipeline")
     app.command()(where)
+    app.command()(scale)
     app.command()(demo)
     app.command()(bench)
     app.command()(chaos)

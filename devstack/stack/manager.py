@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 
 from devstack import envfile
 from devstack.settings import DevSettings
+from devstack.stack import instances
+from devstack.stack.balancer import Balancer
 from devstack.stack.base import Service
 from devstack.stack.couchbase_cluster import CouchbaseCluster
 from devstack.stack.errors import StackError
@@ -22,7 +24,7 @@ from devstack.stack.redis_server import RedisServer
 from devstack.stack.stripe_sandbox import StripeSandbox
 from devstack.stack.supervision import LIVE, Supervisor
 
-SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisServer, StripeSandbox)
+SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisServer, StripeSandbox, Balancer)
 PIPELINE_TYPES: tuple[type[Service], ...] = (MonitorProcess, WorkerProcess, AnalyticsProcess, SinksProcess,
                                               IngressProcess)
 #: What `paystream stack` and `paystream pipeline` manage, in start order.
@@ -209,6 +211,8 @@ class PipelineStack(Stack):
     def __init__(self, settings: DevSettings, say: Callable[[str], None] = print,
                  types: tuple[type[Service], ...] = PIPELINE_TYPES) -> None:
         super().__init__(settings, say, types)
+        # Ingress, worker and sinks as many times as recorded (devstack/stack/instances.py).
+        self.services = {s.name: s for s in instances.expand(settings, types, instances.counts(settings))}
         self.supervisor = Supervisor(settings)
 
     def running(self, service: Service) -> PidRecord | None:
