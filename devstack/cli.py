@@ -159,6 +159,23 @@ def scale(
         raise _fail(exc) from None
 
 
+def autoscale(
+    readings: Annotated[Optional[int], typer.Option(help="Stop after this many readings (default: run until "
+                                                         "interrupted).", show_default=False)] = None,
+) -> None:
+    """Scale ingress (on its CPU) and workers (on their consumer lag) between the configured bounds,
+    from the heartbeats the monitor has; each decision goes on the alerts topic and in the log."""
+    import asyncio
+
+    from devstack.autoscale.run import run
+    from devstack.settings import get_dev_settings
+
+    try:
+        asyncio.run(run(get_dev_settings(), say=lambda line: typer.echo(line, err=True), readings=readings))
+    except KeyboardInterrupt:
+        pass
+
+
 def demo() -> None:
     """Run one complete payment against the running system and print each step."""
     import asyncio
@@ -263,6 +280,7 @@ def register(app: typer.Typer) -> None:
                    "ingress.", "pipeline")
     app.command()(where)
     app.command()(scale)
+    app.command()(autoscale)
     app.command()(demo)
     app.command()(bench)
     app.command()(chaos)

@@ -51,7 +51,7 @@ def scale(settings: DevSettings, wanted: dict[str, int], say: Callable[[str], No
     after = {**before, **wanted}
     if after == before:
         return after
-    stack = PipelineStack(settings, say=say)
+    stack = PipelineStack(settings, say=say, keep_running=True)
     if stack.supervisor.running() is None:
         instances.record(settings, after)
         say("the pipeline is not running; `paystream pipeline up` will start " + _counts(after))
@@ -66,7 +66,7 @@ def scale(settings: DevSettings, wanted: dict[str, int], say: Callable[[str], No
     instances.record(settings, after)
     # supervisord's programs now match the record: the ones that left are stopped (SIGTERM, waited
     # for) and removed, the new ones added; `up` starts them and waits until each answers.
-    stack = PipelineStack(settings, say=say)
+    stack = PipelineStack(settings, say=say, keep_running=True)
     stack.up([n for n in stack.services if n.split("-")[0] in after])
     for name in sorted(n for n in leaving if n.startswith("ingress")):
         balancer.remove(name)

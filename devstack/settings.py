@@ -53,6 +53,19 @@ class DevSettings(Settings):
     drain_timeout_s: float = Field(
         30.0, description="How long scale-in waits for an ingress's requests to finish before stopping it.")
 
+    autoscale_interval_s: float = Field(2.0, description="How often `paystream autoscale` reads the monitor.")
+    autoscale_ingress_min: int = Field(1, ge=1, description="Fewest ingress processes the autoscaler leaves.")
+    autoscale_ingress_max: int = Field(4, ge=1, description="Most ingress processes the autoscaler starts.")
+    autoscale_cpu_high: float = Field(60.0, description="Mean ingress CPU % above which an ingress is added.")
+    autoscale_cpu_low: float = Field(15.0, description="Mean ingress CPU % below which one is removed.")
+    autoscale_worker_min: int = Field(1, ge=1, description="Fewest workers the autoscaler leaves.")
+    autoscale_worker_max: int = Field(
+        3, ge=1, description="Most workers the autoscaler starts (never above the payment partitions).")
+    autoscale_lag_high: int = Field(500, description="Summed worker consumer lag above which a worker is added.")
+    autoscale_lag_low: int = Field(10, description="Summed worker consumer lag below which one is removed.")
+    autoscale_sustain: int = Field(3, ge=1, description="Readings in a row past a threshold before a change.")
+    autoscale_cooldown_s: float = Field(20.0, description="Least time between two changes of the same kind.")
+
     stripe_sandbox_persist: bool = Field(
         True, description="Whether the local sandbox keeps its payments across restarts (benchmarks turn it off)."
     )

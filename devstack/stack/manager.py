@@ -99,6 +99,8 @@ class Stack:
         started: list[Service] = []
         try:
             self._launch(selected)
+            # A program whose definition changed was stopped by the launch: started again here.
+            to_start = [s for s in selected if s in to_start or (not s.external and self.running(s) is None)]
             for service in to_start:
                 self.say(f"starting {service.name} ...")
                 exited = self._start(service)
@@ -209,8 +211,10 @@ class PipelineStack(Stack):
     up / down / status, but a process that dies is started again without a command."""
 
     def __init__(self, settings: DevSettings, say: Callable[[str], None] = print,
-                 types: tuple[type[Service], ...] = PIPELINE_TYPES) -> None:
+                 types: tuple[type[Service], ...] = PIPELINE_TYPES, keep_running: bool = False) -> None:
         super().__init__(settings, say, types)
+        #: Leave the running programs' definitions as they are (scaling adds and removes only).
+        self.keep_running = keep_running
         # Ingress, worker and sinks as many times as recorded (devstack/stack/instances.py).
         self.services = {s.name: s for s in instances.expand(settings, types, instances.counts(settings))}
         self.supervisor = Supervisor(settings)
@@ -222,7 +226,7 @@ class PipelineStack(Stack):
         return PidRecord(info["pid"], service.marker)
 
     def _launch(self, services: list[Service]) -> None:
-        self.supervisor.ensure(list(self.services.values()))
+        self.supervisor.ensure(list(self.services.values()), keep_existing=self.keep_running)
 
     def _start(self, service: Service) -> Callable[[], str | None]:
         self.supervisor.start(service.name)

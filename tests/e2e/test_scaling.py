@@ -22,8 +22,8 @@ from tests.conftest import new_api_key, paystream
 from tests.pipeline_procs import pipeline_rows, wait_restarted
 
 
-def run_ok(*args: str) -> None:
-    result = paystream(*args)
+def run_ok(*args: str, env: dict[str, str] | None = None) -> None:
+    result = paystream(*args, env=env)
     assert result.returncode == 0, f"paystream {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
 
 
@@ -151,7 +151,10 @@ async def test_scaling_out_and_in_under_load_charges_every_payment_once(balancer
     stop = asyncio.Event()
     load = asyncio.create_task(pay_steadily(payer, stop))
     await asyncio.sleep(3)
-    await asyncio.to_thread(run_ok, "scale", "ingress=3", "worker=2")
+    staying = {name: row["pid"] for name, row in pipeline_rows().items()}
+    # Run from another environment than `pipeline up` was (as the autoscaler is): still, the
+    # processes that stay are left alone.
+    await asyncio.to_thread(run_ok, "scale", "ingress=3", "worker=2", env={"PAYSTREAM_AUTOSCALE_SUSTAIN": "7"})
     await asyncio.to_thread(wait_all_up, balancer, {"ingress", "ingress-2", "ingress-3"})
     # The second worker takes part of the partitions over; the third ingress gets requests.
     deadline = time.monotonic() + 60
@@ -163,6 +166,7 @@ async def test_scaling_out_and_in_under_load_charges_every_payment_once(balancer
     await asyncio.to_thread(run_ok, "scale", "ingress=2", "worker=1")
     assert set(balancer.servers()) == {"ingress", "ingress-2"}
     assert {"ingress-3", "worker-2"}.isdisjoint(pipeline_rows())
+    assert {name: row["pid"] for name, row in pipeline_rows().items()} == staying
     await asyncio.sleep(4)
     stop.set()
     outcomes = await load
