@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # --- ingress -----------------------------------------------------------
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
+    ingress_reuse_port: bool = Field(
+        False, description="Bind the ingress port with SO_REUSEPORT, so several ingress processes share it "
+                           "(the kernel spreads connections over them) where no balancer runs in front.")
     dev_api_key: SecretStr = Field(
         SecretStr(""), description="The development key `paystream apikey` prints (made once, kept in .env, "
                                    "registered under account `dev`); client keys live hashed in Redis.")

@@ -6,17 +6,17 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devstack.bench import payments, receipts, report, scale
+from devstack.bench import balancing, payments, receipts, report, scale
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import PeakRss, git_commit, results_dir, save_json
 from devstack.bench.profiling import Profiler
 from devstack.bench.rebuild import kept_sections
 from devstack.settings import get_dev_settings
 
-SUITES = ("receipts", "payments", "scale")
+SUITES = ("receipts", "payments", "scale", "balancer")
 FULL = {"receipts": [250, 500, 1000, 2000, 4000, 8000], "payments": [25, 50, 100, 200, 400, 800],
-        "scale": [10_000, 100_000, 1_000_000], "seconds": 10.0}
-QUICK = {"receipts": [250, 1000], "payments": [10, 25], "scale": [2_000], "seconds": 2.0}
+        "scale": [10_000, 100_000, 1_000_000], "balancer": [500, 1000], "seconds": 10.0}
+QUICK = {"receipts": [250, 1000], "payments": [10, 25], "scale": [2_000], "balancer": [250], "seconds": 2.0}
 
 
 def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str, say=print) -> Path:
@@ -43,6 +43,8 @@ def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str
                     elif suite == "payments":
                         results[suite] = payments.run(stack, plan[suite], seconds, say, profiler)
                         _keep_profile(profiler, suite, results[suite], "paystream post")
+                    elif suite == "balancer":
+                        results[suite] = balancing.run(stack, plan[suite], seconds, say)
                     else:
                         results[suite] = scale.run(stack, plan[suite], seconds, say)
                 results["memory"][suite] = rss.mib()
