@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 
 import aiohttp
+import psutil
 
+from devstack import envfile
 from devstack.bench import payments, receipts, tools
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import Step
@@ -60,23 +62,21 @@ def _reuse_port(stack: BenchStack, vegeta: Path, targets, rates: list[int], seco
     settings = stack.settings()
     _scale(stack, ingress=1, worker=1)
     port = settings.ingress_instance_port(settings.ingress_max_instances + 1)
-    env = {**os.environ, **stack.env, "PAYSTREAM_INGRESS_PORT": str(port), "PAYSTREAM_INGRESS_REUSE_PORT": "true",
-           "PAYSTREAM_DATA_DIR": str((settings.pipeline_data_dir / "reuse-port").resolve())}
+    # What the bench stack learned (its cluster's address) given outright, as to its pipeline.
+    env = {**os.environ, **stack.env, **envfile.managed(settings.env_file), "PAYSTREAM_INGRESS_PORT": str(port),
+           "PAYSTREAM_INGRESS_REUSE_PORT": "true"}
     procs = []
     try:
         for _ in range(2):
             procs.append(subprocess.Popen([sys.executable, "-m", "paystream.cli", "ingress"], env=env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + 120
+        while not all(_listening(p.pid, port) for p in procs):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"the SO_REUSEPORT ingress processes did not both listen on {port}")
+            time.sleep(0.5)
         route = targets([port])
-        while True:
-            try:
-                tools.vegeta_step(vegeta, "warmup", "", route, rates[0], 1)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
+        tools.vegeta_step(vegeta, "warmup", "", route, rates[0], 1)
         steps = []
         for rate in rates:
             before = cpu_seconds([p.pid for p in procs])
@@ -90,6 +90,10 @@ def _reuse_port(stack: BenchStack, vegeta: Path, targets, rates: list[int], seco
         for p in procs:
             p.terminate()
             p.wait(timeout=30)
+
+
+def _listening(pid: int, port: int) -> bool:
+    return any(c.status == "LISTEN" and c.laddr.port == port for c in psutil.Process(pid).net_connections())
 
 
 def _measured(vegeta: Path, stack: BenchStack, target: str, targets: list[dict], rate: int, seconds: float) -> Step:

@@ -1,6 +1,7 @@
 """Several ingress processes on one port without a balancer (PAYSTREAM_INGRESS_REUSE_PORT): the kernel
-spreads new connections over them, the monitor tells them apart, and one killed leaves the others
-serving every new connection."""
+spreads new connections over them, the monitor tells them apart, and one stopped leaves the others
+serving every new connection. (Stopped with SIGTERM: a SIGKILLed one, whose id names its pid, would
+stay `down` in the monitor, which the later tests would see.)"""
 
 from __future__ import annotations
 
@@ -58,9 +59,14 @@ def test_ingress_processes_share_a_port_with_so_reuseport(pipeline, settings):
                 break
             assert time.monotonic() < deadline, seen
             time.sleep(0.5)
-        procs[0].send_signal(signal.SIGKILL)
-        procs[0].wait(timeout=10)
+        procs[0].send_signal(signal.SIGTERM)
+        procs[0].wait(timeout=30)
         assert [get(url) for _ in range(30)] == [200] * 30
+        procs[1].send_signal(signal.SIGTERM)
+        procs[1].wait(timeout=30)
+        # Each said it was stopping: the monitor forgot both.
+        with urllib.request.urlopen(f"http://{settings.monitor_host}:{settings.monitor_port}/api/status") as r:
+            assert wanted.isdisjoint(c["id"] for c in json.load(r)["components"])
     finally:
         for p in procs:
             if p.poll() is None:
