@@ -61,7 +61,7 @@ class KafkaEventLog:
                 fetched = await consumer.getmany(*open_tps, timeout_ms=1000, max_records=batch)
                 records = []
                 for tp, messages in fetched.items():
-                    records += [LogRecord(tp.topic, tp.partition, m.offset, m.value)
+                    records += [LogRecord(tp.topic, tp.partition, m.offset, m.value, m.key)
                                 for m in messages if m.offset < ends[tp]]
                 for tp in list(open_tps):
                     # By position, not by the last offset seen: a compacted topic has holes.

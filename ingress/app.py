@@ -41,7 +41,8 @@ async def _adapters(app: web.Application, settings: Settings):
         log.warning("starting without the document store; it is connected in the background")
     table = bootstrap.payment_table(settings)
     bus = bootstrap.command_bus(settings)
-    api_keys, data_keys = bootstrap.remembered(settings, bootstrap.api_key_store(settings), store)
+    api_keys, data_keys = bootstrap.remembered(settings, bootstrap.api_key_store(settings),
+                                               bootstrap.data_keys(settings, store, bus.producer))
     await bus.start()
     app[CONTEXT] = Context(settings, bus, cache, store, table, keys=data_keys, api_keys=api_keys,
                            limiter=bootstrap.rate_limiter(settings), reply_key=ReplyKey())
