@@ -70,9 +70,11 @@ def scale(settings: DevSettings, wanted: dict[str, int], say: Callable[[str], No
     stack.up([n for n in stack.services if n.split("-")[0] in after])
     for name in sorted(n for n in leaving if n.startswith("ingress")):
         balancer.remove(name)
-    for name, port in instances.ingress_ports(settings).items():
+    ports = instances.ingress_ports(settings)
+    for name, port in ports.items():
         balancer.add(name, port)
     balancer.write_config()
+    balancer.wait_up(set(ports), settings.service_start_timeout_s)
     say("now running " + _counts(after))
     return after
 

@@ -181,6 +181,15 @@ backend {BACKEND}
             self._expect(f"enable health {BACKEND}/{name}")
         self._expect(f"set server {BACKEND}/{name} state ready")
 
+    def wait_up(self, names: set[str], timeout_s: float) -> None:
+        """Until HAProxy's checks have every one of `names` UP (in rotation)."""
+        deadline = time.monotonic() + timeout_s
+        while (servers := self.servers()) and not all(servers.get(n, {}).get("status") == "UP" for n in names):
+            if time.monotonic() > deadline:
+                raise StackError(f"HAProxy's checks do not have {sorted(names)} UP: "
+                                 + ", ".join(f"{n} {r['status']}" for n, r in servers.items()))
+            time.sleep(0.2)
+
     def drain(self, name: str, timeout_s: float) -> int:
         """No new requests for `name`; wait until those it has are answered. Returns how many were
         still open when `timeout_s` ran out (0: drained)."""

@@ -106,6 +106,20 @@ class IngressProcess(_PaystreamProcess):
     port_setting, instance_port = "ingress_port", "ingress_instance_port"
     probe_path, probe_field = "/health", "status"
 
+    def probe(self) -> str:
+        detail = super().probe()
+        # Ready once the balancer sends it requests too (its checks take a moment to say UP), where
+        # the balancer runs and knows this instance.
+        from devstack.stack.balancer import Balancer
+
+        try:
+            state = Balancer(self.settings).servers().get(self.name)
+        except OSError:
+            return detail
+        if state is not None and state["status"] != "UP":
+            raise RuntimeError(f"the balancer has it {state['status']}")
+        return detail + ("" if state is None else ", in the balancer's rotation")
+
 
 #: The kinds `paystream scale` changes the number of, with the setting giving their default count.
 SCALABLE = {"ingress": IngressProcess, "worker": WorkerProcess, "sinks": SinksProcess}
