@@ -38,8 +38,10 @@ class JournaledDataKeys:
         self.journal = journal
 
     async def get(self, account: str, user_id: str) -> bytes | None:
+        """The user's key once it is on the topic. One that is not has sealed nothing (it is handed
+        out only once journaled), so it is not theirs yet: the next `get_or_create` journals it."""
         stored = await self.store.data_key(account, user_id)
-        return stored.key if stored else None
+        return stored.key if stored and stored.journaled else None
 
     async def get_or_create(self, account: str, user_id: str) -> bytes:
         stored = await self.store.data_key(account, user_id)

@@ -177,6 +177,11 @@ class DocumentStore(Protocol):
         """A user's "payments" or "receipts": {id: created_at}."""
         ...
 
+    async def holds_history(self) -> bool:
+        """Whether the store holds what the topics recorded (its markers are there): False on a
+        store that came back empty and was not rebuilt yet, where a miss proves nothing."""
+        ...
+
 
 @dataclass(frozen=True)
 class StoredDataKey:

@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from connectors.memo import RememberedDataKeys
 from paystream.data_keys import JournaledDataKeys
 from paystream.domain.errors import Unavailable
 from paystream.ports import StoredDataKey
@@ -104,3 +105,16 @@ def test_forgetting_writes_the_tombstone_before_removing_the_key():
     assert asyncio.run(data_keys.forget("a", "u1")) is True
     assert store.calls == ["journal", "remove"] and journal.records[-1] == ("a", "u1", None)
     assert asyncio.run(data_keys.get("a", "u1")) is None
+
+
+def test_a_key_never_journaled_is_nobodys_until_it_is():
+    """Its first request failed between storing and journaling it: nothing was sealed with it, so it is
+    not handed out for opening, and whoever seals next (through the ingress's memory too) journals it."""
+    store = Store()
+    store.keys[("a", "u1")] = StoredDataKey(b"s" * 32, journaled=False)
+    data_keys, journal = keys(store)
+    assert asyncio.run(data_keys.get("a", "u1")) is None
+    remembered = RememberedDataKeys(data_keys, ttl_s=60)
+    assert asyncio.run(remembered.get_or_create("a", "u1")) == b"s" * 32
+    assert journal.records == [("a", "u1", b"s" * 32)]
+    assert asyncio.run(remembered.get("a", "u1")) == b"s" * 32
