@@ -62,7 +62,8 @@ async def _heartbeats(app: web.Application):
         return {"in_flight": ctx.bus.waiting}
 
     source = HeartbeatSource("ingress", settings.ingress_port,
-                             f"http://{settings.ingress_host}:{settings.ingress_port}/metrics", facts)
+                             f"http://{settings.ingress_host}:{settings.ingress_port}/metrics", facts,
+                             shared_port=settings.ingress_reuse_port)
     task = asyncio.create_task(publish_forever(
         source, lambda key, value: ctx.bus.publish(settings.topics.heartbeats, key, value),
         settings.heartbeat_interval_s))

@@ -96,6 +96,10 @@ def write(out: Path, results: dict, command: str, commit: str) -> Path:
         lines += section(out, results["standin"], results.get("payments"))
     if "scale" in results:
         lines += _scale(results["scale"])
+    if "balancer" in results:
+        from devstack.bench.balancing import markdown
+
+        lines += markdown(results["balancer"])
     if results.get("memory"):
         names = sorted({name for peaks in results["memory"].values() for name in peaks})
         lines += ["## Peak memory (RSS, MiB)", "", "| suite | " + " | ".join(names) + " |",

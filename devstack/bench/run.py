@@ -6,18 +6,20 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devstack.bench import mixed, payments, receipts, report, scale, standin_payments
+from devstack.bench import balancing, mixed, payments, receipts, report, scale, standin_payments
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import PeakRss, git_commit, results_dir, save_json
 from devstack.bench.profiling import Profiler
 from devstack.bench.rebuild import kept_sections
 from devstack.settings import get_dev_settings
 
-SUITES = ("receipts", "payments", "mixed", "scale", "standin")
+# The stand-in last: it switches the stack's provider over.
+SUITES = ("receipts", "payments", "mixed", "scale", "balancer", "standin")
 FULL = {"receipts": [250, 500, 1000, 2000, 4000, 8000], "payments": [25, 50, 100, 200, 400, 800],
-        "standin": [50, 100, 200, 300, 400], "mixed": [0.25, 0.5, 1, 2, 4], "scale": [10_000, 100_000, 1_000_000], "seconds": 10.0}
+        "standin": [50, 100, 200, 300, 400], "mixed": [0.25, 0.5, 1, 2, 4], "scale": [10_000, 100_000, 1_000_000],
+        "balancer": [500, 1000], "seconds": 10.0}
 QUICK = {"receipts": [250, 1000], "payments": [10, 25], "standin": [10, 25], "mixed": [0.25],
-         "scale": [2_000], "seconds": 2.0}
+         "scale": [2_000], "balancer": [250], "seconds": 2.0}
 
 
 def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str, say=print) -> Path:
@@ -57,6 +59,8 @@ def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str
                         results[suite] = standin_payments.run(stack, plan[suite], seconds, say, profiler)
                         step = results[suite]["first_missed"] or plan[suite][-1]
                         profiler.keep(suite, f"standin@{step}")
+                    elif suite == "balancer":
+                        results[suite] = balancing.run(stack, plan[suite], seconds, say)
                     else:
                         results[suite] = scale.run(stack, plan[suite], seconds, say)
                 results["memory"][suite] = rss.mib()

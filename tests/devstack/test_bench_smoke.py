@@ -28,13 +28,13 @@ def test_quick_benchmark_writes_a_full_report(tmp_path, stack, settings):
     text = report.read_text()
     for section in ("## getReceipt, cache hit", "## Payments: start + post", "Kafka alone", "## Growth",
                     "## Peak memory", "## Where the time goes", "with the latency stand-in as provider",
-                    "## Reads and payments at once", "CPU per request"):
+                    "## Reads and payments at once", "CPU per request", "## Scale-out"):
         assert section in text, section
     for plot in ("receipts.png", "payments.png"):
         assert (report.parent / plot).stat().st_size > 10_000
 
     results = json.loads((report.parent / "results.json").read_text())
-    for suite in ("receipts", "payments"):
+    for suite in ("receipts", "payments", "balancer"):
         steps = results[suite]["steps"]
         assert steps and all(s["ok"] > 0 and s["p99_ms"] is not None for s in steps), suite
         assert all(s["errors"] == 0 for s in steps), suite
