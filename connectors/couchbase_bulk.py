@@ -22,13 +22,20 @@ from couchbase.cluster import Cluster
 from couchbase.exceptions import CasMismatchException, DocumentExistsException, DocumentNotFoundException
 from couchbase.options import ClusterOptions, ReplaceOptions
 
-from connectors.couchbase_store import payment_key, receipt_key, transaction_key, user_index_key
+from connectors.couchbase_store import (
+    data_key_document,
+    data_key_key,
+    marker_key,
+    payment_key,
+    receipt_key,
+    transaction_key,
+    user_index_key,
+)
 from paystream.domain.model import Payment
 from paystream.domain.records import Receipt
 from paystream.ports import TransactionRef
 from paystream.settings import Settings
 
-MARKER_PREFIX = "meta::applied::"
 CAS_RETRIES = 5
 
 
@@ -67,21 +74,34 @@ class CouchbaseBulkWriter:
         return await asyncio.to_thread(self._merge_index, {
             user_index_key(kind, account, user): ids for (kind, account, user), ids in entries.items() if ids})
 
+    async def write_data_keys(self, keys: dict[tuple[str, str], bytes | None]) -> int:
+        def write() -> int:
+            kept = {data_key_key(a, u): data_key_document(k, journaled=True) for (a, u), k in keys.items() if k}
+            gone = [data_key_key(a, u) for (a, u), k in keys.items() if k is None]
+            written = self._insert_once(kept)
+            if gone:
+                result = self.collection.remove_multi(gone, return_exceptions=True)
+                _raise_unexpected(result.exceptions, DocumentNotFoundException)
+                written += len(result.results)
+            return written
+
+        return await asyncio.to_thread(write)
+
     async def applied_offsets(self, names: list[str]) -> dict[str, int | None]:
         def read() -> dict[str, int | None]:
             if not names:
                 return {}
-            result = self.collection.get_multi([MARKER_PREFIX + n for n in names], return_exceptions=True)
+            result = self.collection.get_multi([marker_key(n) for n in names], return_exceptions=True)
             _raise_unexpected(result.exceptions, DocumentNotFoundException)
-            return {n: (result.results[MARKER_PREFIX + n].content_as[dict]["offset"]
-                        if MARKER_PREFIX + n in result.results else None) for n in names}
+            return {n: (result.results[marker_key(n)].content_as[dict]["offset"]
+                        if marker_key(n) in result.results else None) for n in names}
 
         return await asyncio.to_thread(read)
 
     async def set_applied_offsets(self, offsets: dict[str, int]) -> None:
         def write() -> None:
             if offsets:
-                result = self.collection.upsert_multi({MARKER_PREFIX + n: {"offset": o} for n, o in offsets.items()},
+                result = self.collection.upsert_multi({marker_key(n): {"offset": o} for n, o in offsets.items()},
                                                       return_exceptions=True)
                 _raise_unexpected(result.exceptions)
 

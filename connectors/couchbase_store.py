@@ -1,5 +1,5 @@
 """Payments, receipts, the transaction index, each user's index and personal-data keys in
-Couchbase (async SDK): the DocumentStore and PersonalDataKeys ports.
+Couchbase (async SDK): the DocumentStore and DataKeyStore ports.
 
 Writes go to each document's active copy; receipt reads may be served by
 any replica, as the design's read databases: eventual consistency is fine
@@ -34,13 +34,15 @@ from paystream.domain.errors import Unavailable
 from paystream.domain.ids import store_key
 from paystream.domain.model import Payment
 from paystream.domain.records import Receipt
-from paystream.domain.sealing import new_data_key
 from paystream.observability import metrics
 from paystream.observability.logs import get_logger
-from paystream.ports import TransactionRef
+from paystream.ports import StoredDataKey, TransactionRef
+from paystream.rebuild import marker_name
 from paystream.settings import Settings
 
 log = get_logger("paystream.store")
+
+MARKER_PREFIX = "meta::applied::"
 
 
 def _key(*parts: str) -> str:
@@ -68,9 +70,16 @@ def data_key_key(account: str, user_id: str) -> str:
     return _key("pii-key", account, user_id)
 
 
+def marker_key(name: str) -> str:
+    """`meta::applied::<topic>/<partition>`: {"offset": n}, below which the store holds everything."""
+    return MARKER_PREFIX + name
+
+
 class CouchbaseStore:
-    def __init__(self, cluster: Cluster, bucket: str, read_timeout_s: float = 1.0) -> None:
+    def __init__(self, cluster: Cluster, bucket: str, read_timeout_s: float = 1.0, history_marker: str = "") -> None:
         self.cluster = cluster
+        #: The marker whose presence says the store holds the topics' history (not wiped since).
+        self.history_marker = history_marker
         self.collection = cluster.bucket(bucket).default_collection()
         self.read_timeout = timedelta(seconds=read_timeout_s)
 
@@ -79,7 +88,8 @@ class CouchbaseStore:
         cluster = await Cluster.connect(settings.couchbase_connstr, ClusterOptions(PasswordAuthenticator(
             settings.couchbase_username, settings.couchbase_password.get_secret_value())))
         await cluster.wait_until_ready(timedelta(seconds=30))
-        return cls(cluster, settings.couchbase_bucket, settings.couchbase_read_timeout_s)
+        return cls(cluster, settings.couchbase_bucket, settings.couchbase_read_timeout_s,
+                   marker_name(settings.topics.events, 0))
 
     async def close(self) -> None:
         await self.cluster.close()
@@ -156,36 +166,49 @@ class CouchbaseStore:
                               "retry shortly") from exc
         return result.content_as[dict]
 
-    # --- personal-data keys (PersonalDataKeys) ------------------------------------
-    async def get(self, account: str, user_id: str) -> bytes | None:
+    # --- personal-data keys (the DataKeyStore port) --------------------------------
+    async def data_key(self, account: str, user_id: str) -> StoredDataKey | None:
         doc = await self._get(data_key_key(account, user_id))
-        return base64.b64decode(doc["key"]) if doc else None
+        return _stored_key(doc) if doc else None
 
-    async def get_or_create(self, account: str, user_id: str) -> bytes:
-        """The user's data key; the first writer's wins when two ingress processes race to make it."""
-        key = await self.get(account, user_id)
-        if key is not None:
-            return key
+    async def insert_data_key(self, account: str, user_id: str, key: bytes) -> StoredDataKey:
         try:
-            await self.collection.insert(data_key_key(account, user_id),
-                                         {"key": base64.b64encode(new_data_key()).decode()})
-        except DocumentExistsException:
+            await self.collection.insert(data_key_key(account, user_id), data_key_document(key, journaled=False))
+        except DocumentExistsException:  # another ingress made the user's key first: theirs it is
             pass
         except CouchbaseException as exc:
             raise Unavailable("store_unavailable", "the document store cannot answer right now; "
                               "retry shortly") from exc
-        return await self.get(account, user_id)
+        stored = await self.data_key(account, user_id)
+        if stored is None:  # forgotten in between
+            raise Unavailable("store_unavailable", "the user's data key changed meanwhile; retry")
+        return stored
 
-    async def forget(self, account: str, user_id: str) -> bool:
+    async def mark_journaled(self, account: str, user_id: str) -> None:
+        with contextlib.suppress(DocumentNotFoundException):  # forgotten meanwhile: nothing to mark
+            await self.collection.mutate_in(data_key_key(account, user_id), [subdoc_upsert("journaled", True)])
+
+    async def remove_data_key(self, account: str, user_id: str) -> bool:
         try:
             await self.collection.remove(data_key_key(account, user_id))
             return True
         except DocumentNotFoundException:
             return False
 
+    async def holds_history(self) -> bool:
+        return await self._get(marker_key(self.history_marker)) is not None
+
+
+def data_key_document(key: bytes, journaled: bool) -> dict:
+    return {"key": base64.b64encode(key).decode(), "journaled": journaled}
+
+
+def _stored_key(doc: dict) -> StoredDataKey:
+    return StoredDataKey(base64.b64decode(doc["key"]), bool(doc.get("journaled")))
+
 
 class BackgroundConnectedStore:
-    """The DocumentStore and PersonalDataKeys for the API: it starts without the cluster and connects
+    """The DocumentStore and DataKeyStore for the API: it starts without the cluster and connects
     in the background, retrying, so an API started while Couchbase is down serves what it can (status
     reads from the workers' table, cached receipts of remembered users) and answers 503 for the rest
     until the cluster is back."""
@@ -231,14 +254,20 @@ class BackgroundConnectedStore:
     async def user_index(self, kind: str, account: str, user_id: str) -> dict[str, str]:
         return await self._ready().user_index(kind, account, user_id)
 
-    async def get(self, account: str, user_id: str) -> bytes | None:
-        return await self._ready().get(account, user_id)
+    async def data_key(self, account: str, user_id: str) -> StoredDataKey | None:
+        return await self._ready().data_key(account, user_id)
 
-    async def get_or_create(self, account: str, user_id: str) -> bytes:
-        return await self._ready().get_or_create(account, user_id)
+    async def insert_data_key(self, account: str, user_id: str, key: bytes) -> StoredDataKey:
+        return await self._ready().insert_data_key(account, user_id, key)
 
-    async def forget(self, account: str, user_id: str) -> bool:
-        return await self._ready().forget(account, user_id)
+    async def mark_journaled(self, account: str, user_id: str) -> None:
+        await self._ready().mark_journaled(account, user_id)
+
+    async def remove_data_key(self, account: str, user_id: str) -> bool:
+        return await self._ready().remove_data_key(account, user_id)
+
+    async def holds_history(self) -> bool:
+        return await self._ready().holds_history()
 
     async def close(self) -> None:
         self._connecting.cancel()

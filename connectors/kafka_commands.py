@@ -19,8 +19,8 @@ import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 
+from connectors.kafka_writable import writable_partition
 from paystream import messages
 from paystream.domain.commands import Command, CommandReply
 from paystream.domain.errors import Unavailable
@@ -31,15 +31,13 @@ log = get_logger("paystream.ingress")
 
 class KafkaCommandBus:
     def __init__(self, bootstrap: str, commands_topic: str, replies_topic: str,
-                 connect_timeout_s: float = 1.0) -> None:
+                 connect_timeout_s: float = 1.0, linger_ms: int = 0, max_batch_bytes: int = 16384) -> None:
         self.commands_topic = commands_topic
         self.replies_topic = replies_topic
         self.connect_timeout_s = connect_timeout_s
-        # The producer's own default (murmur2 of the key, as the Java client and Faust): commands of a
-        # payment land on the partition its table entry lives in.
-        self._partitioner = DefaultPartitioner()
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=linger_ms,
+            max_batch_size=max_batch_bytes,
         )
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
@@ -97,22 +95,12 @@ class KafkaCommandBus:
 
     async def _writable_partition(self, key: bytes) -> int:
         """The key's partition, once its leader answers; `Unavailable` (nothing written) otherwise."""
-        cluster = self.producer.client.cluster
-        partitions = sorted(cluster.partitions_for_topic(self.commands_topic) or ())
-        if partitions:
-            partition = self._partitioner(key, partitions, partitions)
-            leader = cluster.leader_for_partition(TopicPartition(self.commands_topic, partition))
-            if leader is not None and leader >= 0:
-                try:
-                    if await asyncio.wait_for(self.producer.client.ready(leader), self.connect_timeout_s):
-                        return partition
-                except TimeoutError:
-                    pass
-        # Metadata may be stale (a broker restarted elsewhere): refresh it for the next request.
-        self.producer.client.force_metadata_update()
-        log.warning("kafka unreachable; refusing the command", topic=self.commands_topic)
-        raise Unavailable("kafka_unavailable", "the payment log is unreachable right now; nothing was written. "
-                          "Retry with the same Idempotency-Key")
+        partition = await writable_partition(self.producer, self.commands_topic, key, self.connect_timeout_s)
+        if partition is None:
+            log.warning("kafka unreachable; refusing the command", topic=self.commands_topic)
+            raise Unavailable("kafka_unavailable", "the payment log is unreachable right now; nothing was "
+                              "written. Retry with the same Idempotency-Key")
+        return partition
 
     async def _read_replies(self) -> None:
         async for message in self.consumer:

@@ -48,6 +48,8 @@ class KafkaEventLog:
         return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
     async def read(self, ranges: dict[tuple[str, int], tuple[int, int]], batch: int) -> AsyncIterator[list[LogRecord]]:
+        if not ranges:  # a consumer with nothing assigned would wait forever
+            return
         consumer = self._consumer()
         await consumer.start()
         try:
@@ -61,7 +63,7 @@ class KafkaEventLog:
                 fetched = await consumer.getmany(*open_tps, timeout_ms=1000, max_records=batch)
                 records = []
                 for tp, messages in fetched.items():
-                    records += [LogRecord(tp.topic, tp.partition, m.offset, m.value)
+                    records += [LogRecord(tp.topic, tp.partition, m.offset, m.value, m.key)
                                 for m in messages if m.offset < ends[tp]]
                 for tp in list(open_tps):
                     # By position, not by the last offset seen: a compacted topic has holes.

@@ -48,11 +48,14 @@ class StripeError(Exception):
 
 class StripeProvider:
     def __init__(self, api_base: str, api_key: str, *, timeout_s: float = 10.0,
-                 max_attempts: int = 4, session: aiohttp.ClientSession | None = None) -> None:
+                 max_attempts: int = 4, max_connections: int = 100,
+                 session: aiohttp.ClientSession | None = None) -> None:
         self.api_base = api_base.rstrip("/")
         self._api_key = api_key
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.max_attempts = max_attempts
+        # aiohttp's default pool (100) would cap the calls in flight below what a worker overlaps.
+        self.max_connections = max_connections
         self._session = session
 
     async def close(self) -> None:
@@ -180,7 +183,8 @@ class StripeProvider:
 
     async def _send(self, operation: str, method: str, path: str, headers: dict, params: dict) -> dict:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self.timeout, connector=aiohttp.TCPConnector(limit=self.max_connections))
         kwargs = {"params": params} if method == "GET" else {"data": {k: str(v) for k, v in params.items()}}
         started = time.perf_counter()
         try:

@@ -136,8 +136,44 @@ def where() -> None:
 
     settings = get_dev_settings()
     key, _ = _with_key_store(lambda store: ensure_dev_key(settings, store))
-    typer.echo(f"paystream is running: API at http://127.0.0.1:{settings.ingress_port} with key {key}")
+    typer.echo(f"paystream is running: API at http://{settings.ingress_host}:{settings.ingress_port} and "
+               f"https://{settings.ingress_host}:{settings.balancer_https_port} (HAProxy, development certificate "
+               f"{settings.state_dir / 'balancer' / 'dev-cert.pem'}) with key {key}")
+    typer.echo(f"HAProxy's stats page: http://{settings.ingress_host}:{settings.balancer_stats_port}/")
     typer.echo(f"status page, /health and /metrics of the monitor: http://127.0.0.1:{settings.monitor_port}/")
+
+
+def scale(
+    counts: Annotated[list[str], typer.Argument(help="KIND=N for ingress, worker or sinks, e.g. ingress=3 worker=2.",
+                                                show_default=False)],
+) -> None:
+    """Change how many ingress, worker and sinks processes run, at runtime: new ones join (the balancer,
+    the consumer groups) once they answer; leaving ones are drained first, then stopped."""
+    from devstack import scaling
+    from devstack.settings import get_dev_settings
+    from devstack.stack.errors import StackError
+
+    try:
+        scaling.scale(get_dev_settings(), scaling.parse(counts), say=lambda line: typer.echo(line, err=True))
+    except StackError as exc:
+        raise _fail(exc) from None
+
+
+def autoscale(
+    readings: Annotated[Optional[int], typer.Option(help="Stop after this many readings (default: run until "
+                                                         "interrupted).", show_default=False)] = None,
+) -> None:
+    """Scale ingress (on its CPU) and workers (on their consumer lag) between the configured bounds,
+    from the heartbeats the monitor has; each decision goes on the alerts topic and in the log."""
+    import asyncio
+
+    from devstack.autoscale.run import run
+    from devstack.settings import get_dev_settings
+
+    try:
+        asyncio.run(run(get_dev_settings(), say=lambda line: typer.echo(line, err=True), readings=readings))
+    except KeyboardInterrupt:
+        pass
 
 
 def demo() -> None:
@@ -166,7 +202,7 @@ def demo() -> None:
 
 
 def bench(
-    suite: Annotated[str, typer.Argument(help="receipts | payments | scale | all")] = "all",
+    suite: Annotated[str, typer.Argument(help="receipts | payments | scale | balancer | all")] = "all",
     quick: Annotated[bool, typer.Option("--quick", help="A smoke run: two steps per suite, 2 s each.")] = False,
     keep_stack: Annotated[bool, typer.Option("--keep-stack", help="Leave the benchmark stack running.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Results folder (default bench/results, "
@@ -243,6 +279,8 @@ def register(app: typer.Typer) -> None:
     _service_group(app, "pipeline", "paystream's own processes in the background: monitor, worker, analytics, sinks, "
                    "ingress.", "pipeline")
     app.command()(where)
+    app.command()(scale)
+    app.command()(autoscale)
     app.command()(demo)
     app.command()(bench)
     app.command()(chaos)

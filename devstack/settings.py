@@ -38,9 +38,56 @@ class DevSettings(Settings):
     chaos_worker_web_port: int | None = Field(
         None, description="Web port of the second worker a chaos run starts (default: the worker's + 1000).")
 
+    ingress_instances: int = Field(
+        2, ge=1, description="Ingress processes `pipeline up` starts behind HAProxy (until `paystream scale` changes it); "
+                             "instance n listens on the ingress port + n.")
+    worker_instances: int = Field(1, ge=1, description="Workers `pipeline up` starts (at most the payment partitions).")
+    sinks_instances: int = Field(1, ge=1, description="Sinks processes `pipeline up` starts.")
+    ingress_max_instances: int = Field(
+        8, ge=1, le=9, description="Most ingress processes `paystream scale` runs (their ports stay below the monitor's).")
+    scale_max_instances: int = Field(8, ge=1, le=9, description="Most workers or sinks `paystream scale` runs.")
+    balancer_check_interval_ms: int = Field(
+        1000, description="How often HAProxy checks each ingress's /health; 2 failures in a row take it out.")
+    balancer_timeout_s: int = Field(
+        60, description="HAProxy's client and server timeout (over the longest a payment waits for its reply).")
+    drain_timeout_s: float = Field(
+        30.0, description="How long scale-in waits for an ingress's requests to finish before stopping it.")
+
+    autoscale_interval_s: float = Field(2.0, description="How often `paystream autoscale` reads the monitor.")
+    autoscale_ingress_min: int = Field(1, ge=1, description="Fewest ingress processes the autoscaler leaves.")
+    autoscale_ingress_max: int = Field(4, ge=1, description="Most ingress processes the autoscaler starts.")
+    autoscale_cpu_high: float = Field(60.0, description="Mean ingress CPU % above which an ingress is added.")
+    autoscale_cpu_low: float = Field(15.0, description="Mean ingress CPU % below which one is removed.")
+    autoscale_worker_min: int = Field(1, ge=1, description="Fewest workers the autoscaler leaves.")
+    autoscale_worker_max: int = Field(
+        3, ge=1, description="Most workers the autoscaler starts (never above the payment partitions).")
+    autoscale_lag_high: int = Field(500, description="Summed worker consumer lag above which a worker is added.")
+    autoscale_lag_low: int = Field(10, description="Summed worker consumer lag below which one is removed.")
+    autoscale_sustain: int = Field(3, ge=1, description="Readings in a row past a threshold before a change.")
+    autoscale_cooldown_s: float = Field(20.0, description="Least time between two changes of the same kind.")
+
     stripe_sandbox_persist: bool = Field(
         True, description="Whether the local sandbox keeps its payments across restarts (benchmarks turn it off)."
     )
+
+    standin_port: int | None = Field(
+        None, description="Port of the benchmarks' provider stand-in (devstack/standin.py); default: the "
+                          "sandbox's + 1.")
+    standin_latency_ms: str = Field(
+        "300-800", description="The stand-in's latency per call, uniform in this range (ms), as a real provider's.")
+    bench_client_connections: int = Field(
+        1024, description="Kept-alive connections the payments load generator holds at most (a request past "
+                          "them waits for one, and its latency counts from when it was due).")
+    stripe_mock_port: int | None = Field(
+        None, description="Port of stripe-mock, the contract test's validating server; default: the sandbox's + 2.")
+
+    @property
+    def standin_base(self) -> str:
+        return f"http://{self.stripe_host}:{self.standin_port or self.stripe_port + 1}"
+
+    @property
+    def stripe_mock_base(self) -> str:
+        return f"http://{self.stripe_host}:{self.stripe_mock_port or self.stripe_port + 2}"
 
     @property
     def tools_path(self) -> Path:
@@ -50,6 +97,27 @@ class DevSettings(Settings):
     def pipeline_data_dir(self) -> Path:
         """The data folder of the pipeline processes the stack runs."""
         return self.state_dir / "data"
+
+    # The balancer owns the public address (ingress_port); everything it needs is derived from that
+    # port, so a stack moved by an offset (shifted_ports) moves it too.
+    @property
+    def balancer_https_port(self) -> int:
+        return self.ingress_port + 363  # 8443 by default
+
+    @property
+    def balancer_stats_port(self) -> int:
+        return self.ingress_port + 324  # 8404 by default: HAProxy's stats page and /metrics
+
+    def ingress_instance_port(self, n: int) -> int:
+        """Instance n (1, 2, ...) of the ingress answers here, behind the balancer."""
+        return self.ingress_port + n
+
+    def worker_instance_port(self, n: int) -> int:
+        """The web port of worker n; n >= 2 lie past the chaos run's second worker (+1000)."""
+        return self.worker_web_port if n == 1 else self.worker_web_port + 1000 + n
+
+    def sinks_instance_port(self, n: int) -> int:
+        return self.sinks_web_port if n == 1 else self.sinks_web_port + 2000 + n
 
     @property
     def second_worker_web_port(self) -> int:

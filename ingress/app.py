@@ -27,8 +27,7 @@ STORE_WAIT_S = 15.0
 
 def create_app(settings: Settings) -> web.Application:
     shedder = LoadShedder(settings.ingress_max_in_flight_reads, settings.ingress_read_latency_target_s,
-                          settings.ingress_max_in_flight_writes, settings.ingress_write_latency_target_s,
-                          min_writes=settings.worker_concurrency)
+                          settings.ingress_max_in_flight_writes, settings.ingress_write_latency_target_s)
     app = web.Application(middlewares=[shedding_middleware(shedder, WRITES), observe, json_errors, authenticate],
                           client_max_size=settings.max_body_bytes)
     add_routes(app)
@@ -46,7 +45,8 @@ async def _adapters(app: web.Application, settings: Settings):
         log.warning("starting without the document store; it is connected in the background")
     table = bootstrap.payment_table(settings)
     bus = bootstrap.command_bus(settings)
-    api_keys, data_keys = bootstrap.remembered(settings, bootstrap.api_key_store(settings), store)
+    api_keys, data_keys = bootstrap.remembered(settings, bootstrap.api_key_store(settings),
+                                               bootstrap.data_keys(settings, store, bus.producer))
     await bus.start()
     app[CONTEXT] = Context(settings, bus, cache, store, table, keys=data_keys, api_keys=api_keys,
                            limiter=bootstrap.rate_limiter(settings), reply_key=ReplyKey())
@@ -66,7 +66,8 @@ async def _heartbeats(app: web.Application):
         return {"in_flight": ctx.bus.waiting}
 
     source = HeartbeatSource("ingress", settings.ingress_port,
-                             f"http://{settings.ingress_host}:{settings.ingress_port}/metrics", facts)
+                             f"http://{settings.ingress_host}:{settings.ingress_port}/metrics", facts,
+                             shared_port=settings.ingress_reuse_port)
     task = asyncio.create_task(publish_forever(
         source, lambda key, value: ctx.bus.publish(settings.topics.heartbeats, key, value),
         settings.heartbeat_interval_s))
@@ -77,5 +78,11 @@ async def _heartbeats(app: web.Application):
 
 
 def run(settings: Settings) -> None:
+    if settings.ingress_event_loop == "uvloop":
+        import uvloop
+
+        # libuv's loop: the same aiohttp handlers, less Python per request (measured in BENCHMARKS.md).
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(create_app(settings), host=settings.ingress_host, port=settings.ingress_port,
-                access_log=None, print=None)
+                access_log=None, print=None, backlog=settings.listen_backlog,
+                reuse_port=settings.ingress_reuse_port or None)

@@ -173,6 +173,11 @@ async def get_payment(request: web.Request) -> web.Response:
     _as(request, query.user_id, "payment", "payment_id")
     ctx = context(request)
     view = await views.payment(ctx.store, ctx.table, ctx.cache, request["account"], payment_id, query.user_id)
+    if view.status == "tokenized" and view.transaction_id:
+        # A client told 202 learns its transaction here: indexed now, as on a 201, so its post finds it
+        # whatever the sinks' lag.
+        await ctx.cache.put_transaction(view.transaction_id,
+                                        TransactionRef(view.payment_id, view.user_id, request["account"]))
     return _json(view)
 
 

@@ -36,9 +36,9 @@ from paystream.observability import metrics
 
 #: Seconds a refused client should wait before trying again.
 RETRY_AFTER_S = 1
-#: The bound on reads never goes below this (a process always answers some at once), nor above its ceiling;
-#: the bound on writes never below the worker's concurrency (what one worker carries at once).
+#: The bounds never go below these (a process always answers some at once), nor above their ceilings.
 MIN_READS_IN_FLIGHT = 16
+MIN_WRITES_IN_FLIGHT = 16
 #: Never shed these: the load balancer's probe and the monitor's scrape must see an overloaded process.
 UNBOUNDED_PATHS = frozenset({"/health", "/metrics"})
 
@@ -76,7 +76,7 @@ class LoadShedder:
     """The bounds of one process, and the requests it holds against them."""
 
     def __init__(self, max_reads: int, read_target_s: float, max_writes: int, write_target_s: float,
-                 min_writes: int) -> None:
+                 min_writes: int = MIN_WRITES_IN_FLIGHT) -> None:
         self.reads = AdaptiveLimit(max_reads, read_target_s, floor=MIN_READS_IN_FLIGHT)
         self.writes = AdaptiveLimit(max_writes, write_target_s, floor=min_writes)
 

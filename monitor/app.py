@@ -346,4 +346,4 @@ def create_app(settings: Settings) -> web.Application:
 
 def run(settings: Settings) -> None:
     web.run_app(create_app(settings), host=settings.monitor_host, port=settings.monitor_port,
-                access_log=None, print=None)
+                access_log=None, print=None, backlog=settings.listen_backlog)

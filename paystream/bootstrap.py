@@ -11,16 +11,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from paystream.clock import utc_now
+from paystream.data_keys import JournaledDataKeys
 from paystream.handlers import CommandHandler
-from paystream.ports import ApiKeyStore, PaymentStore, PersonalDataKeys
+from paystream.ports import ApiKeyStore, DataKeyStore, PaymentStore, PersonalDataKeys
 from paystream.rebuild import StoreRebuild
 from paystream.settings import Settings
 from paystream.topics import TopicSpec
 
 if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
+
     from connectors.couchbase_bulk import CouchbaseBulkWriter
     from connectors.couchbase_store import BackgroundConnectedStore, CouchbaseStore
     from connectors.kafka_commands import KafkaCommandBus
+    from connectors.kafka_data_keys import KafkaDataKeyJournal
     from connectors.kafka_dead_letters import KafkaDeadLetters
     from connectors.kafka_history import KafkaHistory
     from connectors.kafka_log import KafkaEventLog
@@ -37,6 +41,7 @@ def provider(settings: Settings) -> StripeProvider:
     return StripeProvider(
         settings.stripe_api_base, settings.stripe_api_key.get_secret_value(),
         timeout_s=settings.stripe_timeout_s, max_attempts=settings.stripe_max_attempts,
+        max_connections=settings.stripe_max_connections,
     )
 
 
@@ -46,10 +51,12 @@ def command_handler(store: PaymentStore, settings: Settings) -> CommandHandler:
 
 
 def command_bus(settings: Settings) -> KafkaCommandBus:
+
     from connectors.kafka_commands import KafkaCommandBus
 
     return KafkaCommandBus(settings.kafka_bootstrap, settings.topics.commands, settings.topics.replies,
-                           settings.kafka_connect_timeout_s)
+                           settings.kafka_connect_timeout_s, linger_ms=settings.kafka_command_linger_ms,
+                           max_batch_bytes=settings.kafka_max_batch_bytes)
 
 
 async def document_store(settings: Settings) -> CouchbaseStore:
@@ -103,6 +110,22 @@ def api_key_store(settings: Settings) -> RedisApiKeys:
     from connectors.redis_cache import client_for
 
     return RedisApiKeys(client_for(settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout_s))
+
+
+def data_keys(settings: Settings, store: DataKeyStore, producer: AIOKafkaProducer) -> JournaledDataKeys:
+    """Users' data keys: looked up in the store, kept on the data-keys topic (paystream/data_keys.py)."""
+    from connectors.kafka_data_keys import KafkaDataKeyJournal
+
+    return JournaledDataKeys(store, KafkaDataKeyJournal(producer, settings.topics.data_keys, settings.reply_timeout_s,
+                                                        settings.kafka_connect_timeout_s))
+
+
+async def data_key_journal(settings: Settings) -> KafkaDataKeyJournal:
+    """The data-keys topic with a producer of its own (`close()` it): for commands outside the API."""
+    from connectors.kafka_data_keys import KafkaDataKeyJournal
+
+    return await KafkaDataKeyJournal.started(settings.kafka_bootstrap, settings.topics.data_keys,
+                                             settings.reply_timeout_s, settings.kafka_connect_timeout_s)
 
 
 def remembered(settings: Settings, api_keys: ApiKeyStore, data_keys: PersonalDataKeys):

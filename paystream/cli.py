@@ -219,12 +219,16 @@ def forget_user(
     import asyncio
 
     from paystream import bootstrap
+    from paystream.data_keys import JournaledDataKeys
 
     async def run() -> bool:
-        store = await bootstrap.document_store(get_settings())
+        settings = get_settings()
+        store = await bootstrap.document_store(settings)
+        journal = await bootstrap.data_key_journal(settings)
         try:
-            return await store.forget(account, user)
+            return await JournaledDataKeys(store, journal).forget(account, user)
         finally:
+            await journal.close()
             await store.close()
 
     forgotten = asyncio.run(run())

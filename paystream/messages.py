@@ -71,6 +71,33 @@ class DeadLetter(Message):
         return base64.b64decode(self.value_base64)
 
 
+class DataKeyRecorded(Message):
+    """A user's data key, as the compacted data-keys topic keeps it (keyed by `data_key_id`): what a lost
+    store gets its keys back from. Forgetting the user writes a tombstone (no value) after it."""
+
+    account: str
+    user_id: str
+    key_base64: str
+
+    @property
+    def key(self) -> bytes:
+        return base64.b64decode(self.key_base64)
+
+    @classmethod
+    def of(cls, account: str, user_id: str, key: bytes) -> DataKeyRecorded:
+        return cls(account=account, user_id=user_id, key_base64=base64.b64encode(key).decode())
+
+
+def data_key_id(account: str, user_id: str) -> bytes:
+    """The data-keys topic's message key: one per user, so compaction keeps only the latest."""
+    return f"{account}\x00{user_id}".encode()
+
+
+def data_key_owner(message_key: bytes) -> tuple[str, str]:
+    account, _, user_id = message_key.decode().partition("\x00")
+    return account, user_id
+
+
 #: The value type of each topic, by the field names of `paystream.topics.TopicNames`.
 TOPIC_TYPES: dict[str, Any] = {
     "commands": Command,
@@ -80,6 +107,7 @@ TOPIC_TYPES: dict[str, Any] = {
     "heartbeats": Heartbeat,
     "alerts": Alert,
     "dead_letters": DeadLetter,
+    "data_keys": DataKeyRecorded,
 }
 _ADAPTERS = {topic: TypeAdapter(value_type) for topic, value_type in TOPIC_TYPES.items()}
 

@@ -177,6 +177,46 @@ class DocumentStore(Protocol):
         """A user's "payments" or "receipts": {id: created_at}."""
         ...
 
+    async def holds_history(self) -> bool:
+        """Whether the store holds what the topics recorded (its markers are there): False on a
+        store that came back empty and was not rebuilt yet, where a miss proves nothing."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredDataKey:
+    """A user's data key as the store holds it, and whether the data-keys topic has it yet."""
+
+    key: bytes
+    journaled: bool
+
+
+class DataKeyStore(Protocol):
+    """Where data keys are looked up (Couchbase): the first writer of a user's key wins."""
+
+    async def data_key(self, account: str, user_id: str) -> StoredDataKey | None: ...
+
+    async def insert_data_key(self, account: str, user_id: str, key: bytes) -> StoredDataKey:
+        """Store `key` unless the user has one already; return the one stored (the first writer's)."""
+        ...
+
+    async def mark_journaled(self, account: str, user_id: str) -> None: ...
+
+    async def remove_data_key(self, account: str, user_id: str) -> bool: ...
+
+    async def holds_history(self) -> bool:
+        """Whether the store holds what the topics recorded (its markers are there): False on a
+        store that came back empty and was not rebuilt yet."""
+        ...
+
+
+class DataKeyJournal(Protocol):
+    """The compacted data-keys topic: each user's key, or a tombstone once they are forgotten."""
+
+    async def record(self, account: str, user_id: str, key: bytes | None) -> None:
+        """Written and acknowledged by every replica, or `Unavailable`."""
+        ...
+
 
 class PersonalDataKeys(Protocol):
     """Each user's data key, which seals their personal fields; deleting it forgets them."""
@@ -230,6 +270,8 @@ class LogRecord:
     partition: int
     offset: int
     value: bytes | None
+    #: The message key (the data-keys topic is read by it: a tombstone has no value).
+    key: bytes | None = None
 
 
 class EventLog(Protocol):
@@ -243,7 +285,7 @@ class EventLog(Protocol):
 
     def read(self, ranges: dict[tuple[str, int], tuple[int, int]], batch: int) -> AsyncIterator[list[LogRecord]]:
         """The records of each (topic, partition) from start (inclusive) to end (exclusive), in
-        batches; within a partition in log order."""
+        batches; within a partition in log order. No ranges: no batches."""
         ...
 
 
@@ -261,6 +303,11 @@ class StoreWriter(Protocol):
     async def write_user_index(self, entries: dict[tuple[str, str, str], dict[str, str]]) -> int:
         """Add ids to users' indexes, {(kind, account, user): {id: created_at}}, keeping what they hold;
         return how many ids were written."""
+        ...
+
+    async def write_data_keys(self, keys: dict[tuple[str, str], bytes | None]) -> int:
+        """Put back users' data keys, {(account, user): key, or None for a forgotten user (removed)},
+        keeping a key the store holds; return how many were written or removed."""
         ...
 
     async def applied_offsets(self, names: list[str]) -> dict[str, int | None]:

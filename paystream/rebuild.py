@@ -1,7 +1,8 @@
 """The stores are derived: rebuilt from the log whenever they lose what they held.
 
-The events topic (kept forever) and the receipts topic are the source of truth;
-Couchbase and the Redis receipt cache are projections of them. `StoreRebuild`
+The events topic (kept forever), the receipts topic and the compacted data-keys
+topic are the source of truth; Couchbase and the Redis receipt cache are
+projections of them. `StoreRebuild`
 replays ranges of those topics into the stores in batches: the latest version of
 each payment in a batch, written only where the store does not hold that version
 or a newer one (so a replay running beside the live sinks never takes a payment
@@ -13,7 +14,8 @@ offset below which the store holds everything.
 `StoreWatch` is how the sinks keep those markers and notice a store that lost
 data (wiped, restarted empty, restored from an older copy): a marker missing or
 below what the sinks last recorded means the store is behind, and the gap is
-replayed without anyone asking. Only ports here; no I/O of its own.
+replayed without anyone asking, users' data keys first (paystream/data_keys.py:
+no ingress makes a user a new key while the markers are missing). Only ports here; no I/O of its own.
 """
 
 from __future__ import annotations
@@ -133,11 +135,36 @@ class StoreRebuild:
         done.seconds = time.monotonic() - started
         return done
 
+    async def replay_data_keys(self) -> Replayed:
+        """Put back every user's data key from the data-keys topic, read whole (it is compacted: about
+        one record per user). Each user's latest record decides: a key, or none once forgotten."""
+        done = Replayed()
+        started = time.monotonic()
+        ends = await self.log.end_offsets(self.topics.data_keys)
+        latest: dict[tuple[str, str], bytes | None] = {}
+        ranges = {(self.topics.data_keys, p): (0, end) for p, end in ends.items() if end > 0}
+        async for records in self.log.read(ranges, self.batch):
+            done.records += len(records)
+            for record in records:
+                if record.key is None:
+                    done.unreadable += 1
+                    continue
+                owner = messages.data_key_owner(record.key)
+                try:
+                    latest[owner] = None if record.value is None else messages.decode("data_keys", record.value).key
+                except messages.UnreadableMessage:
+                    done.unreadable += 1
+        done.documents = await self.store.write_data_keys(latest) if latest else 0
+        done.seconds = time.monotonic() - started
+        return done
+
     async def rebuild(self) -> Replayed:
-        """Replay both topics whole, as they are now, and mark the store as holding all of it."""
+        """Replay the topics whole, as they are now (users' data keys first: nothing is readable without
+        them), and mark the store as holding all of it."""
+        done = await self.replay_data_keys()
         ends = {(topic, partition): end for topic in (self.topics.events, self.topics.receipts)
                 for partition, end in (await self.log.end_offsets(topic)).items()}
-        done = await self.replay({tp: (0, end) for tp, end in ends.items()})
+        done.add(await self.replay({tp: (0, end) for tp, end in ends.items()}))
         markers = await self.store.applied_offsets([marker_name(*tp) for tp in ends])
         await self.store.set_applied_offsets({
             marker_name(*tp): end for tp, end in ends.items() if end > (markers[marker_name(*tp)] or 0)})
@@ -173,11 +200,20 @@ class StoreWatch:
         targets = {tp: max(self.floor[tp], self.applied.get(tp, 0)) for tp in assigned}
         names = {tp: marker_name(*tp) for tp in assigned}
         markers = await self.rebuild.store.applied_offsets(list(names.values()))
+        missing = {tp for tp in assigned if markers[names[tp]] is None}
         held = {tp: markers[names[tp]] or 0 for tp in assigned}
         gaps = {tp: (held[tp], targets[tp]) for tp in assigned if held[tp] < self.floor[tp]}
-        replayed = await self.rebuild.replay(gaps) if gaps else None
-        moved = {tp: target for tp, target in targets.items() if target > held[tp]}
+        replayed = None
+        if gaps or missing:
+            # A store that lost data may have lost users' keys too (a fresh one has none to lose: the
+            # topic is empty). They go back first, and the markers last: while a marker is missing, no
+            # ingress makes a new key for a user whose old one is merely not back yet.
+            replayed = await self.rebuild.replay_data_keys()
+        if gaps:
+            replayed.add(await self.rebuild.replay(gaps))
+        # A missing marker is written even at offset 0: its presence says the store holds the history.
+        moved = {tp: target for tp, target in targets.items() if target > held[tp] or tp in missing}
         if moved:
             await self.rebuild.store.set_applied_offsets({names[tp]: target for tp, target in moved.items()})
             self.floor.update(moved)
-        return replayed
+        return replayed if replayed is not None and replayed.records else None

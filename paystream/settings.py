@@ -11,6 +11,7 @@ knows that it exists.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -61,10 +62,31 @@ class Settings(BaseSettings):
     stripe_api_key: SecretStr = SecretStr("sk_test_paystream_local")
     stripe_timeout_s: float = 10.0
     stripe_max_attempts: int = 4
+    stripe_max_connections: int = Field(
+        512, description="Connections one process keeps open to the provider: calls in flight at once (at 300 "
+                         "payments/s and 500 ms a call, 150).")
+
+    # --- Kafka producers, per hop ---------------------------------------------
+    kafka_command_linger_ms: int = Field(
+        0, description="How long the ingress's producer waits to fill a batch of commands (0: send at once; "
+                       "commands written meanwhile join the next batch anyway).")
+    kafka_stream_linger_ms: int = Field(
+        0, description="The same for the worker's and sinks' producer (replies, events, receipts, changelog).")
+    kafka_max_batch_bytes: int = Field(
+        256 * 1024, description="Largest batch of records per partition one produce request carries.")
 
     # --- ingress -----------------------------------------------------------
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
+    ingress_reuse_port: bool = Field(
+        False, description="Bind the API's port with SO_REUSEPORT, so several ingress processes serve one port "
+                           "without a balancer in front (the kernel spreads connections among them).")
+    ingress_event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio", description="The API's event loop: the standard library's or uvloop (libuv). uvloop measured "
+                               "less CPU per request but stalls and errors here (README \"Benchmarks\").")
+    listen_backlog: int = Field(
+        4096, description="Listen queue of the HTTP servers (ingress, monitor): aiohttp's default of 128 "
+                          "overflows when hundreds of clients connect at once, and each dropped SYN costs ≥ 1 s.")
     dev_api_key: SecretStr = Field(
         SecretStr(""), description="The development key `paystream apikey` prints (made once, kept in .env, "
                                    "registered under account `dev`); client keys live hashed in Redis.")
@@ -95,7 +117,9 @@ class Settings(BaseSettings):
     # --- worker and sinks ----------------------------------------------------
     worker_id: str = "paystream-worker"
     worker_web_port: int = 6066
-    worker_concurrency: int = Field(16, description="Commands one worker handles at once (one per payment).")
+    worker_concurrency: int = Field(
+        256, description="Commands one worker handles at once (one at a time per payment): provider calls of "
+                         "different payments overlap, so this bounds the calls in flight.")
     worker_urls: str = Field(
         "", description="Comma-separated base URLs of workers the API asks for status reads from their "
                         "table, in turn; empty: worker_url.")

@@ -15,7 +15,7 @@ class TopicSpec:
 
 _SUFFIXES = {
     "commands": "payment-commands", "replies": "payment-replies", "events": "payment-events",
-    "receipts": "receipts", "heartbeats": "heartbeats", "alerts": "alerts", "dead_letters": "dead-letters",
+    "receipts": "receipts", "heartbeats": "heartbeats", "alerts": "alerts", "dead_letters": "dead-letters", "data_keys": "data-keys",
 }
 
 
@@ -28,6 +28,7 @@ class TopicNames:
     heartbeats: str
     alerts: str
     dead_letters: str
+    data_keys: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
@@ -51,4 +52,10 @@ def topic_specs(prefix: str, payment_partitions: int) -> list[TopicSpec]:
         TopicSpec(names.alerts, 1, keep_forever),
         # Messages a consumer could not handle, with the error, for an operator to replay.
         TopicSpec(names.dead_letters, 1, keep_forever),
+        # Each user's data key, keyed by account and user: what a lost store gets its keys back from.
+        # Compacted, so a forgotten user's key (a tombstone after it) is physically gone once its
+        # segment rolls and is cleaned: within minutes, not never.
+        TopicSpec(names.data_keys, 1, {
+            "cleanup.policy": "compact", "segment.ms": str(10 * 60 * 1000), "min.compaction.lag.ms": "0",
+            "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": str(24 * 3600 * 1000)}),
     ]

@@ -53,6 +53,7 @@ async def receipt(cache: ReceiptCache, store: DocumentStore, keys: PersonalDataK
     else:
         found, hit = await store.get_receipt(receipt_id), False
         _not_known_while(cache_down, found)
+        await _not_known_while_rebuilding(store, found)
         check_owner((found.account, found.user_id) if found else None, account, user_id, "receipt", "receipt_id")
         await cache.put_receipt(found)
     return await unsealed(keys, found), hit
@@ -93,6 +94,7 @@ async def transaction(cache: ReceiptCache, store: DocumentStore, account: str, t
     ref, cache_down = await _answer_or_outage(cache.get_transaction(transaction_id))
     ref = ref or await store.get_transaction(transaction_id)
     _not_known_while(cache_down, ref)
+    await _not_known_while_rebuilding(store, ref)
     check_owner((ref.account, ref.user_id) if ref else None, account, user_id, "payment", "transaction_id")
     return ref
 
@@ -111,6 +113,13 @@ def _not_known_while(outage: Unavailable | None, found) -> None:
         raise outage
 
 
+async def _not_known_while_rebuilding(store: DocumentStore, found) -> None:
+    """Not in a store that came back empty and is still being rebuilt from the topics: unknown (503),
+    not missing (404). Asked only on a miss."""
+    if not found and not await store.holds_history():
+        raise Unavailable("store_rebuilding", "the document store is being rebuilt from the log; retry shortly")
+
+
 def page(index: dict[str, str], limit: int, starting_after: str | None) -> tuple[list[str], bool]:
     """Ids newest first (by creation time, then id), after `starting_after`, at most `limit`; and whether
     more follow. Stripe's cursor pagination over a user index ({id: created_at})."""
@@ -125,14 +134,18 @@ def page(index: dict[str, str], limit: int, starting_after: str | None) -> tuple
 
 async def payments(store: DocumentStore, account: str, user_id: str, limit: int,
                    starting_after: str | None) -> tuple[list[PaymentView], bool]:
-    ids, more = page(await store.user_index("payments", account, user_id), limit, starting_after)
+    index = await store.user_index("payments", account, user_id)
+    await _not_known_while_rebuilding(store, index)
+    ids, more = page(index, limit, starting_after)
     found = [await store.get_payment(i) for i in ids]
     return [p.public_view() for p in found if p is not None and (p.account, p.user_id) == (account, user_id)], more
 
 
 async def receipts(store: DocumentStore, keys: PersonalDataKeys, account: str, user_id: str, limit: int,
                    starting_after: str | None) -> tuple[list[Receipt], bool]:
-    ids, more = page(await store.user_index("receipts", account, user_id), limit, starting_after)
+    index = await store.user_index("receipts", account, user_id)
+    await _not_known_while_rebuilding(store, index)
+    ids, more = page(index, limit, starting_after)
     found = [await store.get_receipt(i) for i in ids]
     return [await unsealed(keys, r) for r in found
             if r is not None and (r.account, r.user_id) == (account, user_id)], more

@@ -26,6 +26,9 @@ def make_app(app_id: str, settings: Settings, web_port: int, store: str = "rocks
         # Correctness rests on idempotent steps, not on Kafka transactions (see streams/worker.py).
         processing_guarantee="at_least_once",
         producer_acks=-1,
+        # Batching per hop (README "Settings"): a flush before a reply still waits for every record.
+        producer_linger=settings.kafka_stream_linger_ms / 1000,
+        producer_max_batch_size=settings.kafka_max_batch_bytes,
         web_bind=settings.ingress_host,
         web_port=web_port,
         # How the other workers reach this one (Faust's table routing and our gathered queries).

@@ -82,25 +82,35 @@ async def _until_done(write, what: str) -> None:
             await write()
 
 
-@app.timer(settings.store_check_interval_s)
+@app.task
 async def follow_the_store() -> None:
-    """Keep the store's markers and replay what it lost."""
+    """Keep the store's markers and replay what it lost: once partitions are assigned (a fresh store is
+    marked at once, so the API makes new users' keys from the start), then every
+    `store_check_interval_s`."""
+    while True:
+        checked = await check_the_store()
+        await asyncio.sleep(settings.store_check_interval_s if checked else 0.5)
+
+
+async def check_the_store() -> bool:
+    """One round; False when there was nothing to check yet (rebalancing, nothing assigned) or it failed."""
     if app.rebalancing:
-        return
+        return False
     sources = {topics.events, topics.receipts}
     assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in sources}
     if not assigned:
-        return
+        return False
     try:
         if _watch.rebuild is None:
             _watch.rebuild = await bootstrap.store_rebuild(settings)
         replayed = await _watch.check(assigned)
     except Exception as exc:  # the store or Kafka is unwell: the next round tries again
         log.warning("store check failed", error=repr(exc))
-        return
+        return False
     if replayed is not None:
         log.warning("the store had lost data: replayed it from the topics", records=replayed.records,
                     documents=replayed.documents, seconds=round(replayed.seconds, 2))
+    return True
 
 
 def applied(event) -> None:

@@ -5,7 +5,7 @@ one partition and in the same table partition. Delivery is at least once:
 after a crash Kafka hands the same command over again, and the handlers
 (paystream/handlers.py) make a replay change nothing and answer the same.
 Before a reply leaves, and before any provider call that can charge, the
-table's changelog and the payment events are flushed, so a client never hears
+command's table changelog records and payment events are acknowledged, so a client never hears
 of a state that a crash could take back, and a crash never loses the record of
 what may have been charged.
 
@@ -17,6 +17,7 @@ what makes the concurrent writes to the payments table safe.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 
@@ -37,7 +38,7 @@ from streams.dead_letters import DeadLetters, headers_of
 from streams.readiness import is_ready
 from streams.tables_web import payments_pages
 from streams.web import internal
-from tables.payments import TableStore, payments_table
+from tables.payments import TableStore, payments_table, take_writes, track_writes
 
 log = get_logger("paystream.worker")
 
@@ -56,19 +57,22 @@ payments_pages(app, settings, payments)
 
 
 async def publish(changes: Sequence[Payment], before: str = "charge") -> None:
-    """The changes' events (and receipts) sent, and everything produced so far, table changelog
-    included, acknowledged by Kafka (before a charge, or before a reply)."""
+    """The changes' events (and receipts) sent, and they and every changelog record this command's
+    table writes produced acknowledged by Kafka (before a charge, or before a reply). Only this
+    command's records are awaited: other commands' records in the same batches are theirs to wait for."""
     started = time.perf_counter()
+    sent = take_writes()
     for payment in changes:
         if payment.entered_status:
             metrics.PAYMENT_TRANSITIONS.labels(payment.status.value).inc()
         log.info("payment changed", status=payment.status.value, transaction_id=payment.transaction_id)
-        await events_topic.send(key=payment.payment_id.encode(), value=messages.encode(PaymentChanged.of(payment)),
-                                force=True)
+        sent.append(await events_topic.send(key=payment.payment_id.encode(),
+                                            value=messages.encode(PaymentChanged.of(payment)), force=True))
         if payment.status == Status.RECEIPTED:
-            await receipts_topic.send(key=payment.receipt_id.encode(), value=messages.encode(payment.receipt()),
-                                      force=True)
-    await app.producer.flush()
+            sent.append(await receipts_topic.send(key=payment.receipt_id.encode(),
+                                                  value=messages.encode(payment.receipt()), force=True))
+    if sent:
+        await asyncio.gather(*sent)
     metrics.DURABLE_FLUSH.labels(before).observe(time.perf_counter() - started)
 
 
@@ -113,6 +117,7 @@ observability.install(app, "worker", settings, settings.worker_web_port, {topics
 @app.agent(commands_topic, concurrency=settings.worker_concurrency)
 async def process_commands(stream):
     async for event in stream.events():
+        track_writes()
         correlation_id = headers_of(event).get("correlation_id")
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
         try:

@@ -14,11 +14,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.settings import DevSettings
 from devstack.stack.errors import StackError
+from devstack.stack.process import port_in_use as _listening
 
 #: The benchmark stack's ports are the main stack's plus this, so two checkouts with
 #: different main ports never share a benchmark port either. Every one stays below the
@@ -42,8 +44,13 @@ BENCH_ENV = {
 
 
 class BenchStack:
-    def __init__(self, root: Path, base: DevSettings, keep: bool = False, say=print, pipeline: bool = True) -> None:
+    def __init__(self, root: Path, base: DevSettings, keep: bool = False, say=print, pipeline: bool = True,
+                 provider: str = "sandbox") -> None:
         self.root = root
+        #: Who the pipeline charges: "sandbox" (localstripe) or "standin" (devstack/standin.py, latency
+        #: of a real provider and no cap of its own), started here beside the stack.
+        self.provider = provider
+        self.standin: subprocess.Popen | None = None
         #: Without the pipeline: only the services (Kafka, Couchbase, Redis, the sandbox).
         self.pipeline = pipeline
         self.keep = keep
@@ -78,6 +85,8 @@ class BenchStack:
                 # The previous suite's services may still be letting go of their ports.
                 time.sleep(5)
                 self.cli("stack", "up")
+            if self.provider == "standin":
+                self._start_standin()
             if self.pipeline:
                 self.cli("apikey")
                 self.cli("pipeline", "up")
@@ -87,6 +96,35 @@ class BenchStack:
         self.refresh()
         return self
 
+    def _start_standin(self) -> None:
+        settings = self.settings()
+        where = urlsplit(settings.standin_base)
+        log = Path(self.env["PAYSTREAM_STATE_DIR"]) / "standin.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            self.standin = subprocess.Popen(
+                [sys.executable, "-m", "devstack.standin", "--host", where.hostname, "--port", str(where.port),
+                 "--latency-ms", settings.standin_latency_ms], cwd=self.root, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not _listening(where.hostname, where.port):
+            if self.standin.poll() is not None or time.monotonic() > deadline:
+                raise StackError(f"the provider stand-in did not start; see {log}")
+            time.sleep(0.2)
+        # From here on the pipeline (started next) and the floor measurements talk to the stand-in.
+        self.env["PAYSTREAM_STRIPE_API_BASE"] = settings.standin_base
+        os.environ["PAYSTREAM_STRIPE_API_BASE"] = settings.standin_base
+        self.say(f"provider stand-in on {settings.standin_base} (latency {settings.standin_latency_ms} ms)")
+
+    def use_standin(self) -> None:
+        """Charge the stand-in from here on: started, and the pipeline restarted to point at it."""
+        if self.standin is not None:
+            return
+        self._start_standin()
+        if self.pipeline:
+            self.cli("pipeline", "down")
+            self.cli("pipeline", "up")
+            self.refresh()
+
     def refresh(self) -> None:
         rows = json.loads(self.cli("stack", "status", "--json", check=False).stdout)
         rows += json.loads(self.cli("pipeline", "status", "--json", check=False).stdout)
@@ -95,7 +133,10 @@ class BenchStack:
     def pids(self, everything: bool = False) -> dict[str, int]:
         """paystream's own processes, or with `everything` the stack's services as well."""
         names = self.status if everything else ("ingress", "worker", "analytics", "sinks", "monitor")
-        return {name: self.status[name]["pid"] for name in names if self.status.get(name, {}).get("pid")}
+        pids = {name: self.status[name]["pid"] for name in names if self.status.get(name, {}).get("pid")}
+        if everything and self.standin is not None:
+            pids["standin"] = self.standin.pid
+        return pids
 
     def wait_drained(self, timeout_s: float = 180.0) -> float:
         """Wait until the worker has handled every queued command (an overloaded step leaves a
@@ -125,6 +166,9 @@ class BenchStack:
             self.say(f"kept the benchmark stack running (state in {self.env['PAYSTREAM_STATE_DIR']})")
             return
         self.cli("pipeline", "down", check=False)
+        if self.standin is not None:
+            self.standin.terminate()
+            self.standin.wait(timeout=10)
         self.cli("stack", "down", check=False)
         if exc_type is None:
             shutil.rmtree(self.env["PAYSTREAM_STATE_DIR"], ignore_errors=True)

@@ -16,7 +16,16 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the event loop, as the ingress's (settings: ingress_event_loop)")
+    parser.add_argument("--backlog", type=int, default=4096, help="listen queue, as the ingress's (settings)")
     args = parser.parse_args()
+    if args.loop == "uvloop":
+        import asyncio
+
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     client = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(args.redis_url, max_connections=64))
 
     async def get(request: web.Request) -> web.Response:
@@ -27,7 +36,7 @@ def main() -> None:
 
     app = web.Application()
     app.router.add_get("/get", get)
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, backlog=args.backlog)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ OVERHEAD_RATE = 100
 async def _paystream(settings: DevSettings, rate: int, seconds: float) -> tuple[Step, Step]:
     base = f"http://{settings.ingress_host}:{settings.ingress_port}"
     starts, posts = [], []
-    connector = aiohttp.TCPConnector(limit=0)
+    connector = aiohttp.TCPConnector(limit=settings.bench_client_connections)
     headers = {"Authorization": f"Bearer {settings.dev_api_key.get_secret_value()}"}
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
         async def payment(i: int) -> None:
@@ -43,19 +43,23 @@ async def _paystream(settings: DevSettings, rate: int, seconds: float) -> tuple[
             starts.append(t1 - t0)
             posts.append(asyncio.get_running_loop().time() - t1)
 
-        totals, errors, elapsed = await open_loop(rate, seconds, payment)
+        totals, errors, _ = await open_loop(rate, seconds, payment)
+    # Achieved: payments completed per second of offered load (a provider call of hundreds of ms
+    # makes the last ones finish well after the offering ends; their latency says so already).
+    elapsed = seconds
     complete = percentile(sorted(totals), 99)
     return (Step.from_latencies("payments", "paystream start", rate, elapsed, starts, errors),
             Step.from_latencies("payments", "paystream post", rate, elapsed, posts, errors,
                                 complete_p99_ms=None if complete is None else round(complete * 1000, 2)))
 
 
-async def _sandbox(settings: DevSettings, rate: int, seconds: float) -> tuple[Step, Step]:
-    """The provider calls paystream makes, made straight at the sandbox at the same rate."""
+async def _sandbox(settings: DevSettings, rate: int, seconds: float, label: str = "sandbox") -> tuple[Step, Step]:
+    """The provider calls paystream makes, made straight at the provider (`label`) at the same rate."""
     base = settings.stripe_api_base
     creates, confirms = [], []
     headers = {"Authorization": f"Bearer {settings.stripe_api_key.get_secret_value()}"}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), headers=headers) as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.bench_client_connections),
+                                     headers=headers) as http:
         async def call(path: str, data: dict) -> dict:
             async with http.post(base + path, data=data) as r:
                 body = await r.json()
@@ -73,9 +77,10 @@ async def _sandbox(settings: DevSettings, rate: int, seconds: float) -> tuple[St
             creates.append(t1 - t0)
             confirms.append(asyncio.get_running_loop().time() - t1)
 
-        _, errors, elapsed = await open_loop(rate, seconds, payment)
-    return (Step.from_latencies("payments", "floor: sandbox create", rate, elapsed, creates, errors),
-            Step.from_latencies("payments", "floor: sandbox attach+confirm", rate, elapsed, confirms, errors))
+        _, errors, _ = await open_loop(rate, seconds, payment)
+    elapsed = seconds  # as for paystream: completed per second of offered load
+    return (Step.from_latencies("payments", f"floor: {label} create", rate, elapsed, creates, errors),
+            Step.from_latencies("payments", f"floor: {label} attach+confirm", rate, elapsed, confirms, errors))
 
 
 def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=None) -> dict:

@@ -86,8 +86,20 @@ def write(out: Path, results: dict, command: str, commit: str) -> Path:
         lines += _receipts(out, results["receipts"])
     if "payments" in results:
         lines += _payments(out, results["payments"])
+    if "mixed" in results:
+        from devstack.bench.report_mixed import section as mixed_section
+
+        lines += mixed_section(results["mixed"])
+    if "standin" in results:
+        from devstack.bench.report_standin import section
+
+        lines += section(out, results["standin"], results.get("payments"))
     if "scale" in results:
         lines += _scale(results["scale"])
+    if "balancer" in results:
+        from devstack.bench.balancing import markdown
+
+        lines += markdown(results["balancer"])
     if results.get("memory"):
         names = sorted({name for peaks in results["memory"].values() for name in peaks})
         lines += ["## Peak memory (RSS, MiB)", "", "| suite | " + " | ".join(names) + " |",
@@ -127,11 +139,18 @@ def _receipts(out: Path, r: dict) -> list[str]:
     ratio = f"{s_ours / s_floor:.0%}" if s_ours and s_floor else "–"
     rb = r["redis_benchmark"]
     lines += ["", f"Sustainable (p99 ≤ {target:g} ms, errors < 0.1 %): paystream **{_rate(s_ours)}/s**, "
-              f"bare aiohttp + Redis floor **{_rate(s_floor)}/s**: paystream runs at **{ratio}** of its floor. "
+              f"bare aiohttp + Redis floor **{_rate(s_floor)}/s**: paystream runs at **{ratio}** of its floor "
+              f"(both on the {r.get('event_loop', 'asyncio')} event loop). "
               f"`redis-benchmark` GET (50 clients): {_rate(rb['rps'])} requests/s, p50 {rb['p50_ms']} ms.",
               f"Targets: ≥ 5,000/s at p99 ≤ 10 ms: **{'met' if (s_ours or 0) >= 5000 else 'missed'}**; "
               f"≥ 80 % of the floor: **{'met' if s_ours and s_floor and s_ours >= 0.8 * s_floor else 'missed'}**.",
               "", "![getReceipt](receipts.png)", ""]
+    cpu = [(a.offered_rps, a.extra.get("cpu_us_per_request"), b.extra.get("cpu_us_per_request"))
+           for a, b in zip(ours, floor) if a.extra.get("cpu_us_per_request")]
+    if cpu:
+        lines[-3:-3] = ["CPU per request (µs of the one process's CPU time over the requests it served; the "
+                        "figure a busy neighbour disturbs least): " + ", ".join(
+                            f"at {_rate(rate)}/s paystream {a}, floor {b}" for rate, a, b in cpu) + "."]
     return lines
 
 

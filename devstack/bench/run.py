@@ -6,17 +6,20 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devstack.bench import payments, receipts, report, scale
+from devstack.bench import balancing, mixed, payments, receipts, report, scale, standin_payments
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import PeakRss, git_commit, results_dir, save_json
 from devstack.bench.profiling import Profiler
 from devstack.bench.rebuild import kept_sections
 from devstack.settings import get_dev_settings
 
-SUITES = ("receipts", "payments", "scale")
+# The stand-in last: it switches the stack's provider over.
+SUITES = ("receipts", "payments", "mixed", "scale", "balancer", "standin")
 FULL = {"receipts": [250, 500, 1000, 2000, 4000, 8000], "payments": [25, 50, 100, 200, 400, 800],
-        "scale": [10_000, 100_000, 1_000_000], "seconds": 10.0}
-QUICK = {"receipts": [250, 1000], "payments": [10, 25], "scale": [2_000], "seconds": 2.0}
+        "standin": [50, 100, 200, 300, 400], "mixed": [0.25, 0.5, 1, 2, 4], "scale": [10_000, 100_000, 1_000_000],
+        "balancer": [500, 1000], "seconds": 10.0}
+QUICK = {"receipts": [250, 1000], "payments": [10, 25], "standin": [10, 25], "mixed": [0.25],
+         "scale": [2_000], "balancer": [250], "seconds": 2.0}
 
 
 def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str, say=print) -> Path:
@@ -32,7 +35,10 @@ def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str
     # below saturation and share one stack, to stay short.
     groups = [suites] if quick else [[suite] for suite in suites]
     for group in groups:
-        with BenchStack(root, get_dev_settings(), keep=keep and group is groups[-1], say=say) as stack:
+        # The stand-in suite's pipeline charges the stand-in (a quick run switches its shared stack over).
+        provider = "standin" if group == ["standin"] else "sandbox"
+        with BenchStack(root, get_dev_settings(), keep=keep and group is groups[-1], say=say,
+                        provider=provider) as stack:
             for suite in group:
                 profiler.pids = stack.pids(everything=True)
                 say(f"{suite} ...")
@@ -43,6 +49,18 @@ def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str
                     elif suite == "payments":
                         results[suite] = payments.run(stack, plan[suite], seconds, say, profiler)
                         _keep_profile(profiler, suite, results[suite], "paystream post")
+                    elif suite == "mixed":
+                        results[suite] = mixed.run(stack, plan[suite], seconds, say, profiler)
+                        step = results[suite]["steps"][-1].extra["multiple"] if results[suite]["steps"] else 1
+                        profiler.keep(suite, f"mixed@{step:g}")
+                    elif suite == "standin":
+                        stack.use_standin()
+                        profiler.pids = stack.pids(everything=True)
+                        results[suite] = standin_payments.run(stack, plan[suite], seconds, say, profiler)
+                        step = results[suite]["first_missed"] or plan[suite][-1]
+                        profiler.keep(suite, f"standin@{step}")
+                    elif suite == "balancer":
+                        results[suite] = balancing.run(stack, plan[suite], seconds, say)
                     else:
                         results[suite] = scale.run(stack, plan[suite], seconds, say)
                 results["memory"][suite] = rss.mib()

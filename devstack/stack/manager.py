@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 
 from devstack import envfile
 from devstack.settings import DevSettings
+from devstack.stack import instances
+from devstack.stack.balancer import Balancer
 from devstack.stack.base import Service
 from devstack.stack.couchbase_cluster import CouchbaseCluster
 from devstack.stack.errors import StackError
@@ -22,7 +24,7 @@ from devstack.stack.redis_server import RedisServer
 from devstack.stack.stripe_sandbox import StripeSandbox
 from devstack.stack.supervision import LIVE, Supervisor
 
-SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisServer, StripeSandbox)
+SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisServer, StripeSandbox, Balancer)
 PIPELINE_TYPES: tuple[type[Service], ...] = (MonitorProcess, WorkerProcess, AnalyticsProcess, SinksProcess,
                                               IngressProcess)
 #: What `paystream stack` and `paystream pipeline` manage, in start order.
@@ -97,6 +99,8 @@ class Stack:
         started: list[Service] = []
         try:
             self._launch(selected)
+            # A program whose definition changed was stopped by the launch: started again here.
+            to_start = [s for s in selected if s in to_start or (not s.external and self.running(s) is None)]
             for service in to_start:
                 self.say(f"starting {service.name} ...")
                 exited = self._start(service)
@@ -207,8 +211,12 @@ class PipelineStack(Stack):
     up / down / status, but a process that dies is started again without a command."""
 
     def __init__(self, settings: DevSettings, say: Callable[[str], None] = print,
-                 types: tuple[type[Service], ...] = PIPELINE_TYPES) -> None:
+                 types: tuple[type[Service], ...] = PIPELINE_TYPES, keep_running: bool = False) -> None:
         super().__init__(settings, say, types)
+        #: Leave the running programs' definitions as they are (scaling adds and removes only).
+        self.keep_running = keep_running
+        # Ingress, worker and sinks as many times as recorded (devstack/stack/instances.py).
+        self.services = {s.name: s for s in instances.expand(settings, types, instances.counts(settings))}
         self.supervisor = Supervisor(settings)
 
     def running(self, service: Service) -> PidRecord | None:
@@ -218,7 +226,7 @@ class PipelineStack(Stack):
         return PidRecord(info["pid"], service.marker)
 
     def _launch(self, services: list[Service]) -> None:
-        self.supervisor.ensure(list(self.services.values()))
+        self.supervisor.ensure(list(self.services.values()), keep_existing=self.keep_running)
 
     def _start(self, service: Service) -> Callable[[], str | None]:
         self.supervisor.start(service.name)

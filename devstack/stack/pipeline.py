@@ -1,4 +1,8 @@
-"""paystream's own processes, managed like the stack's services: monitor, worker, analytics, sinks, ingress."""
+"""paystream's own processes, managed like the stack's services: monitor, worker, analytics, sinks, ingress.
+
+Ingress, worker and sinks can run as several instances (`paystream scale`): instance 1 keeps the
+kind's name (`ingress`), instance n is `ingress-n`, with a port and data folder of its own.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,15 @@ class _PaystreamProcess(Service):
     port_setting: str
     probe_path: str
     probe_field: str
+    #: The setting that names an instance's port (PAYSTREAM_<upper>), for kinds that scale.
+    instance_port: str | None = None
+
+    def __init__(self, settings, instance: int = 1) -> None:
+        self.kind = type(self).name
+        self.instance = instance
+        if instance > 1:
+            self.name = f"{self.kind}-{instance}"
+        super().__init__(settings)
 
     @property
     def host(self) -> str:
@@ -24,7 +37,9 @@ class _PaystreamProcess(Service):
 
     @property
     def port(self) -> int:
-        return getattr(self.settings, self.port_setting)
+        if self.instance_port is None:
+            return getattr(self.settings, self.port_setting)
+        return getattr(self.settings, self.instance_port)(self.instance)
 
     @property
     def address(self) -> str:
@@ -33,19 +48,24 @@ class _PaystreamProcess(Service):
     @property
     def marker(self) -> str:
         # Arguments are NUL-separated in /proc/<pid>/cmdline.
-        return f"paystream.cli\0{self.name}"
+        return f"paystream.cli\0{self.kind}"
 
     def ports(self) -> list[tuple[str, int]]:
         return [(self.host, self.port)]
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "paystream.cli", self.name]
+        return [sys.executable, "-m", "paystream.cli", self.kind]
 
     def env(self) -> dict[str, str]:
         # What the stack learned (the cluster's address), given outright: an
         # isolated stack's env file is not the .env paystream would read.
-        return {**envfile.managed(self.settings.env_file),
-                "PAYSTREAM_DATA_DIR": str(self.settings.pipeline_data_dir.resolve())}
+        data_dir = self.settings.pipeline_data_dir
+        if self.instance > 1:  # a worker's tables are its own (RocksDB allows one process per folder)
+            data_dir = data_dir / self.name
+        env = {**envfile.managed(self.settings.env_file), "PAYSTREAM_DATA_DIR": str(data_dir.resolve())}
+        if self.instance_port is not None:
+            env[f"PAYSTREAM_{self.port_setting.upper()}"] = str(self.port)
+        return env
 
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -63,7 +83,7 @@ class MonitorProcess(_PaystreamProcess):
 
 class WorkerProcess(_PaystreamProcess):
     name = "worker"
-    port_setting = "worker_web_port"
+    port_setting, instance_port = "worker_web_port", "worker_instance_port"
     # 200 only once partitions are assigned and the table is recovered.
     probe_path, probe_field = "/ready/", "status"
 
@@ -76,11 +96,30 @@ class AnalyticsProcess(_PaystreamProcess):
 
 class SinksProcess(_PaystreamProcess):
     name = "sinks"
-    port_setting = "sinks_web_port"
+    port_setting, instance_port = "sinks_web_port", "sinks_instance_port"
     probe_path, probe_field = "/ready/", "status"
 
 
 class IngressProcess(_PaystreamProcess):
     name = "ingress"
-    port_setting = "ingress_port"
+    # Every instance on a port of its own: the balancer owns the ingress port (devstack/stack/balancer.py).
+    port_setting, instance_port = "ingress_port", "ingress_instance_port"
     probe_path, probe_field = "/health", "status"
+
+    def probe(self) -> str:
+        detail = super().probe()
+        # Ready once the balancer sends it requests too (its checks take a moment to say UP), where
+        # the balancer runs and knows this instance.
+        from devstack.stack.balancer import Balancer
+
+        try:
+            state = Balancer(self.settings).servers().get(self.name)
+        except OSError:
+            return detail
+        if state is not None and state["status"] != "UP":
+            raise RuntimeError(f"the balancer has it {state['status']}")
+        return detail + ("" if state is None else ", in the balancer's rotation")
+
+
+#: The kinds `paystream scale` changes the number of, with the setting giving their default count.
+SCALABLE = {"ingress": IngressProcess, "worker": WorkerProcess, "sinks": SinksProcess}

@@ -43,6 +43,13 @@ class StripeSandbox(Service):
     def ports(self) -> list[tuple[str, int]]:
         return [(self.settings.stripe_host, self.settings.stripe_port)]
 
+    def install(self) -> None:
+        # stripe-mock, Stripe's own validating mock server, checks the connector's requests against
+        # Stripe's published OpenAPI spec in the contract test (tests/integration/test_stripe_contract.py).
+        from devstack import gotools
+
+        gotools.installed(self.settings, gotools.STRIPE_MOCK)
+
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
 

@@ -60,7 +60,8 @@ class Supervisor:
         return self.dir / "supervisord.log"
 
     # --- the configuration ------------------------------------------------------------
-    def render(self, services: Iterable[Service]) -> str:
+    def render(self, services: Iterable[Service], kept: dict[str, dict[str, str]] | None = None) -> str:
+        """The configuration; a program named in `kept` keeps that definition."""
         s = self.settings
         config = configparser.RawConfigParser()
         config["supervisord"] = {
@@ -72,6 +73,9 @@ class Supervisor:
         config["rpcinterface:supervisor"] = {
             "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"}
         for service in services:
+            if kept and service.name in kept:
+                config[f"program:{service.name}"] = kept[service.name]
+                continue
             config[f"program:{service.name}"] = {
                 "command": " ".join(_quote(part) for part in service.command()),
                 "directory": str(Path.cwd()),
@@ -102,12 +106,22 @@ class Supervisor:
         record = read_pid(self.pid_path)
         return record if record and record.alive() else None
 
-    def ensure(self, services: list[Service]) -> None:
-        """supervisord running with the configuration these services need now."""
+    def programs(self) -> dict[str, dict[str, str]]:
+        """The programs of the configuration written last, by name."""
+        config = configparser.RawConfigParser()
+        if self.config_path.exists():
+            config.read_string(self.config_path.read_text())
+        return {name.removeprefix("program:"): dict(config[name]) for name in config.sections()
+                if name.startswith("program:")}
+
+    def ensure(self, services: list[Service], keep_existing: bool = False) -> None:
+        """supervisord running with the configuration these services need now. With `keep_existing`
+        the programs it has keep their definitions (and so keep running): only new ones are added and
+        missing ones removed, whatever the caller's environment (`paystream scale`, the autoscaler)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         for service in services:
             service.prepare()
-        text = self.render(services)
+        text = self.render(services, self.programs() if keep_existing else None)
         changed = not self.config_path.exists() or self.config_path.read_text() != text
         if changed:
             self.config_path.write_text(text)

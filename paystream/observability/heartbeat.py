@@ -27,10 +27,12 @@ Send = Callable[[bytes, bytes], Awaitable[None]]
 
 
 class HeartbeatSource:
-    def __init__(self, kind: str, port: int, metrics_url: str | None, extra: Extra | None = None) -> None:
+    def __init__(self, kind: str, port: int, metrics_url: str | None, extra: Extra | None = None,
+                 shared_port: bool = False) -> None:
         self.kind = kind
         self.host = socket.gethostname()
-        self.component_id = f"{kind}@{self.host}:{port}"
+        # Processes sharing a port (SO_REUSEPORT) are told apart by pid: each its own component.
+        self.component_id = f"{kind}@{self.host}:{port}" + (f"/{os.getpid()}" if shared_port else "")
         self.metrics_url = metrics_url
         self.extra = extra
         self.started = time.monotonic()

@@ -27,17 +27,26 @@ def test_quick_benchmark_writes_a_full_report(tmp_path, stack, settings):
     assert report.parent.parent == tmp_path
     text = report.read_text()
     for section in ("## getReceipt, cache hit", "## Payments: start + post", "Kafka alone", "## Growth",
-                    "## Peak memory", "## Where the time goes"):
+                    "## Peak memory", "## Where the time goes", "with the latency stand-in as provider",
+                    "## Reads and payments at once", "CPU per request", "## Scale-out"):
         assert section in text, section
     for plot in ("receipts.png", "payments.png"):
         assert (report.parent / plot).stat().st_size > 10_000
 
     results = json.loads((report.parent / "results.json").read_text())
-    for suite in ("receipts", "payments"):
+    for suite in ("receipts", "payments", "balancer"):
         steps = results[suite]["steps"]
         assert steps and all(s["ok"] > 0 and s["p99_ms"] is not None for s in steps), suite
         assert all(s["errors"] == 0 for s in steps), suite
     assert results["payments"]["kafka"]["producer_max"]["rps"] > 0
+    # The stand-in suite ran paystream against the stand-in (its calls take 300-800 ms: no step
+    # completes under that) and measured the stand-in alone; the mixed step ran reads and payments.
+    standin = results["standin"]["steps"]
+    assert {s["target"] for s in standin} == {"paystream start", "paystream post", "floor: stand-in create",
+                                              "floor: stand-in attach+confirm"}
+    assert all(s["ok"] > 0 and s["p50_ms"] >= 300 for s in standin)
+    assert {s["target"] for s in results["mixed"]["steps"]} == {"mixed getReceipt", "mixed start", "mixed post"}
+    assert all(s["ok"] > 0 for s in results["mixed"]["steps"])
     (row,) = results["scale"]["rows"]
     assert row["rebuild_s"] > 0 and row["receipts"]["ok"] > 0
     assert all(peak > 0 for peaks in results["memory"].values() for peak in peaks.values())

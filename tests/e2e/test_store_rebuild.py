@@ -13,7 +13,7 @@ import pytest
 import redis
 from couchbase.exceptions import DocumentNotFoundException
 
-from connectors.couchbase_store import payment_key, receipt_key, transaction_key, user_index_key
+from connectors.couchbase_store import data_key_key, payment_key, receipt_key, transaction_key, user_index_key
 from connectors.redis_cache import receipt_key as cached_receipt_key
 from paystream.apikeys import DEV_ACCOUNT
 from paystream.domain.sealing import is_sealed
@@ -31,7 +31,8 @@ def cache(stack):
 
 
 async def readable(api, receipts: list[dict], timeout: float) -> list[str]:
-    """Poll until every payment's status and receipt is served; return what is still not."""
+    """Poll until every payment's status and receipt is served, the receipt with the e-mail its client
+    gave (opened with the user's data key); return what is still not."""
     deadline = time.monotonic() + timeout
     while True:
         missing = []
@@ -40,15 +41,20 @@ async def readable(api, receipts: list[dict], timeout: float) -> list[str]:
             status = await api.payment(who, r["payment_id"])
             if status.status != 200 or status.body["status"] != "receipted":
                 missing.append(f"{r['payment_id']}: {status.status}")
+            receipt = await api.receipt(who, r["receipt_id"])
+            if receipt.status != 200 or receipt.body.get("email_id") != r["email_id"]:
+                missing.append(f"{r['receipt_id']}: {receipt.status} {receipt.body.get('email_id')}")
         if not missing or time.monotonic() > deadline:
             return missing
         await asyncio.sleep(1)
 
 
 def couchbase_keys(r: dict) -> list[str]:
-    """What the sinks write to Couchbase for one receipted payment of the dev account."""
+    """What Couchbase holds for one receipted payment of the dev account: what the sinks write, and the
+    user's data key (the ingress's, kept on the data-keys topic) without which the e-mail is lost."""
     return [payment_key(r["payment_id"]), receipt_key(r["receipt_id"]), transaction_key(r["transaction_id"]),
-            user_index_key("payments", DEV_ACCOUNT, r["user_id"]), user_index_key("receipts", DEV_ACCOUNT, r["user_id"])]
+            user_index_key("payments", DEV_ACCOUNT, r["user_id"]), user_index_key("receipts", DEV_ACCOUNT, r["user_id"]),
+            data_key_key(DEV_ACCOUNT, r["user_id"])]
 
 
 def cache_key(r: dict) -> str:

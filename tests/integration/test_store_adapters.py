@@ -8,8 +8,9 @@ import uuid
 import pytest
 
 from connectors.redis_cache import idempotency_key
-from paystream import bootstrap
-from paystream.ports import TransactionRef
+from paystream import bootstrap, messages
+from paystream.data_keys import JournaledDataKeys
+from paystream.ports import StoredDataKey, TransactionRef
 from tests.unit.test_messages import RECEIPTED
 
 
@@ -76,15 +77,42 @@ async def test_a_users_index_lists_each_id_once_however_often_it_is_written(couc
     assert await couchbase.user_index("receipts", "acct-1", user) == {}
 
 
-async def test_a_users_data_key_is_made_once_and_forgotten(couchbase):
+async def journaled_record(settings, account: str, user_id: str) -> tuple[bool, bytes | None]:
+    """(whether the data-keys topic has a record of this user, the key of the latest: None for a tombstone)."""
+    log = bootstrap.event_log(settings)
+    topic = settings.topics.data_keys
+    ends = await log.end_offsets(topic)
+    found, latest = False, None
+    async for records in log.read({(topic, p): (0, end) for p, end in ends.items() if end}, 1000):
+        for record in records:
+            if record.key == messages.data_key_id(account, user_id):
+                found = True
+                latest = None if record.value is None else messages.decode("data_keys", record.value).key
+    return found, latest
+
+
+async def test_a_users_data_key_is_made_once_kept_on_its_topic_and_forgotten(couchbase, settings, pipeline):
+    await asyncio.to_thread(bootstrap.ensure_topics, settings)
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await couchbase.holds_history():  # the sinks mark the store within seconds of starting
+        assert asyncio.get_running_loop().time() < deadline, "the sinks never marked the store"
+        await asyncio.sleep(0.5)
+    journal = await bootstrap.data_key_journal(settings)
+    keys = JournaledDataKeys(couchbase, journal)
     user = f"user-{uuid.uuid4().hex[:8]}"
-    assert await couchbase.get("acct-1", user) is None
-    first, again = await asyncio.gather(couchbase.get_or_create("acct-1", user), couchbase.get_or_create("acct-1", user))
-    assert first == again and len(first) == 32 and await couchbase.get("acct-1", user) == first
-    assert await couchbase.get("acct-2", user) is None
-    assert await couchbase.forget("acct-1", user) is True
-    assert await couchbase.get("acct-1", user) is None
-    assert await couchbase.forget("acct-1", user) is False
+    try:
+        assert await keys.get("acct-1", user) is None
+        first, again = await asyncio.gather(keys.get_or_create("acct-1", user), keys.get_or_create("acct-1", user))
+        assert first == again and len(first) == 32 and await keys.get("acct-1", user) == first
+        assert await couchbase.data_key("acct-1", user) == StoredDataKey(first, journaled=True)
+        assert await journaled_record(settings, "acct-1", user) == (True, first)
+        assert await keys.get("acct-2", user) is None
+        assert await keys.forget("acct-1", user) is True
+        assert await keys.get("acct-1", user) is None
+        assert await journaled_record(settings, "acct-1", user) == (True, None)  # the tombstone is last
+        assert await keys.forget("acct-1", user) is False
+    finally:
+        await journal.close()
 
 
 def test_store_keys_refuse_ids_that_could_collide():

@@ -42,6 +42,7 @@ SAMPLES = {
                      previous="up", reason="no heartbeat for 6.1 s")],
     "dead_letters": [messages.dead_letter("worker", "paystream.payment-commands", 0, 7, b"pay-1", b"{}",
                                           {"correlation_id": "c"}, "commands: kind: missing", "2024-05-01T12:00:00Z")],
+    "data_keys": [messages.DataKeyRecorded.of("acct-1", "u1", b"k" * 32)],
 }
 
 

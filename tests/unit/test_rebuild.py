@@ -34,10 +34,15 @@ def receipt(n: int) -> Receipt:
 
 class Log:
     def __init__(self) -> None:
-        self.topics: dict[tuple[str, int], list[bytes]] = {}
+        self.topics: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
 
-    def append(self, topic: str, partition: int, value: bytes) -> None:
-        self.topics.setdefault((topic, partition), []).append(value)
+    def append(self, topic: str, partition: int, value: bytes | None, key: bytes | None = None) -> None:
+        self.topics.setdefault((topic, partition), []).append((key, value))
+
+    def data_key(self, account: str, user_id: str, key: bytes | None) -> None:
+        """A user's key on the data-keys topic, or their tombstone (None)."""
+        value = None if key is None else messages.encode(messages.DataKeyRecorded.of(account, user_id, key))
+        self.append(TOPICS.data_keys, 0, value, messages.data_key_id(account, user_id))
 
     def event(self, partition: int, payment: Payment) -> None:
         self.append(TOPICS.events, partition, messages.encode(PaymentChanged.of(payment)))
@@ -52,7 +57,7 @@ class Log:
         for (topic, partition), (start, end) in sorted(ranges.items()):
             values = self.topics.get((topic, partition), [])[start:end]
             for i in range(0, len(values), batch):
-                yield [LogRecord(topic, partition, start + i + j, v) for j, v in enumerate(values[i:i + batch])]
+                yield [LogRecord(topic, partition, start + i + j, v, k) for j, (k, v) in enumerate(values[i:i + batch])]
 
 
 class Store:
@@ -62,6 +67,7 @@ class Store:
         self.receipts: dict[str, object] = {}
         self.index: dict[tuple[str, str, str], dict[str, str]] = {}
         self.markers: dict[str, int] = {}
+        self.data_keys: dict[tuple[str, str], bytes] = {}
 
     async def write_payments(self, payments):
         newer = [p for p in payments if p.payment_id not in self.payments
@@ -86,6 +92,14 @@ class Store:
             held.update(ids)
         return added
 
+    async def write_data_keys(self, keys):
+        for owner, key in keys.items():
+            if key is None:
+                self.data_keys.pop(owner, None)
+            else:
+                self.data_keys.setdefault(owner, key)
+        return len(keys)
+
     async def applied_offsets(self, names):
         return {n: self.markers.get(n) for n in names}
 
@@ -109,7 +123,7 @@ def test_a_batch_keeps_each_payments_latest_version_and_its_transaction():
     log = Log()
     for payment in history(1):
         log.event(0, payment)
-    records = [LogRecord(TOPICS.events, 0, i, v) for i, v in enumerate(log.topics[(TOPICS.events, 0)])]
+    records = [LogRecord(TOPICS.events, 0, i, v) for i, (_, v) in enumerate(log.topics[(TOPICS.events, 0)])]
     records.append(LogRecord(TOPICS.events, 0, 2, b"not json"))
     projection = project(records, TOPICS)
     assert projection.payments["pay_1"].status.value == "tokenized"
@@ -211,3 +225,41 @@ async def test_a_partition_given_up_in_a_rebalance_is_forgotten():
     await watch.check({(TOPICS.events, 0)})
     assert await watch.check(set()) is None
     assert watch.applied == {} and watch.floor == {}
+
+
+async def test_a_wiped_store_gets_users_data_keys_back_before_its_markers():
+    log = Log()
+    log.event(0, started(1))
+    log.data_key("acct", "u1", b"1" * 32)
+    log.data_key("acct", "u2", b"2" * 32)
+    log.data_key("acct", "u2", None)  # u2 was forgotten
+    store = Store()
+    watch = StoreWatch("sinks", rebuilder(log, store))
+    tp = (TOPICS.events, 0)
+    watch.note(*tp, 0)
+    await watch.check({tp})
+    store.__init__()  # the cluster restarted empty: keys and markers gone
+    replayed = await watch.check({tp})
+    assert replayed.records == 3 + 1
+    assert store.data_keys == {("acct", "u1"): b"1" * 32}
+    assert store.markers == {marker_name(*tp): 1}
+
+
+async def test_a_fresh_store_is_marked_as_holding_the_history_at_once():
+    """Nothing to replay, yet the marker is written (at offset 0): its presence lets the ingress make
+    new users' keys (paystream/data_keys.py)."""
+    store = Store()
+    watch = StoreWatch("sinks", rebuilder(Log(), store))
+    tp = (TOPICS.events, 0)
+    assert await watch.check({tp}) is None
+    assert store.markers == {marker_name(*tp): 0}
+
+
+async def test_the_rebuild_command_puts_back_data_keys_and_keeps_a_held_one():
+    log = Log()
+    log.data_key("acct", "u1", b"1" * 32)
+    log.data_key("acct", "u3", b"3" * 32)
+    store = Store()
+    store.data_keys[("acct", "u3")] = b"3" * 32
+    done = await rebuilder(log, store).rebuild()
+    assert done.records == 2 and store.data_keys == {("acct", "u1"): b"1" * 32, ("acct", "u3"): b"3" * 32}

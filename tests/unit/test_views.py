@@ -59,7 +59,9 @@ class MemoryCache:
 
 
 class MemoryStore:
-    def __init__(self, payments=(), receipts=(), transactions=None, index=None, is_down=False) -> None:
+    def __init__(self, payments=(), receipts=(), transactions=None, index=None, is_down=False,
+                 history=True) -> None:
+        self.history = history
         self.payments = {p.payment_id: p for p in payments}
         self.receipts = {r.receipt_id: r for r in receipts}
         self.transactions = transactions or {}
@@ -79,6 +81,9 @@ class MemoryStore:
 
     async def user_index(self, kind, account, user_id):
         return self.index.get((kind, account, user_id), {})
+
+    async def holds_history(self):
+        return self.history
 
 
 class MemoryKeys:
@@ -235,6 +240,22 @@ def test_a_transaction_is_found_in_the_cache_then_in_the_store():
         with pytest.raises(NotFound) as info:
             run(views.transaction(cache, MemoryStore(transactions={"pi_1": ref}), account, "pi_1", user))
         assert (info.value.code, info.value.field) == ("payment_not_found", "transaction_id")
+
+
+def test_on_a_store_being_rebuilt_a_miss_is_unavailable_not_missing():
+    """A store that came back empty (its markers gone) cannot say an object does not exist."""
+    rebuilding = MemoryStore(history=False)
+    for read in (lambda: views.transaction(MemoryCache(), rebuilding, "acct-1", "pi_1", "user-1"),
+                 lambda: views.receipt(MemoryCache(), rebuilding, MemoryKeys(), "acct-1", "user-1", "rcpt_1"),
+                 lambda: views.payments(rebuilding, "acct-1", "user-1", 10, None),
+                 lambda: views.receipts(rebuilding, MemoryKeys(), "acct-1", "user-1", 10, None)):
+        with pytest.raises(Unavailable) as info:
+            run(read())
+        assert info.value.code == "store_rebuilding"
+    # What it holds already is served meanwhile.
+    ref = TransactionRef("pay-1", "user-1", "acct-1")
+    found = MemoryStore(transactions={"pi_1": ref}, history=False)
+    assert run(views.transaction(MemoryCache(), found, "acct-1", "pi_1", "user-1")) == ref
 
 
 INDEX = {f"pay_{n}": f"2026-11-25T10:00:{n:02d}Z" for n in range(7)} | {"pay_x": "2026-11-25T10:00:03Z"}
