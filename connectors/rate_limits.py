@@ -29,11 +29,11 @@ log = get_logger("paystream.ingress")
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str, max_connections: int = 64) -> None:
+    def __init__(self, redis_url: str, max_connections: int = 64, pool_timeout_s: float = 5.0) -> None:
         uri = redis_url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
         # A fixed, blocking pool: the library's default pool opens a new connection whenever all are
         # busy (costly, and refused past its cap under a burst); this one makes a request wait instead.
-        pool = BlockingConnectionPool.from_url(redis_url, max_connections=max_connections, timeout=5,
+        pool = BlockingConnectionPool.from_url(redis_url, max_connections=max_connections, timeout=pool_timeout_s,
                                                socket_timeout=5, socket_connect_timeout=5,
                                                retry=Retry(NoBackoff(), 1))
         self.storage = RedisStorage(uri, implementation="redispy", key_prefix="paystream:ratelimit",

@@ -65,8 +65,8 @@ class RedisCache:
         self.idempotency_ttl_s = idempotency_ttl_s
 
     @classmethod
-    def from_url(cls, url: str, max_connections: int = 64, **ttls: int) -> RedisCache:
-        return cls(client_for(url, max_connections), **ttls)
+    def from_url(cls, url: str, max_connections: int = 64, pool_timeout_s: float = 5.0, **ttls: int) -> RedisCache:
+        return cls(client_for(url, max_connections, pool_timeout_s), **ttls)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -130,13 +130,15 @@ class RedisCache:
         return AcceptedPayment(data["account"], data["user_id"], PaymentView.model_validate(data["view"]))
 
 
-def client_for(url: str, max_connections: int = 64) -> redis.Redis:
+def client_for(url: str, max_connections: int = 64, pool_timeout_s: float = 5.0) -> redis.Redis:
     # A blocking pool makes a request wait for a free connection under a
     # burst; redis-py's default pool fails it with "Too many connections".
+    # The wait is bounded (`pool_timeout_s`): past it the pool raises
+    # ConnectionError("No connection available"), an outage like any other.
     # One retry on ConnectionError/TimeoutError: a pooled connection the
     # server closed (a restart) is replaced by a fresh one, not reported.
-    pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=5,
-                                                 socket_timeout=5, socket_connect_timeout=5,
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
+                                                 timeout=pool_timeout_s, socket_timeout=5, socket_connect_timeout=5,
                                                  retry=Retry(NoBackoff(), 1))
     return redis.Redis(connection_pool=pool)
 

@@ -10,8 +10,9 @@ from aiohttp import web
 from ingress.context import CONTEXT, Context
 from ingress.docs import add_docs
 from ingress.http_errors import json_errors
-from ingress.middleware import authenticate, observe
+from ingress.middleware import WRITES, authenticate, observe
 from ingress.routes import add_routes
+from ingress.shedding import LoadShedder, shedding_middleware
 from paystream import bootstrap
 from paystream.domain.sealing import ReplyKey
 from paystream.observability.heartbeat import HeartbeatSource, publish_forever
@@ -25,7 +26,10 @@ STORE_WAIT_S = 15.0
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[observe, json_errors, authenticate], client_max_size=settings.max_body_bytes)
+    shedder = LoadShedder(settings.ingress_max_in_flight_reads, settings.ingress_read_latency_target_s,
+                          settings.ingress_max_in_flight_writes, settings.ingress_write_latency_target_s)
+    app = web.Application(middlewares=[shedding_middleware(shedder, WRITES), observe, json_errors, authenticate],
+                          client_max_size=settings.max_body_bytes)
     add_routes(app)
     add_docs(app)
     app.cleanup_ctx.append(lambda app: _adapters(app, settings))

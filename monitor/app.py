@@ -14,11 +14,11 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter, Gauge
 
-from monitor import analytics
+from monitor import analytics, overload
 from monitor.probes import ProbeResult, Probes
 from monitor.reconciliation import ReconciliationWatch
 from monitor.sampler import Sampler, flatten
-from monitor.state import Change, Components, Series
+from monitor.state import Change, Components, Series, counter_delta
 from paystream import bootstrap, messages
 from paystream.clock import utc_now
 from paystream.messages import Alert
@@ -35,6 +35,8 @@ SERVICE_UP = Gauge("paystream_service_up", "1 while the monitor's probe of a ser
 RESTARTS = Counter("paystream_component_restarts", "Restarts seen in a component's heartbeats (new pid or uptime).",
                    ["component", "kind"])
 BEATS = Counter("paystream_heartbeats_received", "Heartbeats received.", ["kind"])
+OVERLOADED = Gauge("paystream_component_overloaded", "1 while the monitor judges a component overloaded "
+                   "(monitor/overload.py).", ["component"])
 
 
 class Monitor:
@@ -44,6 +46,10 @@ class Monitor:
                                      settings.crash_loop_restarts, settings.crash_loop_window_s)
         self.series = Series()
         self.sampler = Sampler()
+        self.overload = overload.OverloadRule()
+        #: monotonic time of each component's last metrics page that answered
+        self.answered_at: dict[str, float] = {}
+        self.dead_letters_seen: dict[str, float] = {}
         self.services: dict[str, tuple[bool, str]] = {}
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
@@ -132,7 +138,10 @@ class Monitor:
         # interval of the third missed beat, not a whole sample later.
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval_s / 4)
-            for change in self.components.expire(time.monotonic()):
+            now = time.monotonic()
+            answering = frozenset(cid for cid, at in self.answered_at.items()
+                                  if now - at <= self.components.timeout)
+            for change in self.components.expire(now, answering):
                 COMPONENT_UP.labels(change.subject, change.kind).set(0)
                 await self._announce(change)
 
@@ -161,9 +170,30 @@ class Monitor:
         for component in self.components.by_id.values():
             COMPONENT_UP.labels(component.component_id, component.kind).set(1 if component.state == "up" else 0)
         scrapes = await self._scrape(up)
+        await self._judge_load(scrapes)
         payments_per_s, latency, hit_ratio = self.sampler.sample(scrapes, dt)
         lag = sum(c.last_beat.consumer_lag or 0 for c in up)
         self.series.add(utc_now("seconds"), round(payments_per_s, 2), latency, lag, hit_ratio)
+
+    async def _judge_load(self, scrapes: dict) -> None:
+        """Overload (monitor/overload.py) and newly dead-lettered messages, from what was just scraped."""
+        now = time.monotonic()
+        kinds = {c.component_id: c.kind for c in self.components.by_id.values()}
+        letters = 0.0
+        for component_id, flat in scrapes.items():
+            self.answered_at[component_id] = now
+            change = self.overload.observe(component_id, kinds.get(component_id, ""), overload.reading(now, flat))
+            if change is not None:
+                OVERLOADED.labels(component_id).set(1 if change.state == "overloaded" else 0)
+                await self._announce(change)
+            total = sum(v for (name, _), v in flat.items() if name == "paystream_dead_letters_total")
+            if component_id in self.dead_letters_seen:
+                letters += counter_delta(total, self.dead_letters_seen[component_id])
+            self.dead_letters_seen[component_id] = total
+        if letters:
+            await self._announce(Change("dead-letters", "dead_letters", None, "set_aside",
+                                        f"{letters:.0f} message(s) set aside on the dead-letter topic "
+                                        "(paystream dlq list)"))
 
     async def _scrape(self, components) -> dict:
         known = known_metrics_urls(self.settings)
@@ -216,7 +246,8 @@ class Monitor:
     async def _announce(self, change: Change) -> None:
         alert = Alert(at=utc_now("seconds"), subject=change.subject, kind=change.kind,
                       previous=change.previous, state=change.state, reason=change.reason)
-        level = log.warning if change.state in ("down", "restarted", "crash_loop") else log.info
+        level = (log.warning if change.state in ("down", "restarted", "crash_loop", "overloaded", "set_aside")
+                 else log.info)
         level("state changed", **alert.model_dump(exclude={"schema_version"}))
         try:
             await self.producer.send_and_wait(self.settings.topics.alerts, key=change.subject.encode(),
@@ -237,6 +268,7 @@ class Monitor:
                 "rss_bytes": beat.rss_bytes, "cpu_percent": beat.cpu_percent,
                 "open_connections": beat.open_connections, "in_flight": beat.in_flight,
                 "consumer_lag": beat.consumer_lag, "verdict": beat.verdict,
+                "overloaded": self.overload.is_overloaded(c.component_id),
             })
         services = [{"name": name, "state": "up" if ok else "down", "detail": detail}
                     for name, (ok, detail) in sorted(self.services.items())]

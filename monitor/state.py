@@ -77,10 +77,14 @@ class Components:
         component.state = "up"
         return Change(component.component_id, component.kind, previous, "restarted", how)
 
-    def expire(self, now: float) -> list[Change]:
+    def expire(self, now: float, answering: frozenset[str] = frozenset()) -> list[Change]:
+        """Changes for components whose beats stopped. One whose metrics page still answered within the
+        timeout (`answering`) is late, not down: an overloaded process beats late (overload is
+        monitor/overload.py's to name)."""
         changes = []
         for component in self.by_id.values():
-            if component.state != "down" and now - component.last_seen > self.timeout:
+            if (component.state != "down" and now - component.last_seen > self.timeout
+                    and component.component_id not in answering):
                 changes.append(Change(component.component_id, component.kind, component.state, "down",
                                       f"no heartbeat for {now - component.last_seen:.1f} s"))
                 component.state = "down"

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from connectors.couchbase_store import BackgroundConnectedStore, CouchbaseStore
     from connectors.kafka_commands import KafkaCommandBus
     from connectors.kafka_data_keys import KafkaDataKeyJournal
+    from connectors.kafka_dead_letters import KafkaDeadLetters
     from connectors.kafka_history import KafkaHistory
     from connectors.kafka_log import KafkaEventLog
     from connectors.rate_limits import RateLimiter
@@ -76,7 +77,7 @@ def receipt_cache(settings: Settings) -> RedisCache:
     from connectors.redis_cache import RedisCache
 
     return RedisCache.from_url(
-        settings.redis_url, receipt_ttl_s=settings.receipt_cache_ttl_s,
+        settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout_s, receipt_ttl_s=settings.receipt_cache_ttl_s,
         transaction_ttl_s=settings.transaction_index_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s,
     )
 
@@ -108,7 +109,7 @@ def api_key_store(settings: Settings) -> RedisApiKeys:
     from connectors.redis_apikeys import RedisApiKeys
     from connectors.redis_cache import client_for
 
-    return RedisApiKeys(client_for(settings.redis_url))
+    return RedisApiKeys(client_for(settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout_s))
 
 
 def data_keys(settings: Settings, store: DataKeyStore, producer: AIOKafkaProducer) -> JournaledDataKeys:
@@ -137,7 +138,7 @@ def remembered(settings: Settings, api_keys: ApiKeyStore, data_keys: PersonalDat
 def rate_limiter(settings: Settings) -> RateLimiter:
     from connectors.rate_limits import RateLimiter
 
-    return RateLimiter(settings.redis_url)
+    return RateLimiter(settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout_s)
 
 
 def ensure_topics(settings: Settings) -> list[str]:
@@ -152,6 +153,20 @@ def create_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
     from connectors.kafka_admin import create_topics
 
     return create_topics(settings.kafka_bootstrap, specs)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a store's failure is an outage (retry until it lands) or the message's own (set it aside)."""
+    from connectors.outages import is_outage
+
+    return is_outage(exc)
+
+
+def dead_letter_topic(settings: Settings) -> KafkaDeadLetters:
+    """The dead-letter topic, read back and replayed (`paystream dlq`)."""
+    from connectors.kafka_dead_letters import KafkaDeadLetters
+
+    return KafkaDeadLetters(settings.kafka_bootstrap, settings.topics.dead_letters)
 
 
 def event_log(settings: Settings) -> KafkaEventLog:

@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from paystream import analyst_cli as _analyst_cli
+from paystream import dlq_cli as _dlq_cli
 from paystream.settings import get_settings
 
 app = typer.Typer(help="paystream: payment processing on Kafka and Faust.", no_args_is_help=True,
@@ -279,6 +280,7 @@ def rebuild() -> None:
 
 
 _analyst_cli.register(app)
+_dlq_cli.register(app)
 
 for _plugin in entry_points(group="paystream.commands"):
     _plugin.load()(app)

@@ -63,6 +63,8 @@ class DeadLetter(Message):
     value_base64: str
     headers: dict[str, str] = {}
     error: str
+    #: How many times its handler was tried (1: it could not be read at all).
+    attempts: int = 1
 
     @property
     def value(self) -> bytes:
@@ -134,11 +136,11 @@ def decode(topic: str, raw: bytes | str | None) -> Any:
 
 
 def dead_letter(component: str, topic: str, partition: int, offset: int, key: bytes | None,
-                value: bytes | None, headers: dict[str, str], error: str, at: str) -> DeadLetter:
+                value: bytes | None, headers: dict[str, str], error: str, at: str, attempts: int = 1) -> DeadLetter:
     return DeadLetter(
         at=at, component=component, topic=topic, partition=partition, offset=offset,
         key=key.decode(errors="replace") if key is not None else None,
-        value_base64=base64.b64encode(value or b"").decode(), headers=headers, error=error,
+        value_base64=base64.b64encode(value or b"").decode(), headers=headers, error=error, attempts=attempts,
     )
 
 

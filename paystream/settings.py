@@ -52,6 +52,10 @@ class Settings(BaseSettings):
 
     # --- Redis -----------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_pool_size: int = Field(64, description="Connections in each Redis client's pool (per process).")
+    redis_pool_timeout_s: float = Field(
+        0.5, description="How long a call waits for a pooled Redis connection before Redis counts as unavailable "
+                         "(a 503 from the API, never a 500).")
 
     # --- card-payment provider --------------------------------------------
     stripe_api_base: str = "http://127.0.0.1:8420"
@@ -92,6 +96,15 @@ class Settings(BaseSettings):
                                                       "(`N/second|minute|hour`); a key may carry its own.")
     reply_timeout_s: float = Field(10.0, description="How long a write waits for its outcome before 202.")
     max_body_bytes: int = 64 * 1024
+    ingress_max_in_flight_reads: int = Field(
+        256, description="Ceiling of the adaptive limit on reads (every request but a payment's start or post) one "
+                         "ingress process answers at once; past the limit, 503 overloaded with Retry-After.")
+    ingress_read_latency_target_s: float = Field(
+        0.1, description="Admitted reads slower than this lower the adaptive limit on reads; quicker raise it.")
+    ingress_max_in_flight_writes: int = Field(
+        64, description="Ceiling of the adaptive limit on payments (start, post) one ingress process has in hand.")
+    ingress_write_latency_target_s: float = Field(
+        0.5, description="Admitted writes slower than this lower the adaptive limit on writes; quicker raise it.")
     idempotency_ttl_s: int = 24 * 3600
 
     user_token_secret: SecretStr = Field(
@@ -111,6 +124,10 @@ class Settings(BaseSettings):
         "", description="Comma-separated base URLs of workers the API asks for status reads from their "
                         "table, in turn; empty: worker_url.")
     worker_query_timeout_s: float = Field(2.0, description="How long a status read waits for a worker's table.")
+    poison_max_attempts: int = Field(
+        3, description="Times a consumer tries a message its handler raises on before it sets it aside on the "
+                       "dead-letter topic (its partition then moves on).")
+    poison_retry_backoff_s: float = Field(0.2, description="First wait between those tries (doubling).")
     sinks_id: str = "paystream-sinks"
     sinks_web_port: int = 6067
     receipt_cache_ttl_s: int = 7 * 24 * 3600

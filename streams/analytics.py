@@ -67,19 +67,25 @@ observability.install(app, "analytics", settings, settings.analytics_port, {topi
 @app.agent(events_topic)
 async def count_events(stream):
     async for event, changed in dead_letters.readable(stream, "events"):
-        payment, message = changed.payment, event.message
-        if not counted(payment):
-            EVENTS.labels("step").inc()
-            continue
-        if tables.is_repeat(payment):
-            EVENTS.labels("repeat").inc()
-            continue
-        tables.count(payment, epoch_s(changed.at), message.partition, message.offset)
-        # Sent now (force), not held until this event's offset is committed (Faust's default).
-        await by_user.send(key=user_key(payment.account, payment.user_id), value=event.value, force=True,
-                           headers=[("source", f"{message.partition}:{message.offset}".encode())])
-        tables.counted(payment)
-        EVENTS.labels("counted").inc()
+        # A count that keeps raising is tried a few times, then set aside: its partition moves on.
+        await dead_letters.attempt(event, lambda: count_one(event, changed))
+
+
+async def count_one(event, changed) -> None:
+    """One event into the windows (safe to run again: a window counts an offset once)."""
+    payment, message = changed.payment, event.message
+    if not counted(payment):
+        EVENTS.labels("step").inc()
+        return
+    if tables.is_repeat(payment):
+        EVENTS.labels("repeat").inc()
+        return
+    tables.count(payment, epoch_s(changed.at), message.partition, message.offset)
+    # Sent now (force), not held until this event's offset is committed (Faust's default).
+    await by_user.send(key=user_key(payment.account, payment.user_id), value=event.value, force=True,
+                       headers=[("source", f"{message.partition}:{message.offset}".encode())])
+    tables.counted(payment)
+    EVENTS.labels("counted").inc()
 
 
 @app.agent(by_user)
@@ -89,7 +95,11 @@ async def count_per_user(stream):
         if not offset.isdigit():
             await dead_letters.put(event, "no source header (events partition:offset)")
             continue
-        tables.count_for_user(changed.payment, source, int(offset))
+        await dead_letters.attempt(event, lambda: _count_for_user(changed.payment, source, int(offset)))
+
+
+async def _count_for_user(payment, source: str, offset: int) -> None:
+    tables.count_for_user(payment, source, offset)
 
 
 # --- windowed queries ---------------------------------------------------------------------------

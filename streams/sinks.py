@@ -2,9 +2,10 @@
 
 Their own Faust app, so their own consumer group: a slow store delays only
 its sink, never a payment. Writes are upserts by key, so a redelivered
-event writes the same document again. A failing store is retried until it
-answers; nothing is skipped. A message that cannot be read goes to the
-dead-letter topic.
+event writes the same document again. A store that is away is retried until it
+answers; nothing is skipped. A message that cannot be read, or whose write fails
+for reasons of its own (not an outage: connectors/outages.py)
+`poison_max_attempts` times, goes to the dead-letter topic; its partition moves on.
 
 The store is derived from the topics (paystream/rebuild.py): every
 `store_check_interval_s` the sinks compare the store's markers with what they
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, wait_exponential_jitter
 
 from paystream import bootstrap
 from paystream.domain.model import Status
@@ -58,9 +59,22 @@ def redis_cache():
     return _redis
 
 
+def _worth_retrying(state) -> bool:
+    """An outage, for as long as it lasts; a failure of the message's own, a bounded number of times."""
+    failed = state.outcome.exception()
+    return failed is not None and (bootstrap.is_outage(failed) or state.attempt_number < settings.poison_max_attempts)
+
+
+async def _or_set_aside(event, work) -> None:
+    try:
+        await work()
+    except Exception as exc:  # not an outage, and failed every time: a poison message
+        await dead_letters.put(event, f"{type(exc).__name__}: {exc}"[:2000], attempts=settings.poison_max_attempts)
+
+
 async def _until_done(write, what: str) -> None:
     async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(Exception), wait=wait_exponential_jitter(multiplier=0.2, max=10),
+        retry=_worth_retrying, reraise=True, wait=wait_exponential_jitter(multiplier=0.2, max=10),
         before_sleep=lambda state: log.warning("store write failed, retrying", what=what,
                                                error=repr(state.outcome.exception())),
     ):
@@ -107,32 +121,40 @@ def applied(event) -> None:
 async def payments_to_couchbase(stream):
     async for event, changed in dead_letters.readable(stream, "events"):
         payment = changed.payment
-        store = await couchbase()
-        await _until_done(lambda: store.upsert_payment(payment), f"payment {payment.payment_id}")
-        if payment.status is Status.STARTED:
-            await _until_done(lambda: store.index_for_user("payments", payment.account, payment.user_id,
-                                                           payment.payment_id, payment.created_at),
-                              f"user index of {payment.payment_id}")
-        if payment.status is Status.TOKENIZED:
-            ref = TransactionRef(payment.payment_id, payment.user_id, payment.account)
-            await _until_done(lambda: store.upsert_transaction(payment.transaction_id, ref),
-                              f"transaction index of {payment.payment_id}")
+        await _or_set_aside(event, lambda: store_payment(payment))
         applied(event)
         log.info("payment stored", payment_id=payment.payment_id, transaction_id=payment.transaction_id,
                  status=payment.status.value)
 
 
+async def store_payment(payment) -> None:
+    store = await couchbase()
+    await _until_done(lambda: store.upsert_payment(payment), f"payment {payment.payment_id}")
+    if payment.status is Status.STARTED:
+        await _until_done(lambda: store.index_for_user("payments", payment.account, payment.user_id,
+                                                       payment.payment_id, payment.created_at),
+                          f"user index of {payment.payment_id}")
+    if payment.status is Status.TOKENIZED:
+        ref = TransactionRef(payment.payment_id, payment.user_id, payment.account)
+        await _until_done(lambda: store.upsert_transaction(payment.transaction_id, ref),
+                          f"transaction index of {payment.payment_id}")
+
+
 @app.agent(receipts_topic)
 async def receipts_to_stores(stream):
     async for event, receipt in dead_letters.readable(stream, "receipts"):
-        store, cache = await couchbase(), redis_cache()
-        await asyncio.gather(
-            _until_done(lambda: store.upsert_receipt(receipt), f"receipt {receipt.receipt_id}"),
-            _until_done(lambda: cache.put_receipt(receipt), f"cached receipt {receipt.receipt_id}"),
-        )
-        # Indexed once the receipt itself is readable, so a listed id is always found.
-        await _until_done(lambda: store.index_for_user("receipts", receipt.account, receipt.user_id,
-                                                       receipt.receipt_id, receipt.issued_at),
-                          f"user index of {receipt.receipt_id}")
+        await _or_set_aside(event, lambda: store_receipt(receipt))
         applied(event)
         log.info("receipt stored and cached", payment_id=receipt.payment_id, receipt_id=receipt.receipt_id)
+
+
+async def store_receipt(receipt) -> None:
+    store, cache = await couchbase(), redis_cache()
+    await asyncio.gather(
+        _until_done(lambda: store.upsert_receipt(receipt), f"receipt {receipt.receipt_id}"),
+        _until_done(lambda: cache.put_receipt(receipt), f"cached receipt {receipt.receipt_id}"),
+    )
+    # Indexed once the receipt itself is readable, so a listed id is always found.
+    await _until_done(lambda: store.index_for_user("receipts", receipt.account, receipt.user_id,
+                                                   receipt.receipt_id, receipt.issued_at),
+                      f"user index of {receipt.receipt_id}")

@@ -134,9 +134,24 @@ async def process_commands(stream):
             ))
             continue
         structlog.contextvars.bind_contextvars(payment_id=command.payment_id)
-        outcome = await handle(command)
-        await publish(outcome.unflushed, before="reply")
-        await reply(command.payment_id, outcome.reply(command, correlation_id))
+        handled, outcome = await dead_letters.attempt(event, lambda: carry(command, correlation_id))
+        if not handled:
+            # A poison command: set aside after its tries; its client hears so at once.
+            await reply(command.payment_id, CommandReply(
+                correlation_id=correlation_id, payment_id=command.payment_id, command_id=command.command_id,
+                ok=False, error=ErrorBody(type="unavailable_error", code="command_failed",
+                                          message="the worker could not carry out this command; it was set aside "
+                                                  "for replay"),
+            ))
+            continue
         log.info("command handled", kind=command.kind,
                  status=outcome.payment.status.value if outcome.payment else None,
                  error=outcome.error.code if outcome.error else None)
+
+
+async def carry(command, correlation_id: str | None):
+    """One command through the handler, its changes made durable, its reply sent (safe to run again)."""
+    outcome = await handle(command)
+    await publish(outcome.unflushed, before="reply")
+    await reply(command.payment_id, outcome.reply(command, correlation_id))
+    return outcome

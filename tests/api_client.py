@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -9,6 +10,8 @@ from dataclasses import dataclass, field
 import aiohttp
 
 DECLINING_CARD = "4000000000000341"  # declined at confirm by localstripe
+#: How often a request the ingress shed (503 overloaded, nothing done) is sent again, Retry-After apart.
+OVERLOADED_TRIES = 30
 GOOD_CARD = "4242424242424242"
 
 
@@ -19,6 +22,10 @@ def identity(user_id: str | None = None) -> dict:
         "timestamp": "2026-11-25T10:00:00Z",
         "payment_type": "credit",
     }
+
+
+def overloaded(status: int, body) -> bool:
+    return status == 503 and isinstance(body, dict) and (body.get("error") or {}).get("code") == "overloaded"
 
 
 @dataclass
@@ -48,9 +55,14 @@ class ApiClient:
             hdrs["Idempotency-Key"] = idempotency_key
         kwargs = {"data": raw} if raw is not None else ({"json": body} if body is not None else {})
         started = time.perf_counter()
-        async with self.session.request(method, self.base + path, headers=hdrs, params=params, **kwargs) as resp:
-            data = await resp.json(content_type=None)
-            return Response(resp.status, data, dict(resp.headers), time.perf_counter() - started)
+        for _ in range(OVERLOADED_TRIES):
+            async with self.session.request(method, self.base + path, headers=hdrs, params=params, **kwargs) as resp:
+                data = await resp.json(content_type=None)
+            if not overloaded(resp.status, data):
+                break
+            # Refused before anything was done: try again when told, as the API asks (README "Under overload").
+            await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+        return Response(resp.status, data, dict(resp.headers), time.perf_counter() - started)
 
     async def start(self, who: dict, amount: str | None = "12.34", currency: str | None = "EUR",
                     idempotency_key: str | None = None) -> Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import subprocess
 import threading
 import time
@@ -162,3 +163,18 @@ def save_json(path: Path, data) -> None:
         return asdict(o) if hasattr(o, "__dataclass_fields__") else str(o)
 
     path.write_text(json.dumps(data, indent=2, default=default))
+
+
+def put_section(path: Path, begin: str, end: str, section: str) -> Path:
+    """Write `section` (from its `begin` marker to its `end` marker) into the file, in place of its last copy."""
+    text = path.read_text() if path.exists() else "# paystream benchmarks\n"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+    return path
+
+
+def find_section(text: str, begin: str, end: str) -> str:
+    """A section another command owns, to be kept by a report that replaces the file ("" if absent)."""
+    found = re.search(re.escape(begin) + ".*?" + re.escape(end), text, re.S)
+    return "\n\n" + found.group(0) + "\n" if found else ""

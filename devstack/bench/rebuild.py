@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from devstack.bench.bench_stack import BenchStack
-from devstack.bench.core import git_commit
+from devstack.bench.core import find_section, git_commit, put_section
 from devstack.bench.report import machine
 from devstack.settings import DevSettings, get_dev_settings
 from paystream import bootstrap, messages
@@ -109,18 +108,15 @@ def publish(root: Path, payments: int, result: dict, command: str) -> Path:
         f"**{'met' if result['documents_per_s'] >= 5000 else 'missed'}** |",
         END,
     ])
-    path = root / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# paystream benchmarks\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-    return path
+    return put_section(root / "BENCHMARKS.md", BEGIN, END, section)
 
 
 def kept_sections(old: str) -> str:
-    """The sections other commands own, for a report that replaces BENCHMARKS.md."""
-    found = re.search(re.escape(BEGIN) + ".*?" + re.escape(END), old, re.S)
-    return "\n\n" + found.group(0) + "\n" if found else ""
+    """The sections other commands own (this one's, the overload suite's), for a report that replaces
+    BENCHMARKS.md."""
+    from devstack.bench import overload
+
+    return find_section(old, BEGIN, END) + find_section(old, overload.BEGIN, overload.END)
 
 
 def main() -> None:

@@ -36,6 +36,14 @@ DURABLE_FLUSH = Histogram("paystream_worker_flush_duration_seconds", "Time the w
                           "acknowledge a payment's changes, by what waits on it: a charge or a reply.", ["before"],
                           buckets=LATENCY_BUCKETS)
 IN_FLIGHT = Gauge("paystream_in_flight_payments", "Commands being handled right now.")
+INGRESS_IN_FLIGHT = Gauge("paystream_http_in_flight_requests", "Requests this ingress process is answering now, "
+                          "reads or writes (a payment's start or post).", ["kind"])
+INGRESS_IN_FLIGHT_LIMIT = Gauge("paystream_http_in_flight_limit", "How many reads or writes this ingress process "
+                                "admits at once now (adaptive limits).", ["kind"])
+SHED_REQUESTS = Counter("paystream_http_shed_requests", "Requests refused with 503 overloaded, by the bound they met.",
+                        ["reason"])
+POISON_RETRIES = Counter("paystream_message_retries", "Handler failures retried before a message was set aside.",
+                         ["component", "topic"])
 
 
 def exposition() -> tuple[bytes, str]:
