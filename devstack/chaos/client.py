@@ -162,17 +162,26 @@ class RetryingClient:
     # --- reading back -----------------------------------------------------------------
     async def readable(self, out: Outcome) -> tuple[bool, bool]:
         """(its status is served and final, its receipt is served with the e-mail its client gave) —
-        now, once. What these checks meet is not counted in the payment's answers: those are what its
-        client saw."""
-        scratch = Outcome(user_id=out.user_id)
-        answer, status = await self._call(scratch, "GET", f"{API}/payments/{out.payment_id}",
-                                          params={"user_id": out.user_id})
+        now, past a clear transient refusal (a 503 or 429 with Retry-After, a broken connection: asked
+        again a few times, as the client does). What these checks meet is not counted in the payment's
+        answers: those are what its client saw."""
+        answer, status = await self._settled("GET", f"{API}/payments/{out.payment_id}",
+                                             params={"user_id": out.user_id})
         status_ok = status == 200 and answer.get("status") == out.status
         if status == 200 and answer.get("transaction_id") not in (None, out.transaction_id):
             out.final_transaction_id = answer["transaction_id"]
         receipt_ok = True
         if out.receipt_id:
-            receipt, got = await self._call(scratch, "GET", f"{API}/getReceipt",
-                                            params={"receipt_id": out.receipt_id, "user_id": out.user_id})
+            receipt, got = await self._settled("GET", f"{API}/getReceipt",
+                                               params={"receipt_id": out.receipt_id, "user_id": out.user_id})
             receipt_ok = got == 200 and receipt.get("email_id") == out.email
         return status_ok, receipt_ok
+
+    async def _settled(self, method: str, path: str, attempts: int = 10, **kwargs) -> tuple[dict, int | None]:
+        scratch = Outcome(user_id="")
+        for _ in range(attempts):
+            answer, status = await self._call(scratch, method, path, **kwargs)
+            if status is not None and status not in (429, 503):
+                break
+            await asyncio.sleep(0.5)
+        return answer, status
