@@ -30,28 +30,18 @@ def read_since(bootstrap: str, topic: str, since: dict[int, int], until: float =
 def read_raw_since(bootstrap: str, topic: str, since: dict[int, int], until: float = 15.0,
                    want: int | None = None) -> list[bytes]:
     """Every message value appended after `since`, as the bytes on the topic."""
-    consumer = _consumer(bootstrap)
-    try:
-        tps = [TopicPartition(topic, p) for p in since]
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, since[tp.partition])
-        deadline = time.monotonic() + until
-        values: list[bytes] = []
-        while time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                values.extend(r.value for r in records)
-            ends = consumer.end_offsets(tps)
-            caught_up = all(consumer.position(tp) >= ends[tp] for tp in tps)
-            if (want is not None and len(values) >= want) or (want is None and caught_up):
-                break
-        return values
-    finally:
-        consumer.close()
+    return [r.value for r in _records_since(bootstrap, topic, since, until, want)]
 
 
 def read_raw_headers_since(bootstrap: str, topic: str, since: dict[int, int], until: float = 15.0) -> list[dict]:
     """The headers of every message appended after `since`, decoded, one dict per message."""
+    return [{k: v.decode(errors="replace") for k, v in (r.headers or [])}
+            for r in _records_since(bootstrap, topic, since, until)]
+
+
+def _records_since(bootstrap: str, topic: str, since: dict[int, int], until: float,
+                   want: int | None = None) -> list:
+    """The records appended after `since`, up to the current end (or until `want` arrive)."""
     consumer = _consumer(bootstrap)
     try:
         tps = [TopicPartition(topic, p) for p in since]
@@ -59,12 +49,13 @@ def read_raw_headers_since(bootstrap: str, topic: str, since: dict[int, int], un
         for tp in tps:
             consumer.seek(tp, since[tp.partition])
         deadline = time.monotonic() + until
-        found: list[dict] = []
+        found: list = []
         while time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=500).values():
-                found.extend({k: v.decode(errors="replace") for k, v in (r.headers or [])} for r in records)
+                found.extend(records)
             ends = consumer.end_offsets(tps)
-            if all(consumer.position(tp) >= ends[tp] for tp in tps):
+            caught_up = all(consumer.position(tp) >= ends[tp] for tp in tps)
+            if (want is not None and len(found) >= want) or (want is None and caught_up):
                 break
         return found
     finally:
