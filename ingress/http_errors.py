@@ -18,7 +18,9 @@ STATUS_BY_TYPE = {
     "not_found_error": 404,
     "state_error": 409,
     "card_error": 402,
-    "provider_error": 502,
+    # The provider could not be reached: a temporary outage like any other, and repeating the request
+    # with its Idempotency-Key is what settles it (a failed start is started again, a charge looked up).
+    "provider_error": 503,
     "authentication_error": 401,
     "permission_error": 403,
     "idempotency_error": 409,

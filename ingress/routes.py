@@ -228,8 +228,8 @@ ERRORS = {401: "No valid API key.", 422: "A parameter is invalid; `param` names 
           429: "Too many requests with this API key; retry after `Retry-After` seconds."}
 WRITE_ERRORS = {**ERRORS, 400: "The body is not valid JSON.", 409: "The Idempotency-Key was used with another "
                 "body, or the payment is in a state that forbids this.", 413: "The body is over the size limit.",
-                502: "The card provider is unavailable.",
-                503: "The worker could not take the command; retry with the same Idempotency-Key."}
+                503: "The worker could not take the command, or the card provider could not be reached "
+                     "(`provider_unavailable`); retry with the same Idempotency-Key after `Retry-After` seconds."}
 
 
 @dataclass(frozen=True)

@@ -96,9 +96,13 @@ async def handle_start(
         except PaymentError as exc:
             return rec.outcome(None, exc)
         if payment.status == Status.FAILED:
-            return rec.outcome(payment, ProviderUnavailable("provider_unavailable",
-                                                            payment.failure_reason or "payment failed"))
-        if payment.status != Status.STARTED:
+            # The provider was unavailable when this start was first tried: the client's retry (or
+            # Kafka's redelivery) tries it again rather than replaying that failure for ever.
+            try:
+                payment = rec.save(payment.started_again(now()))
+            except PaymentError as exc:
+                return rec.outcome(payment, exc)
+        elif payment.status != Status.STARTED:
             # A replay of a start already done: the same answer, nothing new. The client secret was
             # never kept, so it is asked of the provider again.
             return rec.outcome(payment, client_secret=await _session_secret(provider, payment))

@@ -6,8 +6,9 @@ another account's or another user's object is answered exactly as a missing
 one. E-mails are kept sealed with each user's data key; they are opened here,
 for the answer only (None once the user was forgotten).
 
-A payment's status reads its own writes: the store's copy answers only once
-it is final (receipted or failed: nothing can follow). Before that the sinks
+A payment's status reads its own writes: the store's copy answers first only
+once it is final (receipted: nothing can follow; a failed start can still be
+started again by its client's retry). Before that the sinks
 may lag behind what the client was told, so the workers' table, which holds
 every state before the client hears of it, answers instead; and a payment
 the client was told is being processed (202) before the pipeline had it is
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from paystream.domain.commands import StartPayment
 from paystream.domain.errors import InvalidRequest, Unavailable
-from paystream.domain.model import FINISHED, check_owner
+from paystream.domain.model import FINAL, Payment, check_owner
 from paystream.domain.records import PaymentView, Receipt
 from paystream.domain.sealing import unseal_personal
 from paystream.ports import (
@@ -65,18 +66,24 @@ async def payment(store: DocumentStore, table: PaymentTable, cache: ReceiptCache
         stored = await store.get_payment(payment_id)
     except Unavailable:
         stored = None  # the workers' table answers in its place
-    if stored is not None and stored.status in FINISHED:
-        check_owner((stored.account, stored.user_id), account, user_id)
-        return stored.public_view()
+    if stored is not None and stored.status in FINAL:
+        return _owned(stored, account, user_id)
     live, table_down = await _answer_or_outage(table.get_payment(payment_id, account, user_id))
     if live is not None:
         return live
-    if table_down is not None and stored is not None:
-        raise table_down  # the store's copy may be older than what the client was told
+    if stored is not None:
+        if table_down is not None:
+            raise table_down  # the store's copy may be older than what the client was told
+        return _owned(stored, account, user_id)  # no worker holds a newer state
     accepted, cache_down = await _answer_or_outage(cache.get_accepted(payment_id))
     _not_known_while(table_down or cache_down, accepted)
     check_owner((accepted.account, accepted.user_id) if accepted else None, account, user_id)
     return accepted.view
+
+
+def _owned(stored: Payment, account: str, user_id: str | None) -> PaymentView:
+    check_owner((stored.account, stored.user_id), account, user_id)
+    return stored.public_view()
 
 
 def accepted(command: StartPayment, at: str) -> AcceptedPayment:

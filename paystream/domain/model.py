@@ -33,6 +33,8 @@ class Status(StrEnum):
 
 
 FINISHED = frozenset({Status.RECEIPTED, Status.FAILED})
+#: Nothing can follow: a failed start may still be started again by its client's retry.
+FINAL = frozenset({Status.RECEIPTED})
 CHARGED = frozenset({Status.SUCCEEDED, Status.RECEIPTED})
 
 
@@ -137,6 +139,17 @@ class Payment(BaseModel):
         if self.status in FINISHED or self.status == Status.SUCCEEDED:
             raise IllegalTransition("payment_finished", f"payment is already {self.status}")
         return self._to(Status.FAILED, now, failure_reason=reason)
+
+    def started_again(self, now: str) -> Payment:
+        """A start that failed for want of the provider, asked for again.
+
+        Only a payment that never got a transaction can be: nothing was created at the provider
+        under it that a new session could duplicate (every session call carries the payment's
+        idempotency key, so one half-made before the failure is the one handed back)."""
+        self._require({Status.FAILED}, "start again")
+        if self.transaction_id is not None:
+            raise IllegalTransition("payment_failed", f"this payment failed: {self.failure_reason}")
+        return self._to(Status.STARTED, now, failure_reason=None)
 
     def _require(self, allowed: set[Status], action: str) -> None:
         if self.status not in allowed:

@@ -588,18 +588,36 @@ def test_provider_unavailable_at_start_fails_the_payment():
     assert reply["payment"]["status"] == "failed"
     assert w.stored().status == Status.FAILED
 
-    # Replayed: the same failure, and the provider is not asked again.
-    again = w.start()
-    assert again.error.code == "provider_unavailable"
-    assert again.payment.status == Status.FAILED
-    assert w.provider.count("create_session") == 1
-
     # Posting to it is refused without reaching the provider.
     # (A failed start has no transaction: a post can only name one that is not this payment's.)
     post = w.post(post_cmd(transaction_id="pi_pay-1"))
     assert post.error.code == "payment_not_found"
     assert post.changes == []
     assert w.provider.count("confirm") == 0
+
+
+def test_a_start_failed_for_want_of_the_provider_is_tried_again_when_repeated():
+    w = World(FakeProvider(sessions=[unavailable("timed out"), unavailable("timed out again")]))
+    assert w.start().payment.status == Status.FAILED
+
+    # The client's retry (the same command: ids derive from its Idempotency-Key) asks the provider again.
+    still_down = w.start()
+    assert still_down.error.code == "provider_unavailable"
+    assert statuses(still_down) == ["started", "failed"]
+    assert w.provider.count("create_session") == 2
+
+    back = w.start()
+    assert back.error is None
+    assert statuses(back) == ["started", "tokenized"]
+    assert back.payment.transaction_id == "pi_pay-1" and back.payment.failure_reason is None
+    assert back.client_secret == "secret_pay-1"
+    assert [s for s, _ in w.stored().history] == ["started", "failed", "started", "failed", "started", "tokenized"]
+    assert w.provider.count("create_session") == 3
+
+    # And it goes on to be posted and receipted, charged once.
+    done = w.post(post_cmd(transaction_id="pi_pay-1"))
+    assert done.payment.status == Status.RECEIPTED
+    assert w.provider.count("confirm") == 1
 
 
 def test_provider_unavailable_during_charge_leaves_payment_posting():

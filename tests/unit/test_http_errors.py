@@ -26,7 +26,7 @@ from paystream.domain.errors import (
     [("invalid_request_error", "invalid_value", 422), ("invalid_request_error", "invalid_json", 400),
      ("invalid_request_error", "body_too_large", 413), ("not_found_error", "payment_not_found", 404),
      ("state_error", "payment_in_progress", 409), ("state_error", "amount_mismatch", 422),
-     ("card_error", "card_declined", 402), ("provider_error", "provider_unavailable", 502),
+     ("card_error", "card_declined", 402), ("provider_error", "provider_unavailable", 503),
      ("authentication_error", "invalid_api_key", 401), ("idempotency_error", "idempotency_key_reused", 409),
      ("unavailable_error", "command_unreadable", 503), ("rate_limit_error", "rate_limit_exceeded", 429),
      ("something_new", "x", 400)],

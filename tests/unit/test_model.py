@@ -76,6 +76,7 @@ TRANSITIONS = {
     "declined": lambda p: p.declined("card_declined", T6),
     "receipted": lambda p: p.receipted(T6),
     "failed": lambda p: p.failed("boom", T6),
+    "started_again": lambda p: p.started_again(T6),
 }
 
 LEGAL = {
@@ -85,6 +86,7 @@ LEGAL = {
     "declined": {Status.POSTING},
     "receipted": {Status.SUCCEEDED},
     "failed": {Status.STARTED, Status.TOKENIZED, Status.POSTING, Status.DECLINED},
+    "started_again": {Status.FAILED},
 }
 
 
@@ -173,6 +175,22 @@ def test_unfinished_payment_can_fail(status):
     assert p.failure_reason == "provider unavailable: down"
     assert p.version == before.version + 1
     assert p.history == (*before.history, ("failed", T6))
+
+
+def test_a_failed_start_can_be_started_again():
+    before = failed()
+    p = before.started_again(T6)
+    assert p.status == Status.STARTED
+    assert p.failure_reason is None and p.transaction_id is None
+    assert p.version == before.version + 1
+    assert [s for s, _ in p.history] == ["started", "failed", "started"]
+    assert p.tokenized("pi_2", T6).status == Status.TOKENIZED
+
+
+def test_a_failure_after_the_provider_gave_a_transaction_is_not_started_again():
+    with pytest.raises(IllegalTransition) as info:
+        tokenized().failed("provider unavailable: down", T5).started_again(T6)
+    assert info.value.code == "payment_failed"
 
 
 def test_version_counts_history():

@@ -180,6 +180,23 @@ def test_a_lagging_store_never_answers_older_than_the_workers_table(stored):
         status_of(MemoryStore(payments=stored), MemoryTable([DONE]), account="acct-2")
 
 
+FAILED_START = Payment.start(start_cmd(), T.format(0)).failed("provider unavailable: timed out", T.format(1))
+
+
+def test_a_failed_start_in_the_store_does_not_hide_its_retry():
+    """The provider was down at the first try; the client's retry was answered 201 with a transaction."""
+    retried = FAILED_START.started_again(T.format(2)).tokenized("pi_pay-1", T.format(3))
+    view = status_of(MemoryStore(payments=[FAILED_START]), MemoryTable([retried]))
+    assert (view.status, view.transaction_id) == ("tokenized", "pi_pay-1")
+
+
+def test_a_store_copy_no_worker_holds_answers_for_its_owner_only():
+    view = status_of(MemoryStore(payments=[FAILED_START]), MemoryTable())
+    assert view.status == "failed"
+    with pytest.raises(NotFound):
+        status_of(MemoryStore(payments=[FAILED_START]), MemoryTable(), user_id="user-2")
+
+
 def test_a_store_that_cannot_answer_is_replaced_by_the_workers_table():
     assert status_of(MemoryStore(payments=[DONE], is_down=True), MemoryTable([DONE])).status == "receipted"
 
