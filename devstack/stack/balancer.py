@@ -20,7 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from devstack.stack import instances
+from devstack.stack import haproxy_errors, instances
 from devstack.stack.base import Service
 from devstack.stack.errors import StackError
 
@@ -56,6 +56,10 @@ class Balancer(Service):
         return self.dir / "dev-cert.pem"
 
     @property
+    def errors_dir(self) -> Path:
+        return self.dir / "errors"
+
+    @property
     def marker(self) -> str:
         return str(self.config_path.resolve())
 
@@ -83,7 +87,13 @@ class Balancer(Service):
         self.write_config()
 
     def write_config(self) -> None:
+        self.write_error_pages()
         self.config_path.write_text(self.render(instances.ingress_ports(self.settings)))
+
+    def write_error_pages(self) -> None:
+        self.errors_dir.mkdir(parents=True, exist_ok=True)
+        for status in haproxy_errors.PAGES:
+            (self.errors_dir / haproxy_errors.file_name(status)).write_bytes(haproxy_errors.page(status))
 
     def server_line(self, name: str, port: int) -> str:
         """A server's definition, the same in the file and in a runtime `add server`."""
@@ -95,6 +105,8 @@ class Balancer(Service):
         s = self.settings
         host = s.ingress_host
         server_lines = "\n".join(f"    server {self.server_line(n, p).split('/', 1)[1]}" for n, p in servers.items())
+        error_lines = "\n".join(f"    errorfile {status} {(self.errors_dir / haproxy_errors.file_name(status)).resolve()}"
+                                for status in haproxy_errors.PAGES)
         return f"""# Written by `paystream stack up` / `paystream scale` (devstack/stack/balancer.py); edits are lost.
 global
     maxconn 4096
@@ -117,6 +129,8 @@ defaults
     retries 2
     retry-on conn-failure
     option redispatch 1
+    # HAProxy's own answers in the API's JSON error shape (devstack/stack/haproxy_errors.py).
+{error_lines}
 
 frontend public
     bind {host}:{s.ingress_port}

@@ -277,13 +277,35 @@ def test_haproxy_accepts_both_balancer_configurations(tmp_path):
     cert = tmp_path / "dev.pem"
     cert.write_bytes(development_certificate("127.0.0.1"))
     compose_cfg = tmp_path / "compose-haproxy.cfg"
-    compose_cfg.write_text((DOCKER / "haproxy" / "haproxy.cfg").read_text().replace("/certs/dev.pem", str(cert)))
+    compose_cfg.write_text((DOCKER / "haproxy" / "haproxy.cfg").read_text().replace("/certs/dev.pem", str(cert))
+                           .replace("/usr/local/etc/haproxy/errors", str(DOCKER / "haproxy" / "errors")))
     settings = DevSettings(_env_file=None, state_dir=tmp_path / "state")
     balancer = Balancer(settings)
     balancer.dir.mkdir(parents=True)
     balancer.certificate_path.write_bytes(cert.read_bytes())
+    balancer.write_error_pages()
     stack_cfg = tmp_path / "stack-haproxy.cfg"
     stack_cfg.write_text(balancer.render({"ingress": 8081, "ingress-2": 8082}))
     for config in (compose_cfg, stack_cfg):
         result = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True)
         assert result.returncode == 0, f"{config.name}:\n{result.stdout}{result.stderr}"
+
+
+def test_haproxys_own_answers_are_the_apis_json_errors_in_both_configurations():
+    """HAProxy answers by itself when no instance can (a 503), or when one failed or timed out before
+    answering: JSON in the API's error shape with Retry-After, the same in compose and the dev stack."""
+    from devstack.stack import haproxy_errors
+    from ingress.responses import ApiError
+
+    compose_cfg = (DOCKER / "haproxy" / "haproxy.cfg").read_text()
+    for status in (502, 503, 504):
+        raw = haproxy_errors.page(status)
+        assert (DOCKER / "haproxy" / "errors" / haproxy_errors.file_name(status)).read_bytes() == raw
+        assert f"errorfile {status} /usr/local/etc/haproxy/errors/{status}.http" in compose_cfg
+        head, body = raw.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        assert lines[0] == "HTTP/1.1 503 Service Unavailable"
+        assert "Retry-After: 1" in lines and "Content-Type: application/json" in lines
+        assert f"Content-Length: {len(body)}" in lines
+        error = ApiError.model_validate_json(body).error
+        assert error.type == "unavailable_error" and error.code and "Idempotency-Key" in error.message

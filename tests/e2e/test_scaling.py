@@ -5,10 +5,12 @@ under load charges every payment exactly once (the sandbox's own records)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import ssl
 import time
+import urllib.error
 import urllib.request
 
 import aiohttp
@@ -96,6 +98,26 @@ def test_the_balancer_spreads_requests_over_every_ingress_over_http_and_https(ba
     assert refused.value.code == 401
 
 
+def test_with_no_ingress_in_rotation_the_balancer_answers_a_json_503_with_retry_after(balancer):
+    """HAProxy's own answer is the API's error shape, not its HTML page (devstack/stack/haproxy_errors.py)."""
+    names = set(balancer.servers())
+    for name in names:
+        balancer.runtime(f"set server ingress/{name} state maint")
+    try:
+        request = urllib.request.Request(f"{balancer.address}/v1/getReceipt?receipt_id=rcpt_x")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=10)
+        answer = info.value
+        assert answer.code == 503 and answer.headers["Retry-After"] == "1"
+        assert answer.headers["Content-Type"] == "application/json"
+        error = json.loads(answer.read())["error"]
+        assert (error["type"], error["code"]) == ("unavailable_error", "no_ingress_available")
+    finally:
+        for name in names:
+            balancer.runtime(f"set server ingress/{name} state ready")
+        wait_all_up(balancer, names)
+
+
 def test_every_instance_has_a_status_row_and_a_monitor_entry(balancer, settings):
     rows = pipeline_rows()
     assert {"ingress", "ingress-2"} <= set(rows) and all(rows[n]["healthy"] for n in ("ingress", "ingress-2"))
@@ -104,8 +126,6 @@ def test_every_instance_has_a_status_row_and_a_monitor_entry(balancer, settings)
     deadline = time.monotonic() + 20
     wanted = {f"ingress@{os.uname().nodename}:{settings.ingress_instance_port(n)}" for n in (1, 2)}
     while True:
-        import json
-
         with urllib.request.urlopen(f"http://{settings.monitor_host}:{settings.monitor_port}/api/status") as r:
             ids = {c["id"] for c in json.load(r)["components"] if c["state"] == "up"}
         if wanted <= ids:
