@@ -280,9 +280,9 @@ class Monitor:
 
 
 def known_metrics_urls(settings: Settings) -> frozenset[str]:
-    """The /metrics pages of the components the settings describe: ingress, worker, sinks."""
-    return frozenset(f"http://{settings.ingress_host}:{port}/metrics"
-                     for port in (settings.ingress_port, settings.worker_web_port, settings.sinks_web_port))
+    """The /metrics pages the settings name (`PAYSTREAM_MONITOR_SCRAPE_URLS`, by default the ingress,
+    worker and sinks ports')."""
+    return frozenset(settings.monitor_scrape_url_list)
 
 
 MONITOR = web.AppKey("monitor", Monitor)

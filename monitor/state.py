@@ -60,9 +60,14 @@ class Components:
         if beat.pid != previous_beat.pid or beat.uptime_s < previous_beat.uptime_s:
             return self._restarted(known, previous_beat, now)
         if known.state == "down":
-            known.state = "up"
-            return Change(cid, known.kind, "down", "up", "heartbeats resumed")
+            # Silent for a while is not a quiet window: a crash loop still counts its restarts.
+            known.state = "crash_loop" if self._looping(known, now) else "up"
+            return Change(cid, known.kind, "down", known.state, "heartbeats resumed")
         return None
+
+    def _looping(self, component: Component, now: float) -> bool:
+        recent = [at for at in component.restarts if now - at <= self.loop_window_s]
+        return len(recent) >= self.loop_restarts
 
     def _restarted(self, component: Component, before: Heartbeat, now: float) -> Change:
         component.restarts.append(now)

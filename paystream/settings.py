@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     crash_loop_window_s: float = Field(300.0, description="The crash-loop window (seconds).")
     monitor_host: str = "127.0.0.1"
     monitor_port: int = 8090
+    monitor_scrape_urls: str = Field(
+        "", description="The /metrics pages the monitor may scrape, comma-separated (a heartbeat naming any "
+                        "other is not fetched); default: those of the ingress, worker and sinks ports.")
     analytics_refresh_s: float = Field(10.0, description="How often the monitor reads the windowed charts.")
     log_level: str = "INFO"
 
@@ -174,6 +177,12 @@ class Settings(BaseSettings):
         """Where status reads ask the workers' table: the given addresses, else the worker's own."""
         given = [u.strip().rstrip("/") for u in self.worker_urls.split(",") if u.strip()]
         return given or [self.worker_base_url]
+
+    @property
+    def monitor_scrape_url_list(self) -> list[str]:
+        given = [u.strip() for u in self.monitor_scrape_urls.split(",") if u.strip()]
+        return given or [f"http://{self.ingress_host}:{port}/metrics"
+                         for port in (self.ingress_port, self.worker_web_port, self.sinks_web_port)]
 
     @property
     def analytics_port(self) -> int:

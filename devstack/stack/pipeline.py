@@ -80,6 +80,19 @@ class MonitorProcess(_PaystreamProcess):
     host_setting, port_setting = "monitor_host", "monitor_port"
     probe_path, probe_field = "/api/status", "overall"
 
+    def env(self) -> dict[str, str]:
+        # Every instance `paystream scale` may start is the monitor's to scrape (each on a port of its own).
+        # (Imported here: devstack.scaling imports this module.)
+        from devstack.scaling import limits
+
+        s = self.settings
+        ports = [s.ingress_instance_port(n) for n in range(1, limits(s)["ingress"] + 1)]
+        ports += [s.worker_instance_port(n) for n in range(1, limits(s)["worker"] + 1)]
+        ports += [s.sinks_instance_port(n) for n in range(1, limits(s)["sinks"] + 1)]
+        ports += [s.ingress_port, s.second_worker_web_port]
+        urls = ",".join(f"http://{s.ingress_host}:{port}/metrics" for port in dict.fromkeys(ports))
+        return {**super().env(), "PAYSTREAM_MONITOR_SCRAPE_URLS": urls}
+
 
 class WorkerProcess(_PaystreamProcess):
     name = "worker"

@@ -71,6 +71,13 @@ def test_a_crash_looping_component_that_goes_silent_is_down():
     assert components.beat(beat(11, 1), now=1).state == "crash_loop"
     (down,) = components.expire(now=8)
     assert (down.previous, down.state) == ("crash_loop", "down")
+    # Beats that resume late (the same process) leave it in the loop, not up: a loop ends only after
+    # a whole window without a restart.
+    back = components.beat(beat(11, 9), now=9)
+    assert (back.previous, back.state) == ("down", "crash_loop")
+    assert components.by_id["sinks@host:6067"].state == "crash_loop"
+    components.expire(now=70)
+    assert components.beat(beat(11, 80), now=75).state == "up"
 
 
 def test_a_clean_stop_forgets_the_component():
