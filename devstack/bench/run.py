@@ -64,6 +64,8 @@ def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str
                     else:
                         results[suite] = scale.run(stack, plan[suite], seconds, say)
                 results["memory"][suite] = rss.mib()
+                # Kept as each suite ends: a later suite that fails does not take the earlier figures with it.
+                save_json(out / "results.json", results)
                 stack.refresh()
     results["profiles"] = profiler.findings
     save_json(out / "results.json", results)
