@@ -111,12 +111,18 @@ def publish(root: Path, payments: int, result: dict, command: str) -> Path:
     return put_section(root / "BENCHMARKS.md", BEGIN, END, section)
 
 
+#: The reading of the targets against the figures, written by hand after a run (kept like the sections
+#: other commands own, and to be read again when the figures change).
+TARGETS_BEGIN, TARGETS_END = "<!-- targets -->", "<!-- /targets -->"
+
+
 def kept_sections(old: str) -> str:
-    """The sections other commands own (this one's, the overload suite's), for a report that replaces
-    BENCHMARKS.md."""
+    """The sections other commands own (this one's, the overload suite's) and the targets' reading,
+    for a report that replaces BENCHMARKS.md."""
     from devstack.bench import overload
 
-    return find_section(old, BEGIN, END) + find_section(old, overload.BEGIN, overload.END)
+    return (find_section(old, BEGIN, END) + find_section(old, overload.BEGIN, overload.END)
+            + find_section(old, TARGETS_BEGIN, TARGETS_END))
 
 
 def main() -> None:
