@@ -283,11 +283,9 @@ class Monitor:
 
 
 def known_metrics_urls(settings: Settings) -> frozenset[str]:
-    """The /metrics pages of the components the settings describe: ingress, worker, sinks, and the other
-    instances of a scaled stack (`PAYSTREAM_MONITOR_SCRAPE_PORTS`)."""
-    ports = (settings.ingress_port, settings.worker_web_port, settings.sinks_web_port,
-             *settings.monitor_scrape_port_list)
-    return frozenset(f"http://{settings.ingress_host}:{port}/metrics" for port in ports)
+    """The /metrics pages of the components the settings describe: ingress, worker, sinks."""
+    return frozenset(f"http://{settings.ingress_host}:{port}/metrics"
+                     for port in (settings.ingress_port, settings.worker_web_port, settings.sinks_web_port))
 
 
 MONITOR = web.AppKey("monitor", Monitor)

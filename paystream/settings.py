@@ -159,10 +159,6 @@ class Settings(BaseSettings):
     monitor_host: str = "127.0.0.1"
     monitor_port: int = 8090
     analytics_refresh_s: float = Field(10.0, description="How often the monitor reads the windowed charts.")
-    monitor_scrape_ports: str = Field(
-        "", description="Comma-separated ports on the ingress host whose /metrics the monitor scrapes besides the "
-                        "ingress, worker and sinks ports: the other instances of a scaled stack (the dev stack names "
-                        "every port `paystream scale` may give). A heartbeat naming any other address is not scraped.")
     log_level: str = "INFO"
 
     # --- reconciliation (paystream reconcile, and the monitor) ---------------
@@ -178,10 +174,6 @@ class Settings(BaseSettings):
         """Where status reads ask the workers' table: the given addresses, else the worker's own."""
         given = [u.strip().rstrip("/") for u in self.worker_urls.split(",") if u.strip()]
         return given or [self.worker_base_url]
-
-    @property
-    def monitor_scrape_port_list(self) -> list[int]:
-        return [int(p) for p in self.monitor_scrape_ports.split(",") if p.strip()]
 
     @property
     def analytics_port(self) -> int:

@@ -80,15 +80,6 @@ class MonitorProcess(_PaystreamProcess):
     host_setting, port_setting = "monitor_host", "monitor_port"
     probe_path, probe_field = "/api/status", "overall"
 
-    def env(self) -> dict[str, str]:
-        # The monitor scrapes only the addresses its settings name: every port an instance may get, so
-        # one that `paystream scale` adds later is scraped without a restart of the monitor.
-        s = self.settings
-        ports = {*(s.ingress_instance_port(n) for n in range(1, s.ingress_max_instances + 1)),
-                 *(port(n) for port in (s.worker_instance_port, s.sinks_instance_port)
-                   for n in range(1, s.scale_max_instances + 1))}
-        return {**super().env(), "PAYSTREAM_MONITOR_SCRAPE_PORTS": ",".join(map(str, sorted(ports)))}
-
 
 class WorkerProcess(_PaystreamProcess):
     name = "worker"
