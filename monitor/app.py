@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from monitor import analytics, overload
 from monitor.probes import ProbeResult, Probes
 from monitor.reconciliation import ReconciliationWatch
 from monitor.sampler import Sampler, flatten
-from monitor.state import Change, Components, Series, counter_delta
+from monitor.state import SCALED_KINDS, Change, Components, Series, counter_delta
 from paystream import bootstrap, messages
 from paystream.clock import utc_now
 from paystream.messages import Alert
@@ -171,9 +172,10 @@ class Monitor:
             COMPONENT_UP.labels(component.component_id, component.kind).set(1 if component.state == "up" else 0)
         scrapes = await self._scrape(up)
         await self._judge_load(scrapes)
-        payments_per_s, latency, hit_ratio = self.sampler.sample(scrapes, dt)
-        lag = sum(c.last_beat.consumer_lag or 0 for c in up)
-        self.series.add(utc_now("seconds"), round(payments_per_s, 2), latency, lag, hit_ratio)
+        rates = self.sampler.sample(scrapes, dt)
+        self.series.add(utc_now("seconds"), **dataclasses.asdict(rates),
+                        consumer_lag=sum(c.last_beat.consumer_lag or 0 for c in up),
+                        instances=self.components.live(SCALED_KINDS))
 
     async def _judge_load(self, scrapes: dict) -> None:
         """Overload (monitor/overload.py) and newly dead-lettered messages, from what was just scraped."""
@@ -269,6 +271,7 @@ class Monitor:
                 "open_connections": beat.open_connections, "in_flight": beat.in_flight,
                 "consumer_lag": beat.consumer_lag, "verdict": beat.verdict,
                 "overloaded": self.overload.is_overloaded(c.component_id),
+                "overload_reason": self.overload.describe(c.component_id),
             })
         services = [{"name": name, "state": "up" if ok else "down", "detail": detail}
                     for name, (ok, detail) in sorted(self.services.items())]

@@ -95,6 +95,7 @@ class _Episode:
     bad_since: float | None = None
     good_since: float | None = None
     firing: bool = False
+    latest: Verdict | None = None
 
 
 class OverloadRule:
@@ -111,6 +112,7 @@ class OverloadRule:
         if len(episode.readings) < 2:
             return None
         verdict = judge(list(episode.readings))
+        episode.latest = verdict
         now = latest.at
         if verdict.overloaded:
             episode.good_since = None
@@ -129,6 +131,11 @@ class OverloadRule:
     def is_overloaded(self, component_id: str) -> bool:
         episode = self.by_id.get(component_id)
         return bool(episode and episode.firing)
+
+    def describe(self, component_id: str) -> str | None:
+        """The latest figures of a component judged overloaded (for the status page); None otherwise."""
+        episode = self.by_id.get(component_id)
+        return episode.latest.describe() if episode and episode.firing and episode.latest else None
 
     def forget(self, component_id: str) -> None:
         self.by_id.pop(component_id, None)

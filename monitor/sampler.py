@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -32,13 +33,23 @@ def _buckets(flat: Flat) -> dict[float, float]:
     return totals
 
 
+@dataclass(frozen=True)
+class Rates:
+    """What happened since the last sample, named as the status page's series are (monitor.state.Series)."""
+
+    payments_per_s: float  # payments receipted
+    requests_per_s: float  # requests the ingress processes answered (503s shed included; /metrics, /health not)
+    latency_ms: dict[str, float | None]  # p50, p90, p99 of those answers
+    cache_hit_ratio: float | None  # of receipt reads; None without any
+
+
 class Sampler:
     def __init__(self) -> None:
         self.previous: dict[str, Flat] = {}
 
-    def sample(self, scrapes: dict[str, Flat], dt: float) -> tuple[float, dict[str, float | None], float | None]:
-        """(payments per second, latency percentiles in ms, cache hit ratio) since the last sample."""
-        receipted = hits = misses = 0.0
+    def sample(self, scrapes: dict[str, Flat], dt: float) -> Rates:
+        """The rates since the last sample; a process seen for the first time counts from its next scrape."""
+        receipted = requests = hits = misses = 0.0
         buckets: dict[float, float] = defaultdict(float)
         for component_id, flat in scrapes.items():
             before = self.previous.get(component_id)
@@ -48,6 +59,8 @@ class Sampler:
                                      None if before is None else _sum(before, name, **match))
 
             receipted += delta("paystream_payment_transitions_total", to="receipted")
+            # Counted by the ingress's middleware and its load shedding (ingress/middleware.py, shedding.py).
+            requests += delta("paystream_http_requests_total")
             hits += delta("paystream_cache_requests_total", result="hit")
             misses += delta("paystream_cache_requests_total", result="miss")
             previous_buckets = _buckets(before) if before is not None else None
@@ -59,4 +72,8 @@ class Sampler:
             for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
         }
         reads = hits + misses
-        return receipted / dt if dt > 0 else 0.0, latency, (hits / reads if reads else None)
+
+        def per_s(count: float) -> float:
+            return round(count / dt, 2) if dt > 0 else 0.0
+
+        return Rates(per_s(receipted), per_s(requests), latency, hits / reads if reads else None)

@@ -82,6 +82,14 @@ class Components:
         component.state = "up"
         return Change(component.component_id, component.kind, previous, "restarted", how)
 
+    def live(self, kinds: tuple[str, ...]) -> dict[str, int]:
+        """How many components of each kind are up (one down or in a crash loop serves nothing)."""
+        counts = dict.fromkeys(kinds, 0)
+        for component in self.by_id.values():
+            if component.state == "up" and component.kind in counts:
+                counts[component.kind] += 1
+        return counts
+
     def expire(self, now: float, answering: frozenset[str] = frozenset()) -> list[Change]:
         """Changes for components whose beats stopped. One whose metrics page still answered within the
         timeout (`answering`) is late, not down: an overloaded process beats late (overload is
@@ -126,31 +134,40 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
     return lower_bound
 
 
+#: The kinds whose live instances the status page charts next to the load (issue 12).
+SCALED_KINDS = ("ingress", "worker", "sinks", "analytics")
+LATENCY_QUANTILES = ("p50", "p90", "p99")
+
+
 @dataclass
 class Series:
-    """Fixed-length time series for the status page."""
+    """Fixed-length time series for the status page: a column a figure, a value a sample.
+
+    A column named `group.key` is answered nested (`{"latency_ms": {"p50": [...]}}`)."""
 
     length: int = 300
-    t: deque = field(default_factory=deque)
-    payments_per_s: deque = field(default_factory=deque)
-    p50: deque = field(default_factory=deque)
-    p90: deque = field(default_factory=deque)
-    p99: deque = field(default_factory=deque)
-    consumer_lag: deque = field(default_factory=deque)
-    cache_hit_ratio: deque = field(default_factory=deque)
+    columns: dict[str, deque] = field(init=False)
 
-    def add(self, t: str, payments_per_s: float, latency_ms: dict[str, float | None], lag: int,
-            cache_hit_ratio: float | None) -> None:
-        for column, value in ((self.t, t), (self.payments_per_s, payments_per_s), (self.p50, latency_ms["p50"]),
-                              (self.p90, latency_ms["p90"]), (self.p99, latency_ms["p99"]),
-                              (self.consumer_lag, lag), (self.cache_hit_ratio, cache_hit_ratio)):
-            column.append(value)
-            if len(column) > self.length:
-                column.popleft()
+    def __post_init__(self) -> None:
+        names = ("t", "payments_per_s", "requests_per_s", *(f"latency_ms.{q}" for q in LATENCY_QUANTILES),
+                 "consumer_lag", "cache_hit_ratio", *(f"instances.{kind}" for kind in SCALED_KINDS))
+        self.columns = {name: deque(maxlen=self.length) for name in names}
+
+    def add(self, t: str, *, payments_per_s: float, requests_per_s: float, latency_ms: dict[str, float | None],
+            consumer_lag: int, cache_hit_ratio: float | None, instances: dict[str, int]) -> None:
+        row = {"t": t, "payments_per_s": payments_per_s, "requests_per_s": requests_per_s,
+               "consumer_lag": consumer_lag, "cache_hit_ratio": cache_hit_ratio,
+               **{f"latency_ms.{q}": latency_ms[q] for q in LATENCY_QUANTILES},
+               **{f"instances.{kind}": instances.get(kind, 0) for kind in SCALED_KINDS}}
+        for name, column in self.columns.items():
+            column.append(row[name])
 
     def as_dict(self) -> dict:
-        return {
-            "t": list(self.t), "payments_per_s": list(self.payments_per_s),
-            "latency_ms": {"p50": list(self.p50), "p90": list(self.p90), "p99": list(self.p99)},
-            "consumer_lag": list(self.consumer_lag), "cache_hit_ratio": list(self.cache_hit_ratio),
-        }
+        answer: dict = {}
+        for name, column in self.columns.items():
+            group, _, key = name.partition(".")
+            if key:
+                answer.setdefault(group, {})[key] = list(column)
+            else:
+                answer[name] = list(column)
+        return answer

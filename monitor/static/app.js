@@ -123,7 +123,9 @@
 
   // Draws `lines` ([{name, color, values}]) against timestamps `xs` (ms, or
   // null when unknown). Returns the number of non-null points drawn.
-  // opts: {fixedMax, minSpan, integer, fill}
+  // opts: {fixedMax, minSpan, integer, fill, step, spread}: `step` draws each value until the next
+  // one (counts change at a sample, they do not slide); `spread` moves line k of n by
+  // (k - (n - 1) / 2) * spread pixels, so lines holding the same value stay apart.
   function drawChart(canvas, xs, lines, opts) {
     var c = prepareCanvas(canvas);
     var ctx = c.ctx;
@@ -220,11 +222,12 @@
     // lines: a null breaks the line; a point with no neighbour is drawn as a dot
     ctx.save();
     ctx.beginPath(); ctx.rect(x0 - 4, y0 - 4, plotW + 8, plotH + 8); ctx.clip();
-    lines.forEach(function (line) {
+    lines.forEach(function (line, k) {
+      var shift = opts.spread ? (k - (lines.length - 1) / 2) * opts.spread : 0;
       var segments = [], seg = [];
       for (var i = 0; i < n; i++) {
         var v = line.values[i];
-        if (isNum(v)) seg.push([xPix(i), yPix(v)]);
+        if (isNum(v)) seg.push([xPix(i), yPix(v) + shift]);
         else if (seg.length) { segments.push(seg); seg = []; }
       }
       if (seg.length) segments.push(seg);
@@ -250,7 +253,10 @@
         ctx.lineJoin = "round";
         ctx.beginPath();
         ctx.moveTo(s[0][0], s[0][1]);
-        for (var j = 1; j < s.length; j++) ctx.lineTo(s[j][0], s[j][1]);
+        for (var j = 1; j < s.length; j++) {
+          if (opts.step) ctx.lineTo(s[j][0], s[j - 1][1]);
+          ctx.lineTo(s[j][0], s[j][1]);
+        }
         ctx.stroke();
       });
     });
@@ -259,6 +265,12 @@
   }
 
   // ---------------------------------------------------------------- charts
+
+  // Each chart card is a spec: its element id, drawing options, its lines from the data, and how a
+  // value reads. With `legend`, every line's last value is in the legend; without, the one line's
+  // last value is the card's headline.
+
+  var INSTANCE_COLORS = { ingress: "#2563eb", worker: "#7c3aed", sinks: "#0891b2", analytics: "#ea580c" };
 
   var CHARTS = [
     {
@@ -293,84 +305,100 @@
       lines: function (s) { return [{ name: "hit ratio", color: "#0891b2", values: arr(s.cache_hit_ratio) }]; },
       value: function (v) { return fmtFixed(v, 3); },
     },
-  ];
-
-  function renderCharts(series) {
-    series = series || {};
-    var xs = arr(series.t).map(function (t) { var ms = Date.parse(t); return isFinite(ms) ? ms : null; });
-    CHARTS.forEach(function (spec) {
-      var box = $(spec.id);
-      var lines = spec.lines(series);
-      var drawn = drawChart(box.querySelector("canvas"), xs, lines, spec.opts);
-      box.dataset.points = String(drawn);
-
-      var valueNode = box.querySelector(".chart-value");
-      var legend = box.querySelector(".legend");
-      legend.textContent = "";
-      if (spec.legend) {
-        valueNode.textContent = "";
-        lines.forEach(function (line) {
-          var item = el("span", { "class": "legend-item" });
-          var sw = el("span", { "class": "swatch" });
-          sw.style.background = line.color;
-          item.appendChild(sw);
-          item.appendChild(el("span", { "class": "legend-name" }, line.name));
-          item.appendChild(el("span", { "class": "legend-value" }, spec.value(lastValue(line.values))));
-          legend.appendChild(item);
+    {
+      id: "chart-requests",
+      opts: { minSpan: 1, fill: true },
+      lines: function (s) { return [{ name: "requests/s", color: "#0f766e", values: arr(s.requests_per_s) }]; },
+      value: function (v) { return fmtFixed(v, 1, " /s"); },
+    },
+    {
+      id: "chart-instances",
+      opts: { minSpan: 2, integer: true, step: true, spread: 2.5 },
+      legend: true,
+      lines: function (s) {
+        var counts = s.instances || {};
+        return Object.keys(INSTANCE_COLORS).map(function (kind) {
+          return { name: kind, color: INSTANCE_COLORS[kind], values: arr(counts[kind]) };
         });
-      } else {
-        valueNode.textContent = spec.value(lastValue(lines[0].values));
-      }
-    });
-  }
+      },
+      value: function (v) { return isNum(v) ? fmtInt(v) : "\u2014"; },
+    },
+  ];
 
   // ---------------------------------------------------------------- windowed charts (from the workers' tables)
 
   var STATUS_COLORS = { started: "#2563eb", receipted: "#16a34a", declined: "#f59e0b", failed: "#dc2626" };
   var PALETTE = ["#7c3aed", "#0891b2", "#db2777", "#65a30d", "#ea580c", "#4b5563"];
 
-  function legendInto(box, lines, format) {
-    var legend = box.querySelector(".legend");
-    legend.textContent = "";
-    box.querySelector(".chart-value").textContent = "";
-    lines.forEach(function (line) {
-      var item = el("span", { "class": "legend-item" });
-      var sw = el("span", { "class": "swatch" });
-      sw.style.background = line.color;
-      item.appendChild(sw);
-      item.appendChild(el("span", { "class": "legend-name" }, line.name));
-      item.appendChild(el("span", { "class": "legend-value" }, format(lastValue(line.values))));
-      legend.appendChild(item);
+  var ANALYTICS_CHARTS = [
+    {
+      id: "chart-status-minute",
+      opts: { minSpan: 1, integer: true },
+      legend: true,
+      lines: function (a) {
+        var byStatus = a.by_status || {};
+        return Object.keys(STATUS_COLORS).map(function (name) {
+          return { name: name, color: STATUS_COLORS[name], values: arr(byStatus[name]) };
+        });
+      },
+      value: function (v) { return isNum(v) ? fmtInt(v) + " /min" : "\u2014"; },
+    },
+    {
+      id: "chart-volume-minute",
+      opts: { minSpan: 1 },
+      legend: true,
+      // Volumes arrive as exact decimal strings; they become numbers here only to be drawn.
+      lines: function (a) {
+        var volume = a.volume || {};
+        return Object.keys(volume).sort().map(function (currency, i) {
+          return { name: currency, color: PALETTE[i % PALETTE.length],
+                   values: arr(volume[currency]).map(function (d) { return parseFloat(d); }) };
+        });
+      },
+      value: function (v) { return isNum(v) ? v.toFixed(2) : "\u2014"; },
+    },
+  ];
+
+  // Draws `specs` from `data` ({t: [ISO times], ...}); each card's data-points says how many points it drew.
+  function renderChartSet(specs, data) {
+    data = data || {};
+    var xs = arr(data.t).map(function (t) { var ms = Date.parse(t); return isFinite(ms) ? ms : null; });
+    specs.forEach(function (spec) {
+      var box = $(spec.id);
+      var lines = spec.lines(data);
+      box.dataset.points = String(drawChart(box.querySelector("canvas"), xs, lines, spec.opts));
+      var legend = box.querySelector(".legend");
+      legend.textContent = "";
+      box.querySelector(".chart-value").textContent =
+        spec.legend || !lines.length ? "" : spec.value(lastValue(lines[0].values));
+      if (!spec.legend) return;
+      lines.forEach(function (line) {
+        var item = el("span", { "class": "legend-item", "data-line": line.name });
+        var sw = el("span", { "class": "swatch" });
+        sw.style.background = line.color;
+        item.appendChild(sw);
+        item.appendChild(el("span", { "class": "legend-name" }, line.name));
+        item.appendChild(el("span", { "class": "legend-value" }, spec.value(lastValue(line.values))));
+        legend.appendChild(item);
+      });
     });
   }
 
+  function renderCharts(series) { renderChartSet(CHARTS, series); }
+
   function renderAnalytics(a) {
-    a = a || {};
-    var xs = arr(a.t).map(function (t) { var ms = Date.parse(t); return isFinite(ms) ? ms : null; });
-    var byStatus = a.by_status || {};
-    var statusLines = Object.keys(STATUS_COLORS).map(function (name) {
-      return { name: name, color: STATUS_COLORS[name], values: arr(byStatus[name]) };
-    });
-    var box = $("chart-status-minute");
-    box.dataset.points = String(drawChart(box.querySelector("canvas"), xs, statusLines, { minSpan: 1, integer: true }));
-    legendInto(box, statusLines, function (v) { return isNum(v) ? fmtInt(v) + " /min" : "\u2014"; });
-
-    // Volumes arrive as exact decimal strings; they become numbers here only to be drawn.
-    var volume = a.volume || {};
-    var volumeLines = Object.keys(volume).sort().map(function (currency, i) {
-      return { name: currency, color: PALETTE[i % PALETTE.length],
-               values: arr(volume[currency]).map(function (d) { return parseFloat(d); }) };
-    });
-    box = $("chart-volume-minute");
-    box.dataset.points = String(drawChart(box.querySelector("canvas"), xs, volumeLines, { minSpan: 1 }));
-    legendInto(box, volumeLines, function (v) { return isNum(v) ? v.toFixed(2) : "\u2014"; });
-
+    renderChartSet(ANALYTICS_CHARTS, a);
+    var error = a && a.error;
     var note = $("analytics-note");
-    note.hidden = !a.error;
-    note.textContent = a.error ? "Windowed charts: " + a.error : "";
+    note.hidden = !error;
+    note.textContent = error ? "Windowed charts: " + error : "";
   }
 
   // ---------------------------------------------------------------- tables
+
+  // Up, and judged overloaded by the monitor (monitor/overload.py): answering, but not in time. A
+  // component that is down shows as down.
+  function isOverloaded(c) { return c.state === "up" && c.overloaded === true; }
 
   function badge(state) {
     var s = state === "up" ? "up" : state === "down" ? "down" : "unknown";
@@ -386,10 +414,13 @@
 
     var downC = comps.filter(function (c) { return c.state !== "up"; }).length;
     var downS = svcs.filter(function (s) { return s.state !== "up"; }).length;
+    var overloaded = comps.filter(isOverloaded).length;
     var parts = [
       (comps.length - downC) + "/" + comps.length + " components up",
       (svcs.length - downS) + "/" + svcs.length + " services up",
     ];
+    if (overloaded) parts.push(overloaded + " overloaded");
+    header.dataset.overloaded = String(overloaded);
     $("overall-summary").textContent = parts.join(" \u00b7 ");
     var gen = Date.parse(data.generated_at);
     $("generated-at").textContent = isFinite(gen) ? clock(gen, true) : "\u2014";
@@ -406,11 +437,15 @@
     }
     components.forEach(function (c) {
       var state = c.state === "up" ? "up" : "down";
-      var row = el("tr", { "data-component-id": c.id, "data-state": state, "class": "state-" + state });
+      var overloaded = isOverloaded(c);
+      var row = el("tr", { "data-component-id": c.id, "data-state": state, "data-overloaded": String(overloaded),
+                           "class": "state-" + (overloaded ? "overloaded" : state) });
       row.appendChild(el("td", { "class": "kind" }, c.kind || "\u2014"));
       row.appendChild(el("td", { "class": "mono", title: (c.host || "?") + " pid " + (c.pid === undefined ? "?" : c.pid) }, c.id));
       var st = el("td");
-      st.appendChild(badge(state));
+      st.appendChild(overloaded
+        ? el("span", { "class": "badge badge-overloaded", title: c.overload_reason || "judged overloaded" }, "OVERLOADED")
+        : badge(state));
       row.appendChild(st);
       row.appendChild(el("td", { "class": "num" }, fmtAgo(c.seconds_since_beat)));
       row.appendChild(el("td", { "class": "num" }, fmtDuration(c.uptime_s)));

@@ -210,42 +210,153 @@ async def test_windowed_charts_follow_the_payments(api, monitor):
     assert minutes >= 60 and all(len(v) == minutes for v in body["analytics"]["by_status"].values())
 
 
-async def test_status_page_in_headless_chromium(api, pipeline, monitor):
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1400,1800", "--virtual-time-budget=8000"]
+
+
+async def chromium(url: str, *action: str) -> subprocess.CompletedProcess:
+    """Debian's chromium, headless, with a profile of its own: `--dump-dom` or `--screenshot=<file>`."""
     assert shutil.which("chromium"), "Debian's chromium is missing: `make test` installs it (make browser)"
+    with tempfile.TemporaryDirectory() as profile:
+        return await asyncio.to_thread(subprocess.run, ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                                                        *action, url], capture_output=True, encoding="utf-8",
+                                      errors="replace", timeout=120)
+
+
+def chart_card(html: str, chart: str) -> str:
+    """The markup of one chart card of the dumped page, from its opening tag to its canvas."""
+    found = re.search(rf'<div [^>]*id="{chart}"[^>]*>.*?</canvas>', html, re.S)
+    assert found, f"no {chart} on the page"
+    return found.group(0)
+
+
+def chart_points(html: str, chart: str) -> int:
+    return int(re.search(r'data-points="(\d+)"', chart_card(html, chart)).group(1))
+
+
+def chart_legend(html: str, chart: str) -> dict[str, str]:
+    """Each line's name and the last value its legend shows."""
+    return dict(re.findall(r'data-line="([^"]+)".*?class="legend-value">([^<]*)<', chart_card(html, chart), re.S))
+
+
+def component_row(html: str, component_id: str) -> str:
+    found = re.search(rf'<tr [^>]*data-component-id="{re.escape(component_id)}"[^>]*>.*?</tr>', html, re.S)
+    assert found, f"no row for {component_id}"
+    return found.group(0)
+
+
+async def test_status_page_in_headless_chromium(api, pipeline, monitor, settings):
+    from devstack.stack import instances
+
+    # What the dev stack was told to run (`paystream scale` keeps it), and one analytics process.
+    expected = {**instances.counts(settings), "analytics": 1}
+
     async def payments_charted():
         await pay(api, 2)
         await asyncio.sleep(1)
         _, body = await monitor("/api/status")
-        return body if any(body["series"]["payments_per_s"]) else None
+        series = body["series"]
+        counted = {kind: values[-1] for kind, values in series["instances"].items() if values}
+        return body if (any(series["payments_per_s"]) and any(series["requests_per_s"])
+                        and counted == expected) else None
 
-    body = await wait_for(payments_charted, timeout=30, every=0)
-    assert body, "no payments in the monitor's series"
+    body = await wait_for(payments_charted, timeout=40, every=0)
+    assert body, f"payments, requests or {expected} instances not in the monitor's series"
+    up = {kind: sum(1 for c in body["components"] if c["kind"] == kind and c["state"] == "up") for kind in expected}
+    assert up == expected, body["components"]
 
     out = ROOT / "test-output"
     out.mkdir(exist_ok=True)
     shot = out / "status-page.png"
     shot.unlink(missing_ok=True)
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--window-size=1400,1500", "--virtual-time-budget=8000"]
     url = pipeline["monitor"]["address"] + "/"
-    with tempfile.TemporaryDirectory() as profile:
-        dom = await asyncio.to_thread(subprocess.run, ["chromium", *flags, f"--user-data-dir={profile}",
-                                                       "--dump-dom", url], capture_output=True, text=True,
-                                      timeout=120)
-    with tempfile.TemporaryDirectory() as profile:
-        await asyncio.to_thread(subprocess.run, ["chromium", *flags, f"--user-data-dir={profile}",
-                                                 f"--screenshot={shot}", url], capture_output=True, timeout=120)
+    dom = await chromium(url, "--dump-dom")
+    await chromium(url, f"--screenshot={shot}")
     html = dom.stdout
     assert 'data-loaded="true"' in html, dom.stderr[-2000:]
     for component in body["components"]:
-        assert f'data-component-id="{component["id"]}"' in html
-    points = re.search(r'id="chart-payments"[^>]*data-points="(\d+)"|data-points="(\d+)"[^>]*id="chart-payments"', html)
-    assert points and int(points.group(1) or points.group(2)) > 0
-    for chart in ("chart-status-minute", "chart-volume-minute"):
-        points = re.search(rf'id="{chart}"[^>]*data-points="(\d+)"|data-points="(\d+)"[^>]*id="{chart}"', html)
-        assert points and int(points.group(1) or points.group(2)) > 0, chart
+        row = component_row(html, component["id"])
+        assert f'data-overloaded="{str(component["state"] == "up" and component["overloaded"]).lower()}"' in row
+    for chart in ("chart-payments", "chart-requests", "chart-instances", "chart-status-minute", "chart-volume-minute"):
+        assert chart_points(html, chart) > 0, chart
+    # The page draws the counts the monitor's JSON has (nothing was scaled meanwhile).
+    assert chart_legend(html, "chart-instances") == {kind: str(n) for kind, n in expected.items()}
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+async def test_status_page_shows_an_overloaded_component_and_instance_counts():
+    """A render test, not an integration one: the page's own files, in headless Chromium, fed a known
+    /api/status by a server of the test's own. A real overload takes a 10 s episode of a saturated
+    process (the verdict itself is unit-tested in tests/unit/test_monitor_overload.py); this checks
+    what the page makes of the verdict and of the series."""
+    from aiohttp import web
+
+    from monitor.app import STATIC
+
+    now = time.time()
+    t = [datetime.fromtimestamp(now - 4 + 2 * i, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+         for i in range(3)]
+    reason = "5xx 31.0% of answers, p99 0.012 s, saturation 4% over 30 s"
+
+    def component(cid: str, kind: str, state: str, overloaded: bool) -> dict:
+        return {"id": cid, "kind": kind, "state": state, "host": "127.0.0.1", "pid": 1, "last_beat": t[-1],
+                "seconds_since_beat": 0.5, "uptime_s": 60.0, "rss_bytes": 1 << 26, "cpu_percent": 50.0,
+                "open_connections": 3, "in_flight": 1, "consumer_lag": None, "verdict": "healthy",
+                "overloaded": overloaded, "overload_reason": reason if overloaded else None}
+
+    status = {
+        "overall": "down", "generated_at": t[-1], "heartbeat_interval_s": 2.0,
+        "components": [component("ingress@127.0.0.1:8081", "ingress", "up", True),
+                       component("ingress@127.0.0.1:8082", "ingress", "up", False),
+                       # Down outranks overloaded: a process that does not beat is not merely slow.
+                       component("sinks@127.0.0.1:6067", "sinks", "down", True),
+                       component("worker@127.0.0.1:6066", "worker", "up", False)],
+        "services": [{"name": "kafka", "state": "up", "detail": "ok"}],
+        "reconciliation": None,
+        "series": {"t": t, "payments_per_s": [0.0, 1.5, 2.0], "requests_per_s": [0.0, 120.0, 240.5],
+                   "latency_ms": {"p50": [1.0, 2.0, 3.0], "p90": [2.0, 3.0, 4.0], "p99": [3.0, 4.0, 5.0]},
+                   "consumer_lag": [0, 1, 0], "cache_hit_ratio": [None, 0.9, 1.0],
+                   "instances": {"ingress": [1, 2, 2], "worker": [1, 1, 1], "sinks": [1, 1, 0],
+                                 "analytics": [1, 0, 1]}},
+        "analytics": {"t": [], "by_status": {}, "volume": {}, "error": None},
+    }
+
+    async def api_status(request: web.Request) -> web.Response:
+        return web.json_response(status)
+
+    async def index(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    app.router.add_get("/api/status", api_status)
+    app.router.add_static("/static/", STATIC)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        dom = await chromium(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/", "--dump-dom")
+    finally:
+        await runner.cleanup()
+    html = dom.stdout
+    assert 'data-loaded="true"' in html, dom.stderr[-2000:]
+
+    overloaded = component_row(html, "ingress@127.0.0.1:8081")
+    assert 'data-overloaded="true"' in overloaded and "state-overloaded" in overloaded
+    assert re.search(rf'class="badge badge-overloaded" title="{re.escape(reason)}">OVERLOADED<', overloaded)
+    assert ">UP<" in component_row(html, "ingress@127.0.0.1:8082")
+    down = component_row(html, "sinks@127.0.0.1:6067")
+    assert 'data-overloaded="false"' in down and ">DOWN<" in down and "OVERLOADED" not in down
+    summary = re.search(r'id="overall-summary"[^>]*>([^<]*)<', html).group(1)
+    assert summary == "3/4 components up \u00b7 1/1 services up \u00b7 1 overloaded", summary
+
+    # Four step lines of three samples each, the last counts in the legend; the rate as the headline.
+    assert chart_points(html, "chart-instances") == 12
+    assert chart_legend(html, "chart-instances") == {"ingress": "2", "worker": "1", "sinks": "0", "analytics": "1"}
+    assert chart_points(html, "chart-requests") == 3
+    assert re.search(r'class="chart-value">240.5 /s<', chart_card(html, "chart-requests"))
 
 
 async def test_the_monitor_scrapes_only_the_components_it_knows(monitor, stack, settings):

@@ -77,3 +77,19 @@ def test_late_beats_of_a_process_still_answering_are_not_a_flapping_down():
     assert flapping.count("down") >= 7 and flapping.count("up") >= 8
     # ...while its metrics page still answers, it is late, not down: only its first beat is news.
     assert late_beats(answering=True) == ["up"]
+
+
+def test_the_status_page_gets_the_figures_only_while_an_episode_fires():
+    rule = OverloadRule()
+    component = "ingress@127.0.0.1:8080"
+    described = []
+    for reading in episode(180, shed_until=60):
+        rule.observe(component, "ingress", reading)
+        described.append((reading.at, rule.is_overloaded(component), rule.describe(component)))
+    firing = [text for _, overloaded, text in described if overloaded]
+    assert firing and all(text and text.startswith("5xx ") and "p99" in text for text in firing)
+    # While it fires, the latest figures: about a quarter of 503s first, the quiet window at the end.
+    share = [float(text.removeprefix("5xx ").split("%")[0]) for text in firing]
+    assert share[0] > 20 and share[-1] == 0.0, (firing[0], firing[-1])
+    assert all(text is None for _, overloaded, text in described if not overloaded)
+    assert rule.describe("sinks@127.0.0.1:6067") is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.state import Components
+from monitor.state import SCALED_KINDS, Components, Series
 from paystream.messages import Heartbeat
 
 
@@ -85,3 +85,48 @@ def test_a_clean_stop_forgets_the_component():
     components.beat(beat(10, 30), now=0)
     assert components.beat(beat(10, 31, state="stopping"), now=1).state == "stopped"
     assert components.by_id == {}
+
+
+def test_live_counts_up_components_by_kind_only():
+    components = Components(interval_s=2, missed=3, loop_restarts=1, loop_window_s=60)
+
+    def beat_of(kind: str, port: int, pid: int = 10) -> Heartbeat:
+        return Heartbeat(component_id=f"{kind}@host:{port}", kind=kind, host="host", pid=pid,
+                         at="2026-11-26T00:00:00Z", uptime_s=30, rss_bytes=1, cpu_percent=0.0, open_connections=0)
+
+    for port in (8081, 8082, 8083):
+        components.beat(beat_of("ingress", port), now=0)
+    components.beat(beat_of("worker", 6066), now=0)
+    components.beat(beat_of("monitor", 8090), now=0)
+    components.beat(beat_of("sinks", 6067), now=0)
+    components.beat(beat_of("sinks", 8069, pid=11), now=0)
+    assert components.live(SCALED_KINDS) == {"ingress": 3, "worker": 1, "sinks": 2, "analytics": 0}
+
+    # One ingress silent (down), one sinks restarting in a loop, one ingress gone cleanly: none serves.
+    for port in (8081, 8082):
+        components.beat(beat_of("ingress", port), now=6)
+    for kind, port in (("worker", 6066), ("sinks", 6067), ("monitor", 8090)):
+        components.beat(beat_of(kind, port), now=6)
+    assert components.beat(beat_of("sinks", 8069, pid=12), now=6).state == "crash_loop"
+    assert [c.subject for c in components.expire(now=7)] == ["ingress@host:8083"]
+    components.beat(beat_of("ingress", 8082).model_copy(update={"state": "stopping"}), now=7)
+    assert components.live(SCALED_KINDS) == {"ingress": 1, "worker": 1, "sinks": 1, "analytics": 0}
+
+
+def test_series_keeps_the_last_samples_of_every_figure_and_instance_count():
+    series = Series(length=2)
+    assert series.as_dict() == {"t": [], "payments_per_s": [], "requests_per_s": [], "consumer_lag": [],
+                                "cache_hit_ratio": [], "latency_ms": {"p50": [], "p90": [], "p99": []},
+                                "instances": {kind: [] for kind in SCALED_KINDS}}
+    for i, counts in enumerate(({"ingress": 1, "worker": 1}, {"ingress": 2, "worker": 1, "sinks": 1},
+                                {"ingress": 3, "worker": 2, "sinks": 1, "analytics": 1})):
+        series.add(f"2026-11-26T00:00:0{i}Z", payments_per_s=float(i), requests_per_s=100.0 * i,
+                   latency_ms={"p50": i + 0.5, "p90": None, "p99": 9.0}, consumer_lag=i * 10,
+                   cache_hit_ratio=None if i == 1 else 0.5, instances=counts)
+    assert series.as_dict() == {
+        "t": ["2026-11-26T00:00:01Z", "2026-11-26T00:00:02Z"], "payments_per_s": [1.0, 2.0],
+        "requests_per_s": [100.0, 200.0], "consumer_lag": [10, 20], "cache_hit_ratio": [None, 0.5],
+        "latency_ms": {"p50": [1.5, 2.5], "p90": [None, None], "p99": [9.0, 9.0]},
+        # A kind with no instance in a sample counts 0, so every column stays as long as `t`.
+        "instances": {"ingress": [2, 3], "worker": [1, 2], "sinks": [1, 1], "analytics": [0, 1]},
+    }
