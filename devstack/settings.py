@@ -50,6 +50,11 @@ class DevSettings(Settings):
         1000, description="How often HAProxy checks each ingress's /health; 2 failures in a row take it out.")
     balancer_timeout_s: int = Field(
         60, description="HAProxy's client and server timeout (over the longest a payment waits for its reply).")
+    balancer_server_maxconn: int = Field(
+        16, ge=1, description="Requests HAProxy gives one ingress at once; the rest wait in its queue.")
+    balancer_queue_timeout_ms: int = Field(
+        250, ge=1, description="How long a request waits in HAProxy's queue for a free ingress before it is "
+                               "answered 503 (no_ingress_available, Retry-After): load shed before Python sees it.")
     drain_timeout_s: float = Field(
         30.0, description="How long scale-in waits for an ingress's requests to finish before stopping it.")
 

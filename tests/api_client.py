@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 import aiohttp
 
 DECLINING_CARD = "4000000000000341"  # declined at confirm by localstripe
-#: How often a request the ingress shed (503 overloaded, nothing done) is sent again, Retry-After apart.
+#: How often a request shed before anything was done is sent again, Retry-After apart: by the ingress
+#: (503 overloaded) or by HAProxy, when no ingress had room for it within its queue wait (503
+#: no_ingress_available).
 OVERLOADED_TRIES = 30
+SHED_CODES = frozenset({"overloaded", "no_ingress_available"})
 GOOD_CARD = "4242424242424242"
 
 
@@ -25,7 +28,7 @@ def identity(user_id: str | None = None) -> dict:
 
 
 def overloaded(status: int, body) -> bool:
-    return status == 503 and isinstance(body, dict) and (body.get("error") or {}).get("code") == "overloaded"
+    return status == 503 and isinstance(body, dict) and (body.get("error") or {}).get("code") in SHED_CODES
 
 
 @dataclass

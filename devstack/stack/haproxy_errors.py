@@ -25,7 +25,8 @@ PAGES: dict[int, tuple[int, str, str, str]] = {
     502: (503, "unavailable_error", "ingress_failed",
           "the instance handling this request failed before answering: repeat it with the same Idempotency-Key"),
     503: (503, "unavailable_error", "no_ingress_available",
-          "no ingress instance can take requests right now: retry with the same Idempotency-Key"),
+          "no ingress instance can take this request right now (every one busy, or none in rotation): "
+          "retry after Retry-After seconds with the same Idempotency-Key"),
     504: (503, "unavailable_error", "ingress_timeout",
           "the instance handling this request did not answer in time: repeat it with the same Idempotency-Key"),
 }
