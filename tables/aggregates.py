@@ -73,6 +73,10 @@ class Group:
 
 
 def counted(payment: Payment) -> bool:
+    # A start tried again after it failed for want of the provider is the same payment: started once
+    # (its failure stays counted: it happened).
+    if payment.status is Status.STARTED and payment.version > 1:
+        return False
     return payment.status.value in COUNTED_STATES
 
 

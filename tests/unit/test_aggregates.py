@@ -45,6 +45,14 @@ def test_only_the_states_that_open_and_close_a_payment_are_counted():
     assert counted(payment()) and not counted(steps) and not counted(steps.succeeded("ch", "2026-11-25T10:00:02Z"))
 
 
+def test_a_start_tried_again_after_a_failure_is_not_a_second_payment_started():
+    failed = payment().failed("provider unavailable: timed out", "2026-11-25T10:00:01.000Z")
+    again = failed.started_again("2026-11-25T10:00:05.000Z")
+    assert counted(failed) and not counted(again)
+    done = posted(again, "2026-11-25T10:00:06.000Z").succeeded("ch", "2026-11-25T10:00:07.000Z")
+    assert counted(done.receipted("2026-11-25T10:00:08.000Z"))
+
+
 def test_a_decline_counts_its_status_and_its_code():
     declined = posted(payment(), "2026-11-25T10:00:01.000Z").declined("insufficient_funds", "2026-11-25T10:00:02Z")
     assert contribution(declined, 1) == (Group(1, "EUR", "credit"), {"status|declined": [1, 1234],
