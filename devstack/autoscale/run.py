@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import urllib.request
 from collections.abc import Callable
@@ -45,7 +46,11 @@ def read_load(settings: DevSettings) -> Load:
 
 
 async def run(settings: DevSettings, say: Callable[[str], None], readings: int | None = None) -> None:
-    """Read, decide, scale; `readings` times, or until cancelled."""
+    """Read, decide, scale; `readings` times, or until SIGINT or SIGTERM (a scale under way is finished)."""
+    this = asyncio.current_task()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        # Installed here, not inherited: a shell that starts the scaler in the background ignores SIGINT.
+        asyncio.get_running_loop().add_signal_handler(stop_signal, this.cancel)
     scaler = Autoscaler(policy(settings))
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
@@ -63,6 +68,8 @@ async def run(settings: DevSettings, say: Callable[[str], None], readings: int |
                 for decision in scaler.decide(load, instances.counts(settings), time.monotonic()):
                     await _apply(settings, producer, decision, say)
             await asyncio.sleep(max(0.0, settings.autoscale_interval_s - (time.monotonic() - started)))
+    except asyncio.CancelledError:
+        say("stopping")
     finally:
         await producer.stop()
 

@@ -65,7 +65,7 @@ async def test_a_load_step_adds_an_ingress_and_the_calm_after_removes_it(pipelin
         assert await load > 0
         await wait_for_count(settings, 2, timeout=90)
     finally:
-        scaler.send_signal(signal.SIGINT)
+        scaler.send_signal(signal.SIGTERM)
         scaler.wait(timeout=60)
         paystream("scale", "ingress=2")
     decisions = [(a["subject"], a["previous"], a["state"]) for a in read_since(
