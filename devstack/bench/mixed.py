@@ -18,7 +18,7 @@ from devstack.bench.core import Step
 from devstack.bench.payments import P99_TARGET_MS as PAYMENT_P99_MS
 from devstack.bench.payments import _paystream
 from devstack.bench.receipts import P99_TARGET_MS as READ_P99_MS
-from devstack.bench.receipts import make_receipts
+from devstack.bench.receipts import make_receipts, receipt_targets
 
 #: The design's capacity: reads and payments per second together.
 DESIGN_READS, DESIGN_PAYMENTS = 1000, 10
@@ -44,11 +44,8 @@ def _one(settings, vegeta, targets: list[dict], multiple: float, seconds: float)
 def run(stack: BenchStack, multiples: list[float], seconds: float, say=print, profile=None) -> dict:
     settings = stack.settings()
     vegeta = tools.vegeta(settings)
-    receipts = asyncio.run(make_receipts(settings, settings.dev_api_key.get_secret_value(), 50))
-    auth = {"Authorization": [f"Bearer {settings.dev_api_key.get_secret_value()}"]}
-    targets = [{"method": "GET", "header": auth,
-                "url": f"http://{settings.ingress_host}:{settings.ingress_port}/v1/getReceipt"
-                       f"?receipt_id={r['receipt_id']}&user_id={r['user_id']}"} for r in receipts]
+    stored = asyncio.run(make_receipts(settings, settings.dev_api_key.get_secret_value(), 50))
+    targets = receipt_targets(settings, stored)
     _one(settings, vegeta, targets, multiples[0] / 4, 1)  # warm-up, not reported
     steps: list[Step] = []
     attempts: list[dict] = []

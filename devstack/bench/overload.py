@@ -16,8 +16,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -31,7 +29,7 @@ import psutil
 from devstack.bench import tools
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import git_commit, open_loop, percentile, put_section, results_dir, save_json
-from devstack.bench.receipts import make_receipts
+from devstack.bench.receipts import make_receipts, receipt_targets
 from devstack.bench.report import machine
 from devstack.settings import DevSettings, get_dev_settings
 
@@ -57,21 +55,10 @@ def pct_ms(values: list[float], p: float) -> float | None:
 
 def read_attack(vegeta: Path, targets: list[dict], rate: int, seconds: float) -> dict:
     """getReceipt at `rate` for `seconds` (vegeta): codes counted, latency of the 200s."""
-    with tempfile.TemporaryDirectory() as tmp:
-        targets_file = Path(tmp) / "targets.jsonl"
-        targets_file.write_text("\n".join(json.dumps(t) for t in targets) + "\n")
-        attack = subprocess.Popen(
-            [str(vegeta), "attack", "-format=json", f"-targets={targets_file}", f"-rate={rate}/s",
-             f"-duration={seconds}s", "-timeout=10s", "-keepalive=true", "-workers=64"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        encoded = subprocess.run([str(vegeta), "encode", "-to=json"], stdin=attack.stdout, capture_output=True,
-                                 text=True)
-        attack.wait()
     codes: Counter = Counter()
     failures: Counter = Counter()  # what vegeta met when no answer came (code 0): timeouts, refused connections
     ok: list[float] = []
-    for line in encoded.stdout.splitlines():
-        result = json.loads(line)
+    for result in tools.vegeta_attack(vegeta, targets, rate, seconds):
         codes[result["code"]] += 1
         if result["code"] == 0:
             failures[re.sub(r"127\.0\.0\.1:\d+->127\.0\.0\.1:\d+", "…", result.get("error", ""))[-80:]] += 1
@@ -173,10 +160,7 @@ def run(stack: BenchStack, reads: int, payments: int, seconds: float, say=print,
     settings = stack.settings()
     vegeta = tools.vegeta(settings)
     stored = asyncio.run(make_receipts(settings, settings.dev_api_key.get_secret_value(), 50))
-    auth = {"Authorization": [f"Bearer {settings.dev_api_key.get_secret_value()}"]}
-    targets = [{"method": "GET", "header": auth,
-                "url": f"http://{settings.ingress_host}:{settings.ingress_port}/v1/getReceipt"
-                       f"?receipt_id={r['receipt_id']}&user_id={r['user_id']}"} for r in stored]
+    targets = receipt_targets(settings, stored)
     read_attack(vegeta, targets, reads, 2)  # warm-up, not reported
     load_before = os.getloadavg()[0]
     steps = []

@@ -69,17 +69,19 @@ def cpu_per_request(pid: int | None):
                 spent.append(sum(proc.cpu_times()[:2]) - before)
 
 
+def receipt_targets(settings: DevSettings, receipts: list[dict]) -> list[dict]:
+    """vegeta targets: getReceipt of each of `receipts` through the public address, with the dev key."""
+    auth = {"Authorization": [f"Bearer {settings.dev_api_key.get_secret_value()}"]}
+    return [{"method": "GET", "header": auth,
+             "url": f"http://{settings.ingress_host}:{settings.ingress_port}/v1/getReceipt"
+                    f"?receipt_id={r['receipt_id']}&user_id={r['user_id']}"} for r in receipts]
+
+
 def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=None) -> dict:
     settings = stack.settings()
     vegeta = tools.vegeta(settings)
     receipts = asyncio.run(make_receipts(settings, settings.dev_api_key.get_secret_value(), 50))
-    auth = {"Authorization": [f"Bearer {settings.dev_api_key.get_secret_value()}"]}
-    paystream_targets = [
-        {"method": "GET", "header": auth,
-         "url": f"http://{settings.ingress_host}:{settings.ingress_port}/v1/getReceipt"
-                f"?receipt_id={r['receipt_id']}&user_id={r['user_id']}"}
-        for r in receipts
-    ]
+    paystream_targets = receipt_targets(settings, receipts)
     floor_targets = [
         {"method": "GET", "url": f"http://127.0.0.1:{stack.floor_port}/get?key=receipt:dev:{r['user_id']}:{r['receipt_id']}"}
         for r in receipts

@@ -20,22 +20,26 @@ def vegeta(settings: DevSettings) -> Path:
     return gotools.installed(settings, gotools.VEGETA)
 
 
-def vegeta_step(binary: Path, suite: str, target: str, targets: list[dict], rate: int, seconds: float) -> Step:
-    """One constant-rate vegeta attack; latencies and errors computed from every result."""
+def vegeta_attack(binary: Path, targets: list[dict], rate: float, seconds: float) -> list[dict]:
+    """One constant-rate vegeta attack: every result, as vegeta encodes it (code, latency ns, error)."""
     with tempfile.TemporaryDirectory() as tmp:
         targets_file = Path(tmp) / "targets.jsonl"
         targets_file.write_text("\n".join(json.dumps(t) for t in targets) + "\n")
         attack = subprocess.Popen(
             [str(binary), "attack", "-format=json", f"-targets={targets_file}", f"-rate={rate}/s",
              f"-duration={seconds}s", "-timeout=10s", "-keepalive=true", "-workers=64"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )
         encoded = subprocess.run([str(binary), "encode", "-to=json"], stdin=attack.stdout,
                                  capture_output=True, text=True)
         attack.wait()
+    return [json.loads(line) for line in encoded.stdout.splitlines()]
+
+
+def vegeta_step(binary: Path, suite: str, target: str, targets: list[dict], rate: int, seconds: float) -> Step:
+    """One constant-rate vegeta attack; latencies and errors computed from every result."""
     latencies, errors = [], 0
-    for line in encoded.stdout.splitlines():
-        result = json.loads(line)
+    for result in vegeta_attack(binary, targets, rate, seconds):
         if result["code"] == 200 and not result.get("error"):
             latencies.append(result["latency"] / 1e9)
         else:
