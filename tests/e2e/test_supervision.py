@@ -39,17 +39,20 @@ async def test_a_process_that_keeps_dying_is_reported_as_a_crash_loop(pipeline, 
     alerts_before = end_offsets(stack["kafka"]["address"], settings.topics.alerts)
     kills = settings.crash_loop_restarts
     try:
+        async def knows(pid: int):
+            seen = await component(monitor_url, "ingress")
+            return seen if seen and seen["pid"] == pid else None
+
         for _ in range(kills):
             pid = pid_of("ingress")
+            # Each restart is seen as one only by a monitor that knew the process before it (a monitor
+            # restarted by the test before this one would take the first new pid for a first beat).
+            assert await wait_for(lambda pid=pid: knows(pid), timeout=20), "the monitor does not know the ingress"
             os.kill(pid, signal.SIGKILL)
             await asyncio.to_thread(wait_gone, pid)
             new_pid = (await asyncio.to_thread(wait_restarted, "ingress", pid))["pid"]
-
-            async def beating(new_pid=new_pid):
-                seen = await component(monitor_url, "ingress")
-                return seen if seen and seen["pid"] == new_pid else None
-
-            assert await wait_for(beating, timeout=20), "the monitor never heard the restarted ingress"
+            assert await wait_for(lambda new_pid=new_pid: knows(new_pid), timeout=20), \
+                "the monitor never heard the restarted ingress"
 
         seen = await component(monitor_url, "ingress")
         assert seen["state"] == "crash_loop", seen
