@@ -114,17 +114,19 @@ class CouchbaseBulkWriter:
         await asyncio.to_thread(write)
 
     # --- the live sinks' batches: upserts, as their one-at-a-time writes ----------------
+    # The documents are built in the worker thread too: the event loop only hands the batch over.
     async def upsert_payments(self, payments: Sequence[Payment]) -> None:
-        await asyncio.to_thread(self._upsert, "payment", {payment_key(p.payment_id): p.as_dict() for p in payments})
+        await asyncio.to_thread(lambda: self._upsert("payment", {payment_key(p.payment_id): p.as_dict()
+                                                                 for p in payments}))
 
     async def upsert_receipts(self, receipts: Sequence[Receipt]) -> None:
-        await asyncio.to_thread(self._upsert, "receipt", {
-            receipt_key(r.receipt_id): r.model_dump(mode="json") for r in receipts})
+        await asyncio.to_thread(lambda: self._upsert("receipt", {receipt_key(r.receipt_id): r.model_dump(mode="json")
+                                                                 for r in receipts}))
 
     async def upsert_transactions(self, refs: dict[str, TransactionRef]) -> None:
-        await asyncio.to_thread(self._upsert, "transaction", {
+        await asyncio.to_thread(lambda: self._upsert("transaction", {
             transaction_key(txn): {"payment_id": ref.payment_id, "user_id": ref.user_id, "account": ref.account}
-            for txn, ref in refs.items()})
+            for txn, ref in refs.items()}))
 
     def _upsert(self, document: str, docs: dict[str, dict]) -> None:
         if docs:

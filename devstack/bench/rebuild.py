@@ -127,12 +127,12 @@ TARGETS_BEGIN, TARGETS_END = "<!-- targets -->", "<!-- /targets -->"
 
 
 def kept_sections(old: str) -> str:
-    """The sections other commands own (this one's, the overload suite's) and the targets' reading,
-    for a report that replaces BENCHMARKS.md."""
-    from devstack.bench import overload
+    """The sections other commands own (this one's, the sinks', the overload suite's) and the targets'
+    reading, for a report that replaces BENCHMARKS.md."""
+    from devstack.bench import overload, sinks
 
-    return (find_section(old, BEGIN, END) + find_section(old, overload.BEGIN, overload.END)
-            + find_section(old, TARGETS_BEGIN, TARGETS_END))
+    return (find_section(old, BEGIN, END) + find_section(old, sinks.BEGIN, sinks.END)
+            + find_section(old, overload.BEGIN, overload.END) + find_section(old, TARGETS_BEGIN, TARGETS_END))
 
 
 def main() -> None:
