@@ -2,10 +2,12 @@
 
 Their own Faust app, so their own consumer group: a slow store delays only
 its sink, never a payment. Writes are upserts by key, so a redelivered
-event writes the same document again. A store that is away is retried until it
-answers; nothing is skipped. A message that cannot be read, or whose write fails
-for reasons of its own (not an outage: connectors/outages.py)
-`poison_max_attempts` times, goes to the dead-letter topic; its partition moves on.
+event writes the same document again. Events are written in batches (README
+"How a payment flows"), a batch's offsets committed only once it is written.
+A store that is away is retried until it answers; nothing is skipped. A message
+that cannot be read, or whose write fails for reasons of its own (not an outage:
+connectors/outages.py) `poison_max_attempts` times, goes to the dead-letter
+topic; its partition moves on.
 
 The store is derived from the topics (paystream/rebuild.py): every
 `store_check_interval_s` the sinks compare the store's markers with what they
@@ -135,8 +137,8 @@ async def batches(stream):
     """The stream's events in batches of at most `sinks_batch_max`, each yielded once it is full or
     `sinks_batch_within_ms` passed. `take_events` acks a batch's events when the next one is asked for
     (after this one was written), but also when it is closed: an agent stopped mid-batch would let those
-    offsets be committed unwritten. So each event is held (one more reference) until `done` acks it
-    after its batch was written; a batch never written is never committed, and comes again."""
+    offsets be committed unwritten. So each event is held (one more reference) and acked here only after
+    its batch was written; a batch never written is never committed, and comes again."""
     async for events in stream.take_events(settings.sinks_batch_max, within=settings.sinks_batch_within_ms / 1000):
         for event in events:
             event.message.incref()
@@ -179,11 +181,12 @@ async def store_payments(changes) -> None:
     projection = Projection()
     for changed in changes:
         projection.add_payment(changed.payment)
-        log.debug("payment stored", payment_id=changed.payment.payment_id, status=changed.payment.status.value)
     writer = await sink_writer()
     await writer.upsert_payments(list(projection.payments.values()))
     await asyncio.gather(writer.upsert_transactions(projection.transactions),
                          writer.index_for_users(projection.user_index))
+    for payment in projection.payments.values():
+        log.debug("payment stored", payment_id=payment.payment_id, status=payment.status.value)
 
 
 async def store_payment(payment) -> None:
