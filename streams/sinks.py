@@ -147,51 +147,66 @@ async def batches(stream):
             await stream.ack(event)
 
 
-async def written(events, kind: str, write_batch, write_one) -> int:
+async def written(events, kind: str, write_batch, one_at_a_time) -> list:
     """Write a batch: its readable events together (`write_batch` of their typed values), retried as a
     whole, an outage until it passes; a failure of its own that outlasts `poison_max_attempts` and the
-    batch is written again one event at a time (`write_one`), so only a poison message is set aside.
-    Returns the number of readable events."""
+    batch is written again one event at a time (with `one_at_a_time(values)`'s writer of one value), so
+    only a poison message is set aside. Returns the typed values of the readable events."""
     readable = await dead_letters.readable_of(events, kind)
+    values = [value for _, value in readable]
     if readable:
         try:
-            await _until_done(lambda: write_batch([value for _, value in readable]),
-                              f"batch of {len(readable)} {kind}")
+            await _until_done(lambda: write_batch(values), f"batch of {len(readable)} {kind}")
         except Exception as exc:  # not an outage: find the message it belongs to
             log.warning("a batch failed on its own: writing it one message at a time", topic=kind,
                         messages=len(readable), error=repr(exc))
+            write_one = one_at_a_time(values)
             for event, value in readable:
                 await _or_set_aside(event, lambda value=value: write_one(value))
     for event in events:
         applied(event)
     metrics.SINK_BATCH_SIZE.labels(kind).observe(len(events))
-    return len(readable)
+    return values
 
 
 @app.agent(events_topic)
 async def payments_to_couchbase(stream):
     async for events in batches(stream):
-        stored = await written(events, "events", store_payments, lambda changed: store_payment(changed.payment))
-        log.info("payment events stored", events=len(events), stored=stored)
+        stored = await written(events, "events", store_payments, payments_one_at_a_time)
+        # One line per batch; its payments named, so one payment id still finds its lines in every log.
+        log.info("payment events stored", events=len(events), stored=len(stored),
+                 payment_ids=sorted({changed.payment.payment_id for changed in stored}))
+
+
+def project_payments(changes) -> Projection:
+    projection = Projection()
+    for changed in changes:
+        projection.add_payment(changed.payment)
+    return projection
 
 
 async def store_payments(changes) -> None:
     """A batch's payments at their latest versions, then their index entries and transaction ids (a
     listed id is always found)."""
-    projection = Projection()
-    for changed in changes:
-        projection.add_payment(changed.payment)
+    projection = project_payments(changes)
     writer = await sink_writer()
     await writer.upsert_payments(list(projection.payments.values()))
     await asyncio.gather(writer.upsert_transactions(projection.transactions),
                          writer.index_for_users(projection.user_index))
-    for payment in projection.payments.values():
-        log.debug("payment stored", payment_id=payment.payment_id, status=payment.status.value)
 
 
-async def store_payment(payment) -> None:
+def payments_one_at_a_time(batch):
+    """How one event of a batch is written alone: its payment's document at the batch's latest version
+    (the batch may have written it already: a reader never sees it go back), then what the event adds."""
+    latest = project_payments(batch).payments
+    return lambda changed: store_payment(changed.payment, latest[changed.payment.payment_id])
+
+
+async def store_payment(payment, latest=None) -> None:
+    """`payment`'s writes one at a time; its document as `latest` when given (a later version of it)."""
     store = await couchbase()
-    await _until_done(lambda: store.upsert_payment(payment), f"payment {payment.payment_id}")
+    document = latest or payment
+    await _until_done(lambda: store.upsert_payment(document), f"payment {payment.payment_id}")
     if payment.status is Status.STARTED:
         await _until_done(lambda: store.index_for_user("payments", payment.account, payment.user_id,
                                                        payment.payment_id, payment.created_at),
@@ -205,8 +220,9 @@ async def store_payment(payment) -> None:
 @app.agent(receipts_topic)
 async def receipts_to_stores(stream):
     async for events in batches(stream):
-        stored = await written(events, "receipts", store_receipts, store_receipt)
-        log.info("receipts stored and cached", receipts=len(events), stored=stored)
+        stored = await written(events, "receipts", store_receipts, lambda _batch: store_receipt)
+        log.info("receipts stored and cached", receipts=len(events), stored=len(stored),
+                 payment_ids=sorted({receipt.payment_id for receipt in stored}))
 
 
 async def store_receipts(receipts) -> None:
