@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from connectors.redis_apikeys import RedisApiKeys
     from connectors.redis_cache import BestEffortCache, RedisCache
     from connectors.stripe import StripeProvider
+    from connectors.table_restore import Restored
     from connectors.worker_table import WorkerTableClient
 
 
@@ -167,6 +168,15 @@ def dead_letter_topic(settings: Settings) -> KafkaDeadLetters:
     from connectors.kafka_dead_letters import KafkaDeadLetters
 
     return KafkaDeadLetters(settings.kafka_bootstrap, settings.topics.dead_letters)
+
+
+async def restore_worker_table(settings: Settings, table) -> Restored:
+    """A Faust RocksDB table brought up to its changelog's end in bulk (connectors/table_restore.py)."""
+    from connectors.table_restore import restore_table
+
+    store = table.data
+    return await restore_table(event_log(settings), table.changelog_topic.get_topic_name(), store,
+                               store.rocksdb_options.open, batch=settings.table_restore_batch)
 
 
 def event_log(settings: Settings) -> KafkaEventLog:

@@ -33,11 +33,15 @@ def _run_faust(component: str, module: str) -> None:
 
     settings = get_settings()
     bootstrap.ensure_topics(settings)
-    faust_app = importlib.import_module(module).app
+    entrypoint = importlib.import_module(module)
+    faust_app = entrypoint.app
     from streams.app import internal_topic_specs
 
     bootstrap.create_topics(settings, internal_topic_specs(faust_app))
-    config = logs.configure(component, settings.log_level, apply=False)
+    # Applied now as well as by Faust's Worker below, so what runs before Faust logs like the rest.
+    config = logs.configure(component, settings.log_level)
+    if hasattr(entrypoint, "before_start"):  # e.g. the worker restores its table in bulk
+        entrypoint.before_start()
     Worker(faust_app, loglevel=settings.log_level, quiet=True, logging_config=config).execute_from_commandline()
 
 

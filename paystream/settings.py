@@ -137,6 +137,9 @@ class Settings(BaseSettings):
                                 "(how long a lone event is held).")
     receipt_cache_ttl_s: int = 7 * 24 * 3600
     rebuild_batch: int = Field(2000, description="Records per batch when the stores are rebuilt from the topics.")
+    table_restore_batch: int = Field(
+        50_000, description="Changelog records per write batch when a worker restores its table in bulk before "
+                            "Faust starts (0: no bulk restore; Faust's own recovery reads the whole changelog).")
     store_check_interval_s: float = Field(
         5.0, description="How often the sinks compare the store's markers with what they applied (and replay a gap).")
     worker_url: str | None = Field(
