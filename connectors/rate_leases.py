@@ -70,6 +70,11 @@ class Lease:
         if size > 1:
             self.exact_until = now + self.life_s
 
+    def unanswered(self, now: float) -> None:
+        """Redis could not answer: single tokens for a lease's life, so requests do not queue behind one
+        lease call each while it is away (each is admitted, counted as a cache error)."""
+        self.exact_until = now + self.life_s
+
     def refused_for(self, seconds: float, now: float) -> int:
         """Redis refused even one token, and frees its oldest in `seconds`: refuse here until then.
         Returns the whole seconds to tell the client (`Retry-After`, at least 1)."""

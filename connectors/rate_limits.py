@@ -26,11 +26,13 @@ processes:
   plus what leases that expired unspent left: a lease expires unspent only where its process sees
   fewer than L / E requests of the key a second (at the defaults, half the limit's rate), and the
   next lease is then only the size of what it used. So a key sending at its limit is refused at most
-  N × (L - 1) requests early in a period; a key at 1/second with L = 1 exactly as before.
+  N × (L - 1) requests early in a period; a key whose limit leases single tokens (L = 1) exactly as
+  before leases.
 While Redis cannot answer, requests are admitted (the limit protects paystream; refusing
 everything would be the outage's doing, not the client's), counted in
-`paystream_cache_errors_total{operation="rate_limit"}`. A refusal says when the window admits
-one again (`Retry-After`), from the library's window statistics.
+`paystream_cache_errors_total{operation="rate_limit"}`, and each process asks for single tokens for
+a lease's life (no request waits behind another's lease call to a Redis that is away). A refusal
+says when the window admits one again (`Retry-After`), from the library's window statistics.
 """
 
 from __future__ import annotations
@@ -95,11 +97,15 @@ class RateLimiter:
             return await self._acquire(lease, item, key_id)
         # One lease at a time per key here: requests arriving meanwhile wait for it, not lease their own.
         async with lock:
-            if lease.take(time.monotonic()):
+            now = time.monotonic()
+            if lease.take(now):
                 return True, 0
-            if (retry_after := lease.still_refused(time.monotonic())) is not None:
+            if (retry_after := lease.still_refused(now)) is not None:
                 return False, retry_after
-            return await self._acquire(lease, item, key_id)
+            if not lease.exact(now):
+                return await self._acquire(lease, item, key_id)
+        # The lease before was refused, or Redis could not answer it: single tokens, all at once, as without leases.
+        return await self._acquire(lease, item, key_id)
 
     def _shape_of(self, limit: str) -> tuple[RateLimitItem, int, float]:
         """A limit's parsed form, lease ceiling and lease life (remembered: a handful of limits are in use)."""
@@ -120,6 +126,7 @@ class RateLimiter:
                 return True, 0
             stats = await self.limiter.get_window_stats(item, key_id)
         except _REDIS_DOWN as exc:
+            lease.unanswered(time.monotonic())
             metrics.CACHE_ERRORS.labels("rate_limit").inc()
             if time.monotonic() - self._logged_at > 10:
                 self._logged_at = time.monotonic()

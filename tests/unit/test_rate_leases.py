@@ -61,3 +61,10 @@ def test_a_refused_single_token_is_refused_here_until_redis_frees_one():
     assert lease.still_refused(10.1) == 1
     assert lease.still_refused(10.4) is None
     assert Lease(ceiling=1, life_s=60).refused_for(59.2, now=0.0) == 60
+
+
+def test_while_redis_cannot_answer_a_lease_s_life_is_single_tokens():
+    lease = Lease(ceiling=10, life_s=0.1)
+    lease.unanswered(now=1.0)
+    assert lease.exact(1.05) and lease.next_size(1.05) == 1
+    assert not lease.exact(1.1)
