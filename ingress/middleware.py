@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 
@@ -23,6 +24,13 @@ PUBLIC_PREFIXES = ("/docs",)
 WRITES = frozenset({"startPayment", "postPayment"})
 
 
+@functools.cache
+def _series(route: str, status: int):
+    """The request counter and latency histogram of one (endpoint, status): prometheus' `labels()` takes
+    a lock and builds its key on every call; routes and statuses are a handful, so each is looked up once."""
+    return metrics.HTTP_REQUESTS.labels(route, str(status)), metrics.HTTP_LATENCY.labels(route)
+
+
 @web.middleware
 async def observe(request: web.Request, handler):
     """Count and time every request by endpoint; give each a correlation id for the logs and the client."""
@@ -36,8 +44,9 @@ async def observe(request: web.Request, handler):
     response.headers["Request-Id"] = f"req_{correlation_id}"
     if route not in ("metrics", "health"):
         elapsed = time.perf_counter() - started
-        metrics.HTTP_REQUESTS.labels(route, str(response.status)).inc()
-        metrics.HTTP_LATENCY.labels(route).observe(elapsed)
+        requests, latency = _series(route, response.status)
+        requests.inc()
+        latency.observe(elapsed)
         # Writes and errors get a line each; successful reads (1,000s a second) only metrics.
         if route in WRITES or response.status >= 400:
             log.info("request answered", endpoint=route, status=response.status, ms=round(elapsed * 1000, 1))

@@ -139,7 +139,9 @@ def remembered(settings: Settings, api_keys: ApiKeyStore, data_keys: PersonalDat
 def rate_limiter(settings: Settings) -> RateLimiter:
     from connectors.rate_limits import RateLimiter
 
-    return RateLimiter(settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout_s)
+    return RateLimiter(settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout_s,
+                       settings.rate_limit_lease_fraction, settings.rate_limit_lease_max,
+                       settings.rate_limit_lease_life)
 
 
 def ensure_topics(settings: Settings) -> list[str]:

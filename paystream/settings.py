@@ -94,6 +94,14 @@ class Settings(BaseSettings):
                                                 "data key; a revocation or forget-user takes effect within it.")
     rate_limit: str = Field("100/second", description="Requests one API key may make, in `limits` notation "
                                                       "(`N/second|minute|hour`); a key may carry its own.")
+    rate_limit_lease_fraction: float = Field(
+        0.05, ge=0, le=1, description="The most of a key's limit one ingress process leases from Redis at once and "
+                                      "spends without asking again (README \"Rate limits\"); a lease under 2 "
+                                      "tokens means every request is counted in Redis.")
+    rate_limit_lease_max: int = Field(50, ge=1, description="Cap on the tokens of one lease, whatever the limit.")
+    rate_limit_lease_life: float = Field(
+        0.1, gt=0, le=0.5, description="Share of a limit's period a leased token may be spent in after Redis "
+                                       "counted it; unspent ones are dropped then.")
     reply_timeout_s: float = Field(10.0, description="How long a write waits for its outcome before 202.")
     max_body_bytes: int = 64 * 1024
     ingress_max_in_flight_reads: int = Field(

@@ -26,6 +26,23 @@ Extra = Callable[[], Awaitable[dict]]
 Send = Callable[[bytes, bytes], Awaitable[None]]
 
 
+def open_sockets(process: psutil.Process) -> int:
+    """The sockets this process holds open. On Linux from its own descriptors (/proc/self/fd): psutil's
+    net_connections reads every TCP socket of the machine (/proc/net/tcp*) and took ~9 ms a beat on the
+    event loop here, more under load, when thousands of closed connections linger in TIME_WAIT."""
+    try:
+        fds = list(os.scandir(f"/proc/{process.pid}/fd"))
+    except OSError:
+        return len(process.net_connections(kind="tcp"))
+    count = 0
+    for fd in fds:
+        try:
+            count += os.readlink(fd.path).startswith("socket:")
+        except OSError:
+            continue  # closed meanwhile
+    return count
+
+
 class HeartbeatSource:
     def __init__(self, kind: str, port: int, metrics_url: str | None, extra: Extra | None = None,
                  shared_port: bool = False) -> None:
@@ -44,7 +61,7 @@ class HeartbeatSource:
         with self.process.oneshot():
             rss = self.process.memory_info().rss
             cpu = self.process.cpu_percent(None)
-            connections = len(self.process.net_connections(kind="tcp"))
+            connections = open_sockets(self.process)
         return Heartbeat(
             component_id=self.component_id, kind=self.kind, host=self.host, pid=os.getpid(), state=state,
             at=utc_now(), uptime_s=round(time.monotonic() - self.started, 1), rss_bytes=rss, cpu_percent=cpu,

@@ -151,6 +151,27 @@ async def test_a_burst_is_limited_with_429_and_retry_after_and_the_next_window_i
     assert again.status == 200
 
 
+async def test_a_key_past_a_limit_its_ingress_leases_gets_429_with_retry_after(api, settings):
+    """A limit large enough for leases (connectors/rate_limits.py): never more admitted than it, the rest
+    refused with when to retry, and at most the tokens the ingress processes may hold unspent refused early."""
+    from connectors.rate_leases import lease_ceiling
+
+    amount, period_s = 200, 10
+    ceiling = lease_ceiling(amount, settings.rate_limit_lease_fraction, settings.rate_limit_lease_max)
+    assert ceiling > 1
+    client = api.with_key(new_api_key(f"acct-leased-{uuid.uuid4().hex[:6]}", f"{amount}/{period_s} seconds"))
+    answers = []
+    for _ in range(4):  # in waves, under the ingress's bound on reads in flight
+        answers += await asyncio.gather(*(client.call("GET", "/v1/payments", params={"user_id": "u1"})
+                                          for _ in range(65)))
+    ok = sum(1 for r in answers if r.status == 200)
+    limited = [r for r in answers if r.status == 429]
+    assert ok + len(limited) == len(answers), sorted({r.status for r in answers})
+    assert amount - 4 * (ceiling - 1) <= ok <= amount  # up to four ingress processes hold a lease each
+    assert all(r.body["error"]["code"] == "rate_limit_exceeded" for r in limited)
+    assert all(1 <= int(r.headers["Retry-After"]) <= period_s for r in limited)
+
+
 async def test_a_user_token_sees_and_acts_for_its_own_user_only(world):
     w = world
     a, owner, other = w["a"], w["owner"], w["other_user"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 
@@ -72,6 +73,8 @@ async def test_the_sinks_cache_raises_so_they_retry(settings):
 async def test_with_redis_down_rate_limits_admit_and_api_keys_say_unavailable(settings):
     down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{closed_port()}/0"})
     assert await bootstrap.rate_limiter(down).hit("key_x", "1/second") == (True, 0)
+    leasing = bootstrap.rate_limiter(down)  # a limit leased in many tokens: admitted all the same
+    assert await asyncio.gather(*(leasing.hit("key_y", "1000/second") for _ in range(3))) == [(True, 0)] * 3
     keys = bootstrap.api_key_store(down)
     try:
         with pytest.raises(Unavailable):
