@@ -43,6 +43,8 @@ from paystream.settings import Settings
 log = get_logger("paystream.store")
 
 MARKER_PREFIX = "meta::applied::"
+#: The most sub-document operations one mutate_in may carry (a Couchbase limit).
+MUTATE_IN_MAX_SPECS = 16
 
 
 def _key(*parts: str) -> str:
@@ -107,11 +109,24 @@ class CouchbaseStore:
 
     async def index_for_user(self, kind: str, account: str, user_id: str, object_id: str, created_at: str) -> None:
         """Add one id to a user's index: a sub-document upsert, so a redelivered event writes the same."""
+        await self._index(user_index_key(kind, account, user_id), [(object_id, created_at)])
+
+    # --- batched writes (the SinkWriter port with connectors/couchbase_bulk.py) ---------
+    async def index_for_users(self, entries: dict[tuple[str, str, str], dict[str, str]]) -> None:
+        """A user's new ids in one sub-document write (in chunks of the most specs one write takes)."""
+        writes = []
+        for (kind, account, user_id), ids in entries.items():
+            key, items = user_index_key(kind, account, user_id), list(ids.items())
+            writes += [self._index(key, items[i:i + MUTATE_IN_MAX_SPECS])
+                       for i in range(0, len(items), MUTATE_IN_MAX_SPECS)]
+        await _all(writes)
+
+    async def _index(self, key: str, ids: list[tuple[str, str]]) -> None:
         started = time.perf_counter()
         try:
             await self.collection.mutate_in(
-                user_index_key(kind, account, user_id),
-                [subdoc_upsert(f"ids.{object_id}", created_at, create_parents=True)],
+                key, [subdoc_upsert(f"ids.{object_id}", created_at, create_parents=True)
+                      for object_id, created_at in ids],
                 MutateInOptions(store_semantics=StoreSemantics.UPSERT))
         except Exception:
             metrics.COUCHBASE_WRITE_ERRORS.labels("user_index").inc()
@@ -197,6 +212,14 @@ class CouchbaseStore:
 
     async def holds_history(self) -> bool:
         return await self._get(marker_key(self.history_marker)) is not None
+
+
+async def _all(writes: list) -> None:
+    """Run the writes together and wait for every one; then raise the first failure, if any (the caller
+    retries the lot: every write is an upsert)."""
+    for outcome in await asyncio.gather(*writes, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def data_key_document(key: bytes, journaled: bool) -> dict:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import redis.asyncio as redis
@@ -79,13 +80,16 @@ class RedisCache:
         await self.client.set(receipt_key(receipt.account, receipt.user_id, receipt.receipt_id),
                               messages.encode(receipt), ex=self.receipt_ttl_s)
 
-    async def put_receipts(self, receipts: list[Receipt]) -> None:
-        """Many receipts in one round trip, each for what is left of its lifetime (a rebuild of the cache)."""
+    async def put_receipts(self, receipts: Sequence[Receipt], *, whole_lifetime: bool = False) -> None:
+        """Many receipts in one round trip (a pipeline): each for what is left of its lifetime (a rebuild
+        of the cache), or with `whole_lifetime` for all of it from now, as `put_receipt` (the sinks)."""
         now = datetime.now(UTC)
         pipe = self.client.pipeline(transaction=False)
         for receipt in receipts:
-            issued = datetime.fromisoformat(receipt.issued_at.replace("Z", "+00:00"))
-            left = self.receipt_ttl_s - int((now - issued).total_seconds())
+            left = self.receipt_ttl_s
+            if not whole_lifetime:
+                issued = datetime.fromisoformat(receipt.issued_at.replace("Z", "+00:00"))
+                left -= int((now - issued).total_seconds())
             if left > 0:
                 pipe.set(receipt_key(receipt.account, receipt.user_id, receipt.receipt_id),
                          messages.encode(receipt), ex=left)

@@ -21,7 +21,7 @@ from paystream.topics import TopicSpec
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
 
-    from connectors.couchbase_bulk import CouchbaseBulkWriter
+    from connectors.couchbase_bulk import CouchbaseBulkWriter, SinkBatchWriter
     from connectors.couchbase_store import BackgroundConnectedStore, CouchbaseStore
     from connectors.kafka_commands import KafkaCommandBus
     from connectors.kafka_data_keys import KafkaDataKeyJournal
@@ -193,7 +193,17 @@ async def store_writer(settings: Settings) -> CouchbaseBulkWriter:
     return await CouchbaseBulkWriter.connect(settings)
 
 
-async def store_rebuild(settings: Settings) -> StoreRebuild:
-    """Replays the events and receipts topics into Couchbase and the receipt cache."""
-    return StoreRebuild(event_log(settings), await store_writer(settings), receipt_cache(settings), settings.topics,
-                        batch=settings.rebuild_batch)
+async def store_rebuild(settings: Settings, writer: CouchbaseBulkWriter | None = None) -> StoreRebuild:
+    """Replays the events and receipts topics into Couchbase and the receipt cache (through `writer`
+    when the caller holds one already)."""
+    return StoreRebuild(event_log(settings), writer or await store_writer(settings), receipt_cache(settings),
+                        settings.topics, batch=settings.rebuild_batch)
+
+
+def sink_writer(bulk: CouchbaseBulkWriter, store: CouchbaseStore) -> SinkBatchWriter:
+    """The sinks' batched writes, over the two Couchbase connections they hold."""
+    from connectors.couchbase_bulk import SinkBatchWriter
+
+    return SinkBatchWriter(bulk, store)
+
+

@@ -318,6 +318,23 @@ class StoreWriter(Protocol):
 
 
 class ReceiptCacheWriter(Protocol):
-    async def put_receipts(self, receipts: list[Receipt]) -> None:
-        """Cache receipts in one round trip (each for what is left of its lifetime)."""
+    async def put_receipts(self, receipts: Sequence[Receipt], *, whole_lifetime: bool = False) -> None:
+        """Cache receipts in one round trip: each for what is left of its lifetime (a rebuild), or with
+        `whole_lifetime` for all of it from now (a live receipt, as `ReceiptCache.put_receipt`)."""
+        ...
+
+
+class SinkWriter(Protocol):
+    """The live sinks' writes in batches (Couchbase): upserts by key, so a batch written again (after a
+    redelivery, or a retry of part of it) writes the same documents. Each raises on the first failure."""
+
+    async def upsert_payments(self, payments: Sequence[Payment]) -> None: ...
+
+    async def upsert_receipts(self, receipts: Sequence[Receipt]) -> None: ...
+
+    async def upsert_transactions(self, refs: dict[str, TransactionRef]) -> None: ...
+
+    async def index_for_users(self, entries: dict[tuple[str, str, str], dict[str, str]]) -> None:
+        """Add ids to users' indexes, {(kind, account, user): {id: created_at}}: one sub-document write
+        per index document for its ids (as few as the store allows), keeping the ids it holds."""
         ...

@@ -63,40 +63,50 @@ IndexKey = tuple[str, str, str]
 
 @dataclass
 class Projection:
-    """What a batch of records puts in the stores."""
+    """What a batch of records puts in the stores: the rebuild folds records read back from the log
+    into one (`project`), the live sinks the events of one batch (streams/sinks.py)."""
 
-    payments: dict[str, Payment]
-    transactions: dict[str, TransactionRef]
-    receipts: list[Receipt]
-    unreadable: int
+    payments: dict[str, Payment] = field(default_factory=dict)
+    transactions: dict[str, TransactionRef] = field(default_factory=dict)
+    receipts: list[Receipt] = field(default_factory=list)
+    unreadable: int = 0
     #: Ids to add to users' indexes: {(kind, account, user): {id: created_at}}.
     user_index: dict[IndexKey, dict[str, str]] = field(default_factory=dict)
 
     def index(self, kind: str, account: str, user_id: str, object_id: str, created_at: str) -> None:
         self.user_index.setdefault((kind, account, user_id), {})[object_id] = created_at
 
+    def add_payment(self, payment: Payment) -> None:
+        """One version of a payment: the latest version seen wins; the index entry and transaction id
+        on the states where the sinks write them."""
+        known = self.payments.get(payment.payment_id)
+        if known is None or payment.version > known.version:
+            self.payments[payment.payment_id] = payment
+        if payment.status is Status.STARTED:
+            self.index("payments", payment.account, payment.user_id, payment.payment_id, payment.created_at)
+        if payment.status is Status.TOKENIZED:
+            self.transactions[payment.transaction_id] = TransactionRef(payment.payment_id, payment.user_id,
+                                                                       payment.account)
+
+    def add_receipt(self, receipt: Receipt) -> None:
+        self.receipts.append(receipt)
+        self.index("receipts", receipt.account, receipt.user_id, receipt.receipt_id, receipt.issued_at)
+
+    @property
+    def index_entries(self) -> int:
+        return sum(len(ids) for ids in self.user_index.values())
+
 
 def project(records: list[LogRecord], topics: TopicNames) -> Projection:
     """The documents a batch implies: each payment's latest version, the transaction id of each of its
     sessions, each receipt, and the users' index entries of both."""
-    out = Projection({}, {}, [], 0)
+    out = Projection()
     for record in records:
         try:
             if record.topic == topics.events:
-                payment = messages.decode("events", record.value).payment
-                known = out.payments.get(payment.payment_id)
-                if known is None or payment.version > known.version:
-                    out.payments[payment.payment_id] = payment
-                # What the sinks write besides the payment, on the same states (streams/sinks.py).
-                if payment.status is Status.STARTED:
-                    out.index("payments", payment.account, payment.user_id, payment.payment_id, payment.created_at)
-                if payment.status is Status.TOKENIZED:
-                    out.transactions[payment.transaction_id] = TransactionRef(payment.payment_id, payment.user_id,
-                                                                              payment.account)
+                out.add_payment(messages.decode("events", record.value).payment)
             elif record.topic == topics.receipts:
-                receipt = messages.decode("receipts", record.value)
-                out.receipts.append(receipt)
-                out.index("receipts", receipt.account, receipt.user_id, receipt.receipt_id, receipt.issued_at)
+                out.add_receipt(messages.decode("receipts", record.value))
         except messages.UnreadableMessage:
             # The live sinks already set it aside on the dead-letter topic.
             out.unreadable += 1

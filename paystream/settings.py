@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     poison_retry_backoff_s: float = Field(0.2, description="First wait between those tries (doubling).")
     sinks_id: str = "paystream-sinks"
     sinks_web_port: int = 6067
+    sinks_batch_max: int = Field(
+        500, ge=1, description="Most events the sinks take from a topic and write together as one batch.")
+    sinks_batch_within_ms: float = Field(
+        15.0, gt=0, description="Longest the sinks wait for a batch to fill before writing what they have "
+                                "(how long a lone event is held).")
     receipt_cache_ttl_s: int = 7 * 24 * 3600
     rebuild_batch: int = Field(2000, description="Records per batch when the stores are rebuilt from the topics.")
     table_restore_batch: int = Field(

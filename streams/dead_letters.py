@@ -12,7 +12,7 @@ is retried forever. `paystream dlq list|replay` reads and replays them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import faust
@@ -78,9 +78,22 @@ class DeadLetters:
     async def readable(self, stream: faust.StreamT, kind: str) -> AsyncIterator[tuple[faust.types.EventT, Any]]:
         """(event, typed value) for each message of a `kind` topic; the unreadable go to the dead letters."""
         async for event in stream.events():
-            try:
-                value = messages.decode(kind, event.value)
-            except messages.UnreadableMessage as exc:
-                await self.put(event, str(exc))
-                continue
-            yield event, value
+            decoded = await self._decoded(event, kind)
+            if decoded is not None:
+                yield event, decoded
+
+    async def readable_of(self, events: Sequence[faust.types.EventT], kind: str) -> list[tuple[faust.types.EventT, Any]]:
+        """The same for a batch of events: (event, typed value) of each readable one, in order."""
+        readable = []
+        for event in events:
+            decoded = await self._decoded(event, kind)
+            if decoded is not None:
+                readable.append((event, decoded))
+        return readable
+
+    async def _decoded(self, event: faust.types.EventT, kind: str) -> Any:
+        try:
+            return messages.decode(kind, event.value)
+        except messages.UnreadableMessage as exc:
+            await self.put(event, str(exc))
+            return None

@@ -31,51 +31,61 @@ from paystream.domain.commands import PostPayment, StartPayment
 from paystream.domain.events import PaymentChanged
 from paystream.domain.model import Payment
 from paystream.domain.money import Money
+from paystream.domain.records import Receipt
 
 PREFIX = "rebuildbench"
 ROUND = 1000
 BEGIN, END = "<!-- store-rebuild -->", "<!-- /store-rebuild -->"
 
 
-def lifecycle(i: int) -> list[Payment]:
+def lifecycle(i: int, tag: str = "rb", users: int = 10_000) -> list[Payment]:
+    """Payment `i`'s five versions (ids made of `tag` and `i`; `users` users in turn)."""
     at = "2026-11-26T10:00:00.000Z"
     amount = Money.parse("10.00", "EUR")
-    start = StartPayment(command_id=f"cmd_s{i}", payment_id=f"pay_rb{i:020d}", user_id=f"user-{i % 10_000}",
+    start = StartPayment(command_id=f"cmd_s{tag}{i}", payment_id=f"pay_{tag}{i:020d}", account="acct_bench",
+                         user_id=f"user-{tag}-{i % users}",
                          email="bench@example.com", requested_at=at, payment_type="credit", amount=amount)
-    post = PostPayment(command_id=f"cmd_p{i}", payment_id=start.payment_id, user_id=start.user_id,
-                       email=start.email, requested_at=at, payment_type="credit", transaction_id=f"pi_rb{i:014d}",
+    post = PostPayment(command_id=f"cmd_p{tag}{i}", payment_id=start.payment_id, account=start.account,
+                       user_id=start.user_id,
+                       email=start.email, requested_at=at, payment_type="credit", transaction_id=f"pi_{tag}{i:014d}",
                        amount=amount, payment_method="pm_card_visa")
     started = Payment.start(start, at)
-    tokenized = started.tokenized(post.transaction_id, None, at)
+    tokenized = started.tokenized(post.transaction_id, at)
     posting = tokenized.posting(post, at)
-    succeeded = posting.succeeded(f"ch_rb{i:014d}", at)
+    succeeded = posting.succeeded(f"ch_{tag}{i:014d}", at)
     return [started, tokenized, posting, succeeded, succeeded.receipted(at)]
 
 
-async def fill(settings: DevSettings, payments: int) -> int:
+async def fill(settings: DevSettings, payments: int, tag: str = "rb", users: int = 10_000) -> tuple[int, dict]:
+    """Write the payments' events and receipts (`lifecycle`) to the topics; return the records written
+    and, per (topic, partition), the last value written there (a payment's last version, a receipt)."""
     topics = settings.topics
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
                                 max_batch_size=512 * 1024)
     await producer.start()
     sent = 0
+    last: dict[tuple[str, int], Payment | Receipt] = {}
     try:
         for first in range(0, payments, ROUND):
-            lives = [lifecycle(i) for i in range(first, min(payments, first + ROUND))]
+            lives = [lifecycle(i, tag, users) for i in range(first, min(payments, first + ROUND))]
             pending = []
             for step in range(5):
                 for life in lives:
                     payment = life[step]
-                    pending.append(await producer.send(topics.events, key=payment.payment_id.encode(),
-                                                       value=messages.encode(PaymentChanged.of(payment))))
+                    pending.append((payment, await producer.send(
+                        topics.events, key=payment.payment_id.encode(),
+                        value=messages.encode(PaymentChanged.of(payment)))))
             for life in lives:
                 receipt = life[-1].receipt()
-                pending.append(await producer.send(topics.receipts, key=receipt.receipt_id.encode(),
-                                                   value=messages.encode(receipt)))
-            await asyncio.gather(*pending)
+                pending.append((receipt, await producer.send(topics.receipts, key=receipt.receipt_id.encode(),
+                                                             value=messages.encode(receipt))))
+            for value, where in zip([v for v, _ in pending], await asyncio.gather(*[f for _, f in pending]),
+                                    strict=True):
+                last[(where.topic, where.partition)] = value
             sent += len(pending)
     finally:
         await producer.stop()
-    return sent
+    return sent, last
 
 
 async def rebuild(settings: DevSettings) -> dict:
@@ -117,12 +127,12 @@ TARGETS_BEGIN, TARGETS_END = "<!-- targets -->", "<!-- /targets -->"
 
 
 def kept_sections(old: str) -> str:
-    """The sections other commands own (this one's, the overload suite's) and the targets' reading,
-    for a report that replaces BENCHMARKS.md."""
-    from devstack.bench import overload
+    """The sections other commands own (this one's, the sinks', the overload suite's) and the targets'
+    reading, for a report that replaces BENCHMARKS.md."""
+    from devstack.bench import overload, sinks
 
-    return (find_section(old, BEGIN, END) + find_section(old, overload.BEGIN, overload.END)
-            + find_section(old, TARGETS_BEGIN, TARGETS_END))
+    return (find_section(old, BEGIN, END) + find_section(old, sinks.BEGIN, sinks.END)
+            + find_section(old, overload.BEGIN, overload.END) + find_section(old, TARGETS_BEGIN, TARGETS_END))
 
 
 def main() -> None:
@@ -136,7 +146,7 @@ def main() -> None:
         settings = DevSettings(_env_file=stack.env["PAYSTREAM_ENV_FILE"])
         bootstrap.ensure_topics(settings)
         started = time.monotonic()
-        sent = asyncio.run(fill(settings, args.payments))
+        sent, _ = asyncio.run(fill(settings, args.payments))
         print(f"wrote {sent:,} records in {time.monotonic() - started:.0f} s; rebuilding ...")
         result = asyncio.run(rebuild(settings))
     print(result)

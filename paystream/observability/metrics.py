@@ -42,6 +42,8 @@ INGRESS_IN_FLIGHT_LIMIT = Gauge("paystream_http_in_flight_limit", "How many read
                                 "admits at once now (adaptive limits).", ["kind"])
 SHED_REQUESTS = Counter("paystream_http_shed_requests", "Requests refused with 503 overloaded, by the bound they met.",
                         ["reason"])
+SINK_BATCH_SIZE = Histogram("paystream_sink_batch_size", "Events per batch the sinks wrote, by topic.", ["topic"],
+                            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500))
 POISON_RETRIES = Counter("paystream_message_retries", "Handler failures retried before a message was set aside.",
                          ["component", "topic"])
 

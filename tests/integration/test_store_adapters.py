@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -77,6 +78,32 @@ async def test_a_users_index_lists_each_id_once_however_often_it_is_written(couc
     assert await couchbase.user_index("receipts", "acct-1", user) == {}
 
 
+async def test_the_sinks_batch_writer_upserts_documents_and_many_index_ids_at_once(couchbase, settings):
+    bulk = await bootstrap.store_writer(settings)
+    try:
+        writer = bootstrap.sink_writer(bulk, couchbase)
+        pairs = [fresh_payment() for _ in range(3)]
+        payments, receipts = [p for p, _ in pairs], [r for _, r in pairs]
+        refs = {p.transaction_id: TransactionRef(p.payment_id, p.user_id, p.account) for p in payments}
+        user = f"user-{uuid.uuid4().hex[:8]}"
+        ids = {f"pay_{i:04d}": f"2026-01-01T00:00:{i % 60:02d}Z" for i in range(40)}  # three sub-document writes
+        for _ in range(2):  # a batch written again writes the same
+            await writer.upsert_payments(payments)
+            await writer.upsert_transactions(refs)
+            await writer.upsert_receipts(receipts)
+            await writer.index_for_users({("payments", "acct-1", user): ids})
+        await writer.index_for_users({("payments", "acct-1", user): {"pay_late": "2026-01-02T00:00:00Z"}})
+        for payment, receipt in pairs:
+            assert await couchbase.get_payment(payment.payment_id) == payment
+            assert await couchbase.get_transaction(payment.transaction_id) == refs[payment.transaction_id]
+            assert await couchbase._get(f"receipt::{receipt.receipt_id}") == receipt.model_dump(mode="json")
+        assert await couchbase.user_index("payments", "acct-1", user) == ids | {"pay_late": "2026-01-02T00:00:00Z"}
+        with pytest.raises(ValueError):  # a document no store key can name: the message's own failure
+            await writer.upsert_payments([payments[0].model_copy(update={"payment_id": "pay bad"})])
+    finally:
+        await bulk.close()
+
+
 async def journaled_record(settings, account: str, user_id: str) -> tuple[bool, bytes | None]:
     """(whether the data-keys topic has a record of this user, the key of the latest: None for a tombstone)."""
     log = bootstrap.event_log(settings)
@@ -135,6 +162,25 @@ async def test_redis_caches_receipts_under_their_owner(redis_cache):
     assert await redis_cache.get_receipt("another-account", receipt.user_id, receipt.receipt_id) is None
     ttl = await redis_cache.client.ttl(f"receipt:{receipt.account}:{receipt.user_id}:{receipt.receipt_id}")
     assert 0 < ttl <= redis_cache.receipt_ttl_s
+
+
+async def test_redis_caches_a_batch_of_receipts_in_one_pipeline_for_their_lifetime(redis_cache):
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    old = fresh_payment()[1].model_copy(update={"issued_at": "2020-01-01T00:00:00Z"})
+    receipts = [fresh_payment()[1].model_copy(update={"issued_at": now}) for _ in range(3)] + [old]
+
+    def ttl(receipt):
+        return redis_cache.client.ttl(f"receipt:{receipt.account}:{receipt.user_id}:{receipt.receipt_id}")
+
+    # A rebuild caches each for what is left of its lifetime: the old one not at all.
+    await redis_cache.put_receipts(receipts)
+    assert await ttl(old) == -2 and 0 < await ttl(receipts[0]) <= redis_cache.receipt_ttl_s
+    # The sinks cache live receipts for the whole lifetime from now, as one written alone.
+    await redis_cache.put_receipts(receipts, whole_lifetime=True)
+    for receipt in receipts:
+        cached = await redis_cache.get_receipt(receipt.account, receipt.user_id, receipt.receipt_id)
+        assert cached is not None and receipt.model_validate_json(cached) == receipt
+        assert redis_cache.receipt_ttl_s - 60 < await ttl(receipt) <= redis_cache.receipt_ttl_s
 
 
 async def test_redis_indexes_transactions(redis_cache):

@@ -8,7 +8,7 @@ from paystream.domain.events import PaymentChanged
 from paystream.domain.model import Payment, Status
 from paystream.domain.records import Receipt
 from paystream.ports import LogRecord, TransactionRef
-from paystream.rebuild import StoreRebuild, StoreWatch, marker_name, project
+from paystream.rebuild import Projection, StoreRebuild, StoreWatch, marker_name, project
 from paystream.topics import TopicNames
 
 TOPICS = TopicNames.for_prefix("t")
@@ -149,6 +149,25 @@ def test_a_batch_writes_what_the_sinks_write_on_the_states_they_write_it_on():
 
     later = project(records[2:3], TOPICS)
     assert (later.transactions, later.user_index) == ({}, {})
+
+
+def test_the_sinks_fold_a_batch_of_typed_values_as_the_rebuild_folds_records():
+    """The live sinks add decoded events and receipts to a Projection one by one: the same documents as
+    `project` of the same records, the latest version of a payment winning in whatever order it came,
+    and one user's several ids gathered under their one index."""
+    first, tokenized = history(3)
+    other = started(13).model_copy(update={"user_id": "u3"})
+    receipted = tokenized.model_copy(update={"status": Status.RECEIPTED, "version": tokenized.version + 3})
+    folded = Projection()
+    for payment in [first, other, receipted, tokenized]:
+        folded.add_payment(payment)
+    folded.add_receipt(receipt(3))
+    records = [LogRecord(TOPICS.events, 0, i, messages.encode(PaymentChanged.of(p)))
+               for i, p in enumerate([first, other, receipted, tokenized])]
+    assert folded == project(records + [LogRecord(TOPICS.receipts, 0, 0, messages.encode(receipt(3)))], TOPICS)
+    assert folded.payments == {"pay_3": receipted, "pay_13": other}
+    assert folded.user_index[("payments", "acct", "u3")] == {"pay_3": first.created_at, "pay_13": other.created_at}
+    assert folded.index_entries == 3 and folded.unreadable == 0
 
 
 async def test_rebuild_writes_every_payment_and_marks_the_ends():
