@@ -83,6 +83,11 @@ class DevSettings(Settings):
     bench_client_connections: int = Field(
         1024, description="Kept-alive connections the payments load generator holds at most (a request past "
                           "them waits for one, and its latency counts from when it was due).")
+    bench_warm_up_s: float = Field(
+        30.0, description="Seconds of payments (at bench_warm_up_rate) through a fresh benchmark stack before a "
+                          "full run's suite measures: Kafka's JIT compiler otherwise takes more of a core than "
+                          "its requests in the first minute, and the first steps would measure that.")
+    bench_warm_up_rate: int = Field(10, description="Payments per second of the warm-up.")
     stripe_mock_port: int | None = Field(
         None, description="Port of stripe-mock, the contract test's validating server; default: the sandbox's + 2.")
 

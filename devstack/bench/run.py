@@ -37,8 +37,9 @@ def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str
     for group in groups:
         # The stand-in suite's pipeline charges the stand-in (a quick run switches its shared stack over).
         provider = "standin" if group == ["standin"] else "sandbox"
-        with BenchStack(root, get_dev_settings(), keep=keep and group is groups[-1], say=say,
-                        provider=provider) as stack:
+        base = get_dev_settings()
+        with BenchStack(root, base, keep=keep and group is groups[-1], say=say, provider=provider,
+                        warm_up_s=0.0 if quick else base.bench_warm_up_s) as stack:
             for suite in group:
                 profiler.pids = stack.pids(everything=True)
                 say(f"{suite} ...")
