@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 
 def _consumer(bootstrap: str) -> KafkaConsumer:
@@ -19,6 +19,17 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
     finally:
         consumer.close()
+
+
+def uncommitted(bootstrap: str, group: str, topic: str) -> int:
+    """How many of `topic`'s records `group` has not committed yet (its lag, as Kafka keeps it)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        committed = {tp.partition: meta.offset for tp, meta in admin.list_consumer_group_offsets(group).items()
+                     if tp.topic == topic}
+    finally:
+        admin.close()
+    return sum(end - max(committed.get(p, 0), 0) for p, end in end_offsets(bootstrap, topic).items())
 
 
 def read_since(bootstrap: str, topic: str, since: dict[int, int], until: float = 15.0,

@@ -135,17 +135,16 @@ def test_learned_addresses_go_to_its_env_file_and_survive_a_restart(isolated, se
     assert ((ROOT / ".env").read_text() if (ROOT / ".env").exists() else None) == main_env
 
 
-def test_a_broker_killed_with_sigkill_serves_again_as_soon_as_a_stopped_one(isolated):
+def test_a_broker_killed_with_sigkill_serves_once_stack_up_returns(isolated):
     """After a SIGKILL the new broker used to wait out the dead one's 9 s session before it could
-    register (a clean stop: 8 s to serve, a SIGKILL: about 18 s), and `stack up`'s probe backed off
-    for 30 s whichever way it stopped. Measured in the same run: a killed broker serves about as soon
-    as a stopped one, and `stack up` returns about when it serves (README has the figures)."""
-    from devstack.bench.kafka_restart import restart
+    register, and `stack up`'s probe backed off for 30 s whichever way it stopped. Now a killed broker
+    comes back and `stack up` returns once it serves: right after, a fresh client's first message is
+    acknowledged. How soon, against a clean stop, is a benchmark's to say
+    (`python -m devstack.bench.kafka_restart`, README has the figures), not a test's."""
+    from devstack.bench.kafka_restart import probe_topic, restart, serving
 
     assert paystream("stack", "up", "kafka", env=isolated).returncode == 0
     settings = DevSettings(_env_file=None, **{k[len("PAYSTREAM_"):].lower(): v for k, v in isolated.items()})
-    stopped = restart(settings, "clean")
-    killed = restart(settings, "kill")
-    assert killed.serving_s <= 1.6 * stopped.serving_s, (killed, stopped)
-    for run in (stopped, killed):
-        assert run.up_s <= 1.5 * run.serving_s, run
+    for how in ("clean", "kill"):
+        restart(settings, how)  # returns once its own client's message was acknowledged
+        serving(settings, probe_topic(settings), timeout_s=0)  # one try: no retry hides a broker not yet serving

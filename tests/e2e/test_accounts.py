@@ -131,7 +131,7 @@ async def test_a_revoked_key_is_refused_within_the_key_memory(api, settings):
 
 
 async def test_a_burst_is_limited_with_429_and_retry_after_and_the_next_window_is_admitted(api, stack, settings):
-    client = api.with_key(new_api_key(f"acct-limited-{uuid.uuid4().hex[:6]}", "5/second"))
+    client = api.with_key(new_api_key(f"acct-limited-{uuid.uuid4().hex[:6]}", "5/second"), polite=False)
     commands = end_offsets(stack["kafka"]["address"], settings.topics.commands)
     burst = await asyncio.gather(*(client.start(identity(), "1.00", "EUR") for _ in range(12)))
     statuses = sorted(r.status for r in burst)
@@ -159,7 +159,8 @@ async def test_a_key_past_a_limit_its_ingress_leases_gets_429_with_retry_after(a
     amount, period_s = 200, 10
     ceiling = lease_ceiling(amount, settings.rate_limit_lease_fraction, settings.rate_limit_lease_max)
     assert ceiling > 1
-    client = api.with_key(new_api_key(f"acct-leased-{uuid.uuid4().hex[:6]}", f"{amount}/{period_s} seconds"))
+    client = api.with_key(new_api_key(f"acct-leased-{uuid.uuid4().hex[:6]}", f"{amount}/{period_s} seconds"),
+                          polite=False)
     answers = []
     for _ in range(4):  # in waves, under the ingress's bound on reads in flight
         answers += await asyncio.gather(*(client.call("GET", "/v1/payments", params={"user_id": "u1"})
