@@ -132,10 +132,10 @@ def where() -> None:
     """Where the running paystream answers: the API (with the development key) and the monitor."""
     from devstack.settings import get_dev_settings
     from paystream.apikeys import ensure_dev_key
-    from paystream.cli import _with_key_store
+    from paystream.cli import with_key_store
 
     settings = get_dev_settings()
-    key, _ = _with_key_store(lambda store: ensure_dev_key(settings, store))
+    key, _ = with_key_store(lambda store: ensure_dev_key(settings, store))
     typer.echo(f"paystream is running: API at http://{settings.ingress_host}:{settings.ingress_port} and "
                f"https://{settings.ingress_host}:{settings.balancer_https_port} (HAProxy, development certificate "
                f"{settings.state_dir / 'balancer' / 'dev-cert.pem'}) with key {key}")

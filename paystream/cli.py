@@ -144,7 +144,7 @@ apikey_app = typer.Typer(help="API keys: each belongs to an account; paystream k
 app.add_typer(apikey_app, name="apikey")
 
 
-def _with_key_store(work):
+def with_key_store(work):
     """Run `work(store)` against the API-key store the settings name."""
     import asyncio
 
@@ -166,7 +166,7 @@ def apikey(ctx: typer.Context) -> None:
         return
     from paystream.apikeys import ensure_dev_key
 
-    key, created = _with_key_store(lambda store: ensure_dev_key(get_settings(), store))
+    key, created = with_key_store(lambda store: ensure_dev_key(get_settings(), store))
     if created:
         typer.echo("created a development API key (account `dev`) in .env", err=True)
     typer.echo(key)
@@ -182,7 +182,7 @@ def apikey_create(
     from paystream import apikeys
 
     try:
-        key, record = _with_key_store(lambda store: apikeys.create(store, account, rate_limit))
+        key, record = with_key_store(lambda store: apikeys.create(store, account, rate_limit))
     except ValueError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
@@ -196,7 +196,7 @@ def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     """Every key: id, account, first characters, creation time and limit (never the key)."""
     from dataclasses import asdict
 
-    records = _with_key_store(lambda store: store.all())
+    records = with_key_store(lambda store: store.all())
     if as_json:
         typer.echo(json.dumps([{k: v for k, v in asdict(r).items() if k != "key_hash"} for r in records], indent=2))
         return
@@ -207,7 +207,7 @@ def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 @apikey_app.command("revoke")
 def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id, as `apikey list` shows it.")]) -> None:
     """Revoke a key: the next request with it is refused (401)."""
-    if not _with_key_store(lambda store: store.revoke(key_id)):
+    if not with_key_store(lambda store: store.revoke(key_id)):
         typer.secho(f"error: no key {key_id}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
     typer.echo(f"revoked {key_id}")

@@ -6,11 +6,21 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devstack.bench import balancing, mixed, payments, receipts, report, scale, standin_payments
+from devstack.bench import (
+    balancing,
+    mixed,
+    overload,
+    payments,
+    rebuild,
+    receipts,
+    report,
+    scale,
+    sinks,
+    standin_payments,
+)
 from devstack.bench.bench_stack import BenchStack
-from devstack.bench.core import PeakRss, git_commit, results_dir, save_json
+from devstack.bench.core import PeakRss, find_section, git_commit, results_dir, save_json
 from devstack.bench.profiling import Profiler
-from devstack.bench.rebuild import kept_sections
 from devstack.settings import get_dev_settings
 
 # The stand-in last: it switches the stack's provider over.
@@ -20,6 +30,18 @@ FULL = {"receipts": [250, 500, 1000, 2000, 4000, 8000], "payments": [25, 50, 100
         "balancer": [500, 1000], "seconds": 10.0}
 QUICK = {"receipts": [250, 1000], "payments": [10, 25], "standin": [10, 25], "mixed": [0.25],
          "scale": [2_000], "balancer": [250], "seconds": 2.0}
+
+
+#: The reading of the targets against the figures, written by hand after a run (kept like the sections
+#: other commands own, and to be read again when the figures change).
+TARGETS_BEGIN, TARGETS_END = "<!-- targets -->", "<!-- /targets -->"
+
+
+def kept_sections(old: str) -> str:
+    """The sections other commands own (the rebuild's, the sinks', the overload suite's) and the targets'
+    reading, for a report that replaces BENCHMARKS.md."""
+    return (find_section(old, rebuild.BEGIN, rebuild.END) + find_section(old, sinks.BEGIN, sinks.END)
+            + find_section(old, overload.BEGIN, overload.END) + find_section(old, TARGETS_BEGIN, TARGETS_END))
 
 
 def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str, say=print) -> Path:
