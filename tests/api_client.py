@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -44,7 +45,8 @@ def rate_limited(status: int, body) -> bool:
 class Response:
     status: int
     body: dict
-    headers: dict
+    #: Case-insensitive, as header names are (the balancer sends them in lower case).
+    headers: Mapping[str, str]
     seconds: float
 
 
@@ -76,7 +78,7 @@ class ApiClient:
                 break
             # Refused before anything was done: try again when told, as the API asks (README "Under overload").
             await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
-        return Response(resp.status, data, dict(resp.headers), time.perf_counter() - started)
+        return Response(resp.status, data, resp.headers.copy(), time.perf_counter() - started)
 
     async def start(self, who: dict, amount: str | None = "12.34", currency: str | None = "EUR",
                     idempotency_key: str | None = None) -> Response:
