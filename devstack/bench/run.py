@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,12 +106,30 @@ def _keep_profile(profiler: Profiler, suite: str, result: dict, target: str) -> 
         profiler.keep(suite, f"{suite}@{int(chosen.offered_rps)}")
 
 
+#: Where the charts BENCHMARKS.md shows are kept, in git; a run's own folder (bench/results/...) is not.
+CHARTS = Path("bench/charts")
+#: A Markdown link or image to a file of ours (not a web address).
+LOCAL_LINK = re.compile(r"\]\((?!https?://)([^)]+)\)")
+
+
 def publish(report_path: Path, root: Path) -> Path:
-    """BENCHMARKS.md at the top of the repo: the report, with its links pointing into its folder."""
-    folder = report_path.resolve().parent.relative_to(root.resolve())
-    text = re.sub(r"\]\((?!https?://)([^)]+)\)", lambda m: f"]({folder}/{m.group(1)})", report_path.read_text())
+    """BENCHMARKS.md at the top of the repo: the report, each file it links to (its charts and profiles)
+    copied into bench/charts/ and linked there; charts no section links to any more are removed."""
+    charts = root / CHARTS
+    charts.mkdir(parents=True, exist_ok=True)
+
+    def kept(link: re.Match) -> str:
+        source = report_path.parent / link.group(1)
+        shutil.copyfile(source, charts / source.name)
+        return f"]({CHARTS.as_posix()}/{source.name})"
+
+    text = LOCAL_LINK.sub(kept, report_path.read_text())
     target = root / "BENCHMARKS.md"
     if target.exists():
         text = text.rstrip() + "\n" + kept_sections(target.read_text())
     target.write_text(text)
+    shown = {Path(link).name for link in LOCAL_LINK.findall(text) if link.startswith(f"{CHARTS.as_posix()}/")}
+    for chart in charts.iterdir():
+        if chart.name not in shown:
+            chart.unlink()
     return target
