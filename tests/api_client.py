@@ -112,3 +112,15 @@ class ApiClient:
         }, headers={"Authorization": f"Bearer {self.stripe_key}"}) as resp:
             assert resp.status == 200, await resp.text()
             return (await resp.json())["id"]
+
+
+async def pay(api, n: int) -> list[dict]:
+    """`n` complete payments (start, then post), each by a new user: their receipts."""
+    receipts = []
+    for _ in range(n):
+        who = identity()
+        started = await api.start(who, "4.20", "EUR")
+        posted = await api.post(who, started.body["transaction_id"], await api.card(), "4.20", "EUR")
+        assert posted.status == 201, posted.body
+        receipts.append(posted.body)
+    return receipts

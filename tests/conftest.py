@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,10 @@ def sandbox(stack, settings):
     from tests.stripe_client import SandboxClient
 
     return SandboxClient(stack["stripe"]["address"], settings.stripe_api_key.get_secret_value())
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: a Redis that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -14,16 +14,7 @@ import redis
 from tests.api_client import identity
 from tests.conftest import new_api_key, paystream
 from tests.kafka_probe import end_offsets
-
-
-async def wait_listed(client, path: str, who: dict, count: int, timeout: float = 15.0) -> dict:
-    """The user's list once the sinks indexed `count` objects (the store is eventually consistent)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        page = await client.call("GET", path, params={"user_id": who["user_id"]})
-        if len(page.body.get("data", [])) >= count or time.monotonic() > deadline:
-            return page.body
-        await asyncio.sleep(0.2)
+from tests.waits import wait_listed
 
 
 @pytest.fixture

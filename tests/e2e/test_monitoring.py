@@ -18,12 +18,11 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api_client import identity
+from tests.api_client import pay
 from tests.conftest import ROOT
 from tests.kafka_probe import end_offsets, read_since
 from tests.pipeline_procs import wait_gone, wait_restarted, worker_pid
-
-KINDS = {"monitor", "worker", "analytics", "sinks", "ingress"}
+from tests.waits import all_up, wait_for
 
 
 @pytest.fixture
@@ -38,22 +37,6 @@ async def monitor(pipeline):
         yield get
 
 
-async def wait_for(check, timeout: float, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(every)
-
-
-async def all_up(monitor) -> dict | None:
-    status, body = await monitor("/health")
-    kinds = {c["kind"] for c in body["components"] if c["state"] == "up"}
-    # A monitor that just started has probed no service yet.
-    return body if status == 200 and KINDS <= kinds and body["services"] else None
-
-
 def metric_values(text: str) -> dict[tuple[str, tuple], float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
@@ -63,17 +46,6 @@ async def scrape(url: str) -> dict:
     async with aiohttp.ClientSession() as http, http.get(url) as resp:
         assert resp.status == 200
         return metric_values(await resp.text())
-
-
-async def pay(api, n: int) -> list[dict]:
-    receipts = []
-    for _ in range(n):
-        who = identity()
-        started = await api.start(who, "4.20", "EUR")
-        posted = await api.post(who, started.body["transaction_id"], await api.card(), "4.20", "EUR")
-        assert posted.status == 201, posted.body
-        receipts.append(posted.body)
-    return receipts
 
 
 async def test_health_reports_every_component_and_service_up(monitor, settings):

@@ -17,8 +17,8 @@ from couchbase.exceptions import DocumentNotFoundException, DocumentUnretrievabl
 from paystream.domain.sealing import unseal_personal
 from tests.api_client import identity
 from tests.conftest import paystream
-from tests.e2e.test_accounts import wait_listed
 from tests.kafka_probe import end_offsets, read_raw_since
+from tests.waits import wait_listed
 
 
 def every_topic(settings) -> list[str]:

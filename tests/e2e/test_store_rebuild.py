@@ -17,8 +17,8 @@ from connectors.couchbase_store import data_key_key, payment_key, receipt_key, t
 from connectors.redis_cache import receipt_key as cached_receipt_key
 from paystream.apikeys import DEV_ACCOUNT
 from paystream.domain.sealing import is_sealed
+from tests.api_client import pay
 from tests.conftest import ROOT, paystream
-from tests.e2e.test_monitoring import pay
 
 PAYMENTS = 6
 

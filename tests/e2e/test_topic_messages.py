@@ -5,47 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 
 import jsonschema
-from kafka import KafkaProducer
 
 from paystream import messages
 from tests.api_client import DECLINING_CARD, identity
 from tests.conftest import ROOT
-from tests.kafka_probe import end_offsets, read_raw_since
-from tests.unit.test_messages import START
+from tests.kafka_probe import command, end_offsets, produce, read_raw_since, wait_reply
 
 SCHEMAS = ROOT / "docs" / "schemas"
 
 
 def schema(topic: str) -> dict:
     return json.loads((SCHEMAS / f"{topic.replace('_', '-')}.schema.json").read_text())
-
-
-def wait_reply(bootstrap: str, topic: str, since: dict[int, int], correlation_id: str, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for raw in read_raw_since(bootstrap, topic, since, until=2):
-            reply = json.loads(raw)
-            if reply.get("correlation_id") == correlation_id:
-                return reply
-    raise AssertionError(f"no reply for {correlation_id}")
-
-
-def produce(bootstrap: str, topic: str, key: str, value: bytes, correlation_id: str) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    producer.send(topic, key=key.encode(), value=value, headers=[("correlation_id", correlation_id.encode())])
-    producer.flush()
-    producer.close()
-
-
-def command(**change) -> bytes:
-    payment_id = f"pay_{uuid.uuid4().hex[:24]}"
-    wire = json.loads(messages.encode(START)) | {"payment_id": payment_id, "command_id": f"cmd_{uuid.uuid4().hex}",
-                                                  "user_id": f"user-{uuid.uuid4().hex[:8]}"}
-    return json.dumps(wire | change).encode(), payment_id
 
 
 async def test_every_topic_carries_messages_that_fit_its_schema(api, stack, settings, pipeline):

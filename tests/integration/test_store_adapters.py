@@ -12,15 +12,7 @@ from connectors.redis_cache import idempotency_key
 from paystream import bootstrap, messages
 from paystream.data_keys import JournaledDataKeys
 from paystream.ports import StoredDataKey, TransactionRef
-from tests.unit.test_messages import RECEIPTED
-
-
-def fresh_payment():
-    """A receipted payment with ids no other test uses."""
-    suffix = uuid.uuid4().hex[:12]
-    payment = RECEIPTED.model_copy(update={"payment_id": f"pay_{suffix}", "receipt_id": f"rcpt_{suffix}",
-                                           "transaction_id": f"pi_{suffix}"})
-    return payment, payment.receipt()
+from tests.unit.fakes import fresh_payment
 
 
 @pytest.fixture
@@ -243,7 +235,7 @@ async def test_the_apis_store_connects_in_the_background_and_reads_once_connecte
 
 async def test_the_apis_store_answers_unavailable_while_the_cluster_is_away(settings):
     from paystream.domain.errors import Unavailable
-    from tests.integration.test_cache_outages import closed_port
+    from tests.conftest import closed_port
 
     away = settings.model_copy(update={"couchbase_connstr": f"couchbase://127.0.0.1:{closed_port()}"})
     store = bootstrap.read_store(away)

@@ -147,3 +147,10 @@ def test_no_module_imports_another_modules_private_names():
             if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] in ours)
             for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
     assert hits == []
+
+
+def test_no_test_module_imports_another():
+    """Shared doubles live in tests/unit/fakes.py and shared helpers in tests/*.py, not in a test module."""
+    hits = [f"{p.relative_to(ROOT)} imports {name}" for p in modules("tests") for name in sorted(imported(p))
+            if name.startswith("tests.") and name.rpartition(".")[2].startswith("test_")]
+    assert hits == []
