@@ -73,9 +73,11 @@ async def pay_steadily(payer: RetryingClient, stop: asyncio.Event, concurrency: 
 def assert_each_charged_once(outcomes: list, sandbox) -> None:
     assert outcomes
     assert [(o.user_id, o.status, o.failure_reason) for o in outcomes if o.status != "receipted"] == []
+    # Over every provider object carrying the payment's id, not only the ones paystream named.
+    charges = sandbox.charges_of_payments([o.payment_id for o in outcomes])
     for outcome in outcomes:
-        charges = [c["status"] for c in sandbox.charges_for(outcome.transaction_id)]
-        assert charges == ["succeeded"], (outcome.payment_id, charges)
+        succeeded = [c["id"] for c in charges[outcome.payment_id] if c["status"] == "succeeded"]
+        assert len(succeeded) == 1, (outcome.payment_id, charges[outcome.payment_id])
 
 
 def test_the_balancer_spreads_requests_over_every_ingress_over_http_and_https(balancer, settings):

@@ -106,4 +106,4 @@ async def test_the_same_post_sent_twice_at_once_charges_once(api, sandbox):
         for _ in range(2)))
     assert (first.status, second.status) == (201, 201), (first.body, second.body)
     assert first.body["receipt_id"] == second.body["receipt_id"]
-    assert [c["amount"] for c in sandbox.charges_for(started.body["transaction_id"])] == [1100]
+    assert [c["amount"] for c in sandbox.succeeded_charges(started.body["payment_id"])] == [1100]
