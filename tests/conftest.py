@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,11 @@ from devstack.settings import DevSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYSTREAM = [sys.executable, "-m", "paystream.cli"]
+#: The per-test limit (pytest-timeout, pyproject.toml); a test's own waits stay under it, so a slow run
+#: fails with the test's own message rather than being cut off.
+TEST_TIMEOUT_S = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["timeout"]
+#: The longest single wait a test may make: its limit less a minute for its fixtures and checks.
+LONGEST_WAIT_S = TEST_TIMEOUT_S - 60
 
 
 def paystream(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

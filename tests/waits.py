@@ -33,3 +33,13 @@ async def wait_listed(client, path: str, who: dict, count: int, timeout: float =
         if len(page.body.get("data", [])) >= count or time.monotonic() > deadline:
             return page.body
         await asyncio.sleep(0.2)
+
+
+async def until(check, timeout_s: float, every_s: float = 0.25) -> bool:
+    """Poll `check()` until true or `timeout_s` passed; whether it came true."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(every_s)
+    return True

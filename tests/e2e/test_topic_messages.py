@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 
 import jsonschema
@@ -36,7 +37,13 @@ async def test_every_topic_carries_messages_that_fit_its_schema(api, stack, sett
     assert declined.status == 402, declined.body
     bad, _ = command(kind="refund")
     produce(bootstrap, topics["commands"], "pay_unreadable", bad, "corr-schema-check")
-    await asyncio.sleep(2.5)  # at least one heartbeat of every process
+    # Every topic has carried something of this run (the heartbeats come every few seconds): polled.
+    def moved(kind: str) -> bool:
+        return sum(end_offsets(bootstrap, topics[kind]).values()) > sum(since[kind].values())
+    deadline = time.monotonic() + 30
+    while not all(moved(kind) for kind in topics if kind != "alerts"):
+        assert time.monotonic() < deadline, [kind for kind in topics if kind != "alerts" and not moved(kind)]
+        await asyncio.sleep(0.5)
     since["alerts"] = {p: 0 for p in since["alerts"]}  # kept forever: every alert since the stack began
 
     for kind, name in topics.items():
