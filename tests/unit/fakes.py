@@ -172,11 +172,27 @@ def down(what: str):
 
 
 class MemoryCache:
+    """The receipt cache (ReceiptCache): receipts, the transaction index, accepted payments and the
+    idempotency records ({scoped key: [fingerprint, sealed response or None]}), as Redis keeps them."""
+
     def __init__(self, is_down: bool = False) -> None:
         self.receipts: dict[tuple[str, str, str], bytes] = {}
         self.transactions: dict[str, TransactionRef] = {}
         self.accepted: dict = {}
+        self.idempotency: dict[str, list] = {}
         self.is_down = is_down
+
+    async def claim_idempotency_key(self, key, fingerprint):
+        if key not in self.idempotency:
+            self.idempotency[key] = [fingerprint, None]
+            return None
+        first, response = self.idempotency[key]
+        return first, response
+
+    async def store_response(self, key, sealed_response):
+        record = self.idempotency.setdefault(key, [None, None])
+        if record[1] is None:  # the first answer stays, as Redis's HSETNX keeps it
+            record[1] = sealed_response
 
     async def get_receipt(self, account, user_id, receipt_id):
         if self.is_down:
