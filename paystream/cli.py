@@ -283,6 +283,20 @@ def rebuild() -> None:
                            "seconds": round(done.seconds, 2), "documents_per_s": round(done.documents_per_s)}))
 
 
+@app.command("settings")
+def settings_command(
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the settings table (docs/settings.md) "
+                                                              "instead of the values in effect.")] = False,
+) -> None:
+    """Every setting: the values in effect here (secrets hidden), or with --markdown the documented table."""
+    from paystream import settings_table
+
+    if markdown:
+        typer.echo(settings_table.product_markdown(), nl=False)
+        return
+    typer.echo("\n".join(settings_table.values(get_settings())))
+
+
 _analyst_cli.register(app)
 _dlq_cli.register(app)
 
