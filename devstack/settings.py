@@ -127,16 +127,6 @@ class DevSettings(Settings):
     standin_latency_ms: str = Field(
         "300-800", json_schema_extra=in_group("bench"),
         description="The stand-in's latency per call, uniform in this range (ms), as a real provider's.")
-    bench_client_connections: int = Field(
-        1024, json_schema_extra=in_group("bench"),
-        description="Kept-alive connections the payments load generator holds at most (a request past "
-                    "them waits for one, and its latency counts from when it was due).")
-    bench_warm_up_s: float = Field(
-        30.0, json_schema_extra=in_group("bench"),
-        description="Seconds of payments (at bench_warm_up_rate) through a fresh benchmark stack before a "
-                    "full run's suite measures: Kafka's JIT compiler otherwise takes more of a core than "
-                    "its requests in the first minute, and the first steps would measure that.")
-    bench_warm_up_rate: int = Field(10, json_schema_extra=in_group("bench"), description="Payments per second of the warm-up.")
     stripe_mock_port: int | None = Field(
         None, json_schema_extra=in_group("bench"),
         description="Port of stripe-mock, the contract test's validating server; default: the sandbox's + 2.")

@@ -72,16 +72,6 @@ class Settings(BaseSettings):
                                  description="Kafka's bootstrap address(es), comma-separated host:port.")
     topic_prefix: str = Field("paystream", json_schema_extra=in_group("kafka"),
                               description="Prefix of every topic paystream creates (`<prefix>.payment-commands`, ...).")
-    kafka_command_linger_ms: int = Field(
-        0, json_schema_extra=in_group("kafka"),
-        description="How long the ingress's producer waits to fill a batch of commands (0: send at once; "
-                    "commands written meanwhile join the next batch anyway).")
-    kafka_stream_linger_ms: int = Field(
-        0, json_schema_extra=in_group("kafka"),
-        description="The same for the worker's and sinks' producer (replies, events, receipts, changelog).")
-    kafka_max_batch_bytes: int = Field(
-        256 * 1024, json_schema_extra=in_group("kafka"),
-        description="Largest batch of records per partition one produce request carries.")
     payment_topic_partitions: int = Field(
         6, json_schema_extra=in_group("kafka"),
         description="Partitions of the payment topics (created where missing): the most workers that share them.")
@@ -131,10 +121,6 @@ class Settings(BaseSettings):
                                       description="The provider's secret key (any `sk_…` works on the sandbox).")
     stripe_timeout_s: float = Field(10.0, json_schema_extra=in_group("provider"),
                                     description="Timeout of one provider request (seconds).")
-    stripe_max_connections: int = Field(
-        512, json_schema_extra=in_group("provider"),
-        description="Connections one process keeps open to the provider: calls in flight at once (at 300 "
-                    "payments/s and 500 ms a call, 150).")
     stripe_max_attempts: int = Field(
         4, json_schema_extra=in_group("provider"),
         description="Tries of one provider request on network errors and 5xx (never on a decline).")
@@ -153,24 +139,10 @@ class Settings(BaseSettings):
         "asyncio", json_schema_extra=in_group("ingress"),
         description="The API's event loop: the standard library's or uvloop (libuv). uvloop measured "
                     "less CPU per request but stalls and errors here (docs/benchmarks.md).")
-    listen_backlog: int = Field(
-        4096, json_schema_extra=in_group("ingress"),
-        description="Listen queue of the HTTP servers (ingress, monitor): aiohttp's default of 128 "
-                    "overflows when hundreds of clients connect at once, and each dropped SYN costs ≥ 1 s.")
     dev_api_key: SecretStr = Field(
         SecretStr(""), json_schema_extra=in_group("ingress"),
         description="The development key `paystream apikey` prints (made once, kept in .env, "
                     "registered under account `dev`); client keys live hashed in Redis.")
-    rate_limit_lease_fraction: float = Field(
-        0.05, ge=0, le=1, json_schema_extra=in_group("ingress"),
-        description="The most of a key's limit one ingress process leases from Redis at once and "
-                    "spends without asking again; a lease under 2 tokens means every request is counted in Redis.")
-    rate_limit_lease_max: int = Field(50, ge=1, json_schema_extra=in_group("ingress"),
-                                      description="Cap on the tokens of one lease, whatever the limit.")
-    rate_limit_lease_life: float = Field(
-        0.1, gt=0, le=0.5, json_schema_extra=in_group("ingress"),
-        description="Share of a limit's period a leased token may be spent in after Redis "
-                    "counted it; unspent ones are dropped then.")
     kafka_connect_timeout_s: float = Field(
         1.0, json_schema_extra=in_group("ingress"),
         description="How long the ingress tries to reach a command's partition leader before answering 503.")
@@ -243,8 +215,6 @@ class Settings(BaseSettings):
         15.0, gt=0, json_schema_extra=in_group("sinks"),
         description="Longest the sinks wait for a batch to fill before writing what they have "
                     "(how long a lone event is held).")
-    rebuild_batch: int = Field(2000, json_schema_extra=in_group("sinks"),
-                               description="Records per batch when the stores are rebuilt from the topics.")
     store_check_interval_s: float = Field(
         5.0, json_schema_extra=in_group("sinks"),
         description="How often the sinks compare the store's markers with what they applied (and replay a gap).")
