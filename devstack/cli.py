@@ -1,5 +1,8 @@
-"""The dev stack's commands, added to `paystream` through its `paystream.commands` entry point:
-`stack` and `pipeline` (up / down / status), `demo` and `bench`."""
+"""The dev stack's commands, added to `paystream` through its `paystream.commands` entry point, all
+under one group, `paystream dev`: `stack` and `pipeline` (up / down / status), `apikey` (the development
+key), `where`, `scale`, `autoscale`, `demo`, `bench`, `chaos` and `settings`. `paystream --help` lists
+production commands only; the old top-level names stay as hidden aliases so that scripts keep working.
+"""
 
 
 import json
@@ -27,7 +30,7 @@ def _table(rows) -> str:
     )
 
 
-def _service_group(app: typer.Typer, name: str, help_: str, group_key: str) -> None:
+def _service_group(app: typer.Typer, name: str, help_: str, group_key: str, hidden: bool = False) -> None:
     """up / down / status for one group of managed processes."""
     from devstack.stack import manager
 
@@ -83,7 +86,7 @@ def _service_group(app: typer.Typer, name: str, help_: str, group_key: str) -> N
 
     if group_key == "stack":
         _failover_commands(group)
-    app.add_typer(group, name=name)
+    app.add_typer(group, name=name, hidden=hidden)
 
 
 def _failover_commands(group: typer.Typer) -> None:
@@ -128,14 +131,25 @@ def _failover_commands(group: typer.Typer) -> None:
             raise _fail(exc) from None
 
 
+def apikey() -> None:
+    """Print the development API key (account `dev`): made once and kept in .env, registered again in a
+    fresh Redis. Keys for real accounts: `paystream apikey create`."""
+    from devstack.dev_key import dev_key_now
+    from devstack.settings import get_dev_settings
+
+    key, created = dev_key_now(get_dev_settings())
+    if created:
+        typer.echo("created a development API key (account `dev`) in .env", err=True)
+    typer.echo(key)
+
+
 def where() -> None:
     """Where the running paystream answers: the API (with the development key) and the monitor."""
+    from devstack.dev_key import dev_key_now
     from devstack.settings import get_dev_settings
-    from paystream.apikeys import ensure_dev_key
-    from paystream.cli import _with_key_store
 
     settings = get_dev_settings()
-    key, _ = _with_key_store(lambda store: ensure_dev_key(settings, store))
+    key, _ = dev_key_now(settings)
     typer.echo(f"paystream is running: API at http://{settings.ingress_host}:{settings.ingress_port} and "
                f"https://{settings.ingress_host}:{settings.balancer_https_port} (HAProxy, development certificate "
                f"{settings.state_dir / 'balancer' / 'dev-cert.pem'}) with key {key}")
@@ -181,18 +195,13 @@ def demo() -> None:
     import asyncio
 
     from devstack.demo import run_demo
+    from devstack.dev_key import dev_key
     from devstack.settings import get_dev_settings
-    from paystream import bootstrap
-    from paystream.apikeys import ensure_dev_key
 
     settings = get_dev_settings()
 
     async def demo_with_dev_key() -> None:
-        store = bootstrap.api_key_store(settings)
-        try:
-            key, _ = await ensure_dev_key(settings, store)
-        finally:
-            await store.close()
+        key, _ = await dev_key(settings)
         await run_demo(settings, key, typer.echo)
 
     try:
@@ -216,7 +225,7 @@ def bench(
     if not set(suites) <= set(SUITES):
         raise _fail(f"unknown suite {suite!r}; choose from {', '.join(SUITES)} or all")
     base = out or Path("test-output/bench" if quick else "bench/results")
-    command = "paystream bench " + suite + (" --quick" if quick else "")
+    command = "paystream dev bench " + suite + (" --quick" if quick else "")
     try:
         report = run(suites, quick, keep_stack, base, command, say=lambda line: typer.echo(line, err=True))
     except StackError as exc:
@@ -265,7 +274,7 @@ def chaos(
         from devstack.bench.report import machine
         from devstack.chaos.run import markdown as as_markdown
 
-        command = "paystream chaos" + (f" --faults {faults}" if faults else "") + (" --short" if short else "") \
+        command = "paystream dev chaos" + (f" --faults {faults}" if faults else "") + (" --short" if short else "") \
             + f" --markdown {markdown}"
         markdown.write_text(as_markdown(report, command, git_commit(Path.cwd()), machine(),
                                         datetime.now(UTC).isoformat(timespec="seconds")))
@@ -302,17 +311,20 @@ def settings(
 
 
 def register(app: typer.Typer) -> None:
-    """The `paystream.commands` entry point: add the dev stack's commands to `paystream`."""
-    _service_group(app, "stack", "The local services: Kafka, Couchbase, Redis, the Stripe sandbox.", "stack")
-    _service_group(app, "pipeline", "paystream's own processes in the background: monitor, worker, analytics, sinks, "
-                   "ingress.", "pipeline")
-    app.command()(where)
-    app.command()(scale)
-    app.command()(autoscale)
-    app.command()(demo)
-    app.command()(bench)
-    app.command()(chaos)
-    dev = typer.Typer(help="The local development stack, demo, benchmarks and chaos runs (devstack/).",
-                      no_args_is_help=True)
+    """The `paystream.commands` entry point: the dev stack's commands under `paystream dev`, and under
+    their old top-level names as hidden aliases (scripts, tests and older branches call those)."""
+    from paystream import cli
+
+    dev = typer.Typer(help="The local development stack, demo, benchmarks and chaos runs (devstack/; not "
+                           "part of a production install).", no_args_is_help=True)
+    for target, hidden in ((dev, False), (app, True)):
+        _service_group(target, "stack", "The local services: Kafka, Couchbase, Redis, the Stripe sandbox.", "stack",
+                       hidden)
+        _service_group(target, "pipeline", "paystream's own processes in the background: monitor, worker, "
+                       "analytics, sinks, ingress.", "pipeline", hidden)
+        for command in (where, scale, autoscale, demo, bench, chaos):
+            target.command(hidden=hidden)(command)
+    dev.command()(apikey)
     dev.command()(settings)
     app.add_typer(dev, name="dev")
+    cli.apikey_default.append(apikey)  # the old `paystream apikey` without a subcommand

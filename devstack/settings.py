@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from paystream.settings import Settings, in_group
 
@@ -50,6 +50,11 @@ class DevSettings(Settings):
     stripe_sandbox_persist: bool = Field(
         True, json_schema_extra=in_group("stack"),
         description="Whether the local sandbox keeps its payments across restarts (benchmarks turn it off).")
+
+    dev_api_key: SecretStr = Field(
+        SecretStr(""), json_schema_extra=in_group("stack"),
+        description="The development key `paystream dev apikey` prints (made once, kept in .env, "
+                    "registered under account `dev`); client keys live hashed in Redis.")
 
     pipeline_start_secs: int = Field(
         5, json_schema_extra=in_group("pipeline"),

@@ -1,13 +1,15 @@
 """The `paystream` command: run each process in the foreground, and small operator tools.
 
 Other installed packages add commands through the `paystream.commands` entry
-point group (the dev stack adds `stack`, `pipeline`, `demo` and `bench`).
+point group: the dev stack adds its own under `paystream dev` (stack, pipeline,
+demo, bench, ...), so `paystream --help` lists production commands only.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -138,10 +140,14 @@ def reconcile(
         raise typer.Exit(code=1)
 
 
-apikey_app = typer.Typer(help="API keys: each belongs to an account; paystream keeps only their SHA-256. "
-                              "Without a subcommand: print the development key (made once, kept in .env).",
+apikey_app = typer.Typer(help="API keys: each belongs to an account; paystream keeps only their SHA-256.",
                          invoke_without_command=True)
 app.add_typer(apikey_app, name="apikey")
+
+# What `paystream apikey` does without a subcommand: print its help, unless an installed plugin gives it
+# a default. The dev stack does (its development key, `paystream dev apikey`), so that scripts written
+# for the old `paystream apikey` keep working where the dev stack is installed.
+apikey_default: list[Callable[[], None]] = []
 
 
 def _with_key_store(work):
@@ -164,12 +170,10 @@ def _with_key_store(work):
 def apikey(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    from paystream.apikeys import ensure_dev_key
-
-    key, created = _with_key_store(lambda store: ensure_dev_key(get_settings(), store))
-    if created:
-        typer.echo("created a development API key (account `dev`) in .env", err=True)
-    typer.echo(key)
+    if not apikey_default:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
+    apikey_default[0]()
 
 
 @apikey_app.command("create")

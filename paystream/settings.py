@@ -139,10 +139,6 @@ class Settings(BaseSettings):
         "asyncio", json_schema_extra=in_group("ingress"),
         description="The API's event loop: the standard library's or uvloop (libuv). uvloop measured "
                     "less CPU per request but stalls and errors here (docs/benchmarks.md).")
-    dev_api_key: SecretStr = Field(
-        SecretStr(""), json_schema_extra=in_group("ingress"),
-        description="The development key `paystream apikey` prints (made once, kept in .env, "
-                    "registered under account `dev`); client keys live hashed in Redis.")
     kafka_connect_timeout_s: float = Field(
         1.0, json_schema_extra=in_group("ingress"),
         description="How long the ingress tries to reach a command's partition leader before answering 503.")

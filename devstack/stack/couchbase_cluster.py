@@ -232,7 +232,7 @@ class CouchbaseCluster(Service):
         try:
             url = json.loads(self.info_path.read_text())["control"]
         except (OSError, ValueError, KeyError):
-            raise StackError("the local Couchbase cluster is not running (`paystream stack up couchbase`)") from None
+            raise StackError("the local Couchbase cluster is not running (`paystream dev stack up couchbase`)") from None
         request = urllib.request.Request(url + path, method=method)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
