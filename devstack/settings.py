@@ -36,7 +36,7 @@ class DevSettings(Settings):
     kafka_controller_port: int = Field(9093, json_schema_extra=in_group("stack"),
                                        description="The local broker's KRaft controller port.")
     kafka_version: str = Field("4.1.1", json_schema_extra=in_group("stack"),
-                               description="The Apache Kafka release whose jars `stack up` fetches.")
+                               description="The Apache Kafka release whose jars `stack up` fetches from Maven Central.")
     kafka_heap: str = Field("768m", json_schema_extra=in_group("stack"), description="The local broker's Java heap.")
 
     couchbase_nodes: int = Field(3, json_schema_extra=in_group("stack"), description="Nodes of the local (gocaves) cluster.")
@@ -81,7 +81,7 @@ class DevSettings(Settings):
         8, ge=1, le=9, json_schema_extra=in_group("scaling"),
         description="Most ingress processes `paystream dev scale` runs (their ports stay below the monitor's).")
     scale_max_instances: int = Field(8, ge=1, le=9, json_schema_extra=in_group("scaling"),
-                                     description="Most workers or sinks `paystream dev scale` runs.")
+                                     description="Most workers or sinks `paystream dev scale` runs (never above the partitions).")
     balancer_check_interval_ms: int = Field(
         1000, json_schema_extra=in_group("scaling"),
         description="How often HAProxy checks each ingress's /health; 2 failures in a row take it out, 2 "
@@ -125,7 +125,8 @@ class DevSettings(Settings):
 
     chaos_worker_web_port: int | None = Field(
         None, json_schema_extra=in_group("bench"),
-        description="Web port of the second worker a chaos run starts (default: the worker's + 1000).")
+        description="Web port of the second worker a chaos run starts (fault `kill-one-of-two-workers`); default: "
+                    "the worker's + 1000.")
     standin_port: int | None = Field(
         None, json_schema_extra=in_group("bench"),
         description="Port of the benchmarks' provider stand-in (devstack/standin.py); default: the sandbox's + 1.")
@@ -134,7 +135,8 @@ class DevSettings(Settings):
         description="The stand-in's latency per call, uniform in this range (ms), as a real provider's.")
     stripe_mock_port: int | None = Field(
         None, json_schema_extra=in_group("bench"),
-        description="Port of stripe-mock, the contract test's validating server; default: the sandbox's + 2.")
+        description="Port of stripe-mock, the contract test's validating server, started by "
+                    "tests/integration/test_stripe_contract.py; default: the sandbox's + 2.")
 
     @property
     def standin_base(self) -> str:

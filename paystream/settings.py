@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         description="How long the ingress tries to reach a command's partition leader before answering 503.")
     key_cache_s: float = Field(1.0, json_schema_extra=in_group("ingress"),
                                description="How long an ingress remembers an API key's record and a user's "
-                                           "data key; a revocation or forget-user takes effect within it.")
+                                           "data key (0: never); a revocation or forget-user takes effect within it.")
     rate_limit: str = Field("100/second", json_schema_extra=in_group("ingress"),
                             description="Requests one API key may make, in `limits` notation "
                                         "(`N/second|minute|hour`); a key may carry its own.")
@@ -181,7 +181,8 @@ class Settings(BaseSettings):
                            description="The worker's Faust app id: its consumer group and changelog topics' prefix.")
     worker_web_port: int = Field(
         6066, json_schema_extra=in_group("worker"),
-        description="The worker's web server: /ready/ and /metrics open, table queries behind the internal token.")
+        description="The worker's web server: /ready/ and /metrics open, table queries behind the internal token; "
+                    "Faust's own table, graph and stats pages are off.")
     worker_concurrency: int = Field(
         256, json_schema_extra=in_group("worker"),
         description="Commands one worker handles at once (one at a time per payment): provider calls of "
@@ -192,8 +193,8 @@ class Settings(BaseSettings):
                     "Faust starts (0: no bulk restore; Faust's own recovery reads the whole changelog).")
     worker_url: str | None = Field(
         None, json_schema_extra=in_group("worker"),
-        description="A worker's HTTP address for `paystream query summary` and `tables export payments`; "
-                    "default: http://<ingress host>:<worker web port>.")
+        description="A worker's HTTP address for `paystream query summary` and `tables export payments` (any "
+                    "worker gathers from all); default: http://<ingress host>:<worker web port>.")
     advertised_host: str | None = Field(
         None, json_schema_extra=in_group("worker"),
         description="The address other worker and analytics processes reach this one at (table routing, "
@@ -225,7 +226,7 @@ class Settings(BaseSettings):
     analytics_url: str | None = Field(
         None, json_schema_extra=in_group("analytics"),
         description="An analytics process's HTTP address for `paystream query`, `tables export` and the "
-                    "monitor; default: http://<ingress host>:<analytics web port>.")
+                    "monitor (any one gathers from all); default: http://<ingress host>:<analytics web port>.")
     analytics_minute_retention_s: int = Field(
         2 * 24 * 3600, json_schema_extra=in_group("analytics"),
         description="How long per-minute and rolling (10-minute) windows are kept (seconds).")
@@ -240,7 +241,8 @@ class Settings(BaseSettings):
     monitor_scrape_urls: str = Field(
         "", json_schema_extra=in_group("monitor"),
         description="The /metrics pages the monitor may scrape, comma-separated (a heartbeat naming any "
-                    "other is not fetched); default: those of the ingress, worker and sinks ports.")
+                    "other is not fetched); default: those of the ingress, worker and sinks ports (the dev stack gives "
+                    "the monitor every instance's page `paystream dev scale` may start).")
     missed_beats_down: int = Field(3, json_schema_extra=in_group("monitor"),
                                    description="Missed heartbeats after which a component is down.")
     crash_loop_restarts: int = Field(3, json_schema_extra=in_group("monitor"),

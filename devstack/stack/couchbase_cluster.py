@@ -227,7 +227,7 @@ class CouchbaseCluster(Service):
 
     def _control(self, method: str, path: str):
         if self.external:
-            raise StackError("failover of a real Couchbase Server is its own (auto-failover, see README); "
+            raise StackError("failover of a real Couchbase Server is its own (auto-failover, see docs/operations.md); "
                              "this command drives the local cluster only")
         try:
             url = json.loads(self.info_path.read_text())["control"]
