@@ -313,8 +313,6 @@ def settings(
 def register(app: typer.Typer) -> None:
     """The `paystream.commands` entry point: the dev stack's commands under `paystream dev`, and under
     their old top-level names as hidden aliases (scripts, tests and older branches call those)."""
-    from paystream import cli
-
     dev = typer.Typer(help="The local development stack, demo, benchmarks and chaos runs (devstack/; not "
                            "part of a production install).", no_args_is_help=True)
     for target, hidden in ((dev, False), (app, True)):
@@ -327,4 +325,3 @@ def register(app: typer.Typer) -> None:
     dev.command()(apikey)
     dev.command()(settings)
     app.add_typer(dev, name="dev")
-    cli.apikey_default.append(apikey)  # the old `paystream apikey` without a subcommand

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -144,11 +143,6 @@ apikey_app = typer.Typer(help="API keys: each belongs to an account; paystream k
                          invoke_without_command=True)
 app.add_typer(apikey_app, name="apikey")
 
-# What `paystream apikey` does without a subcommand: print its help, unless an installed plugin gives it
-# a default. The dev stack does (its development key, `paystream dev apikey`), so that scripts written
-# for the old `paystream apikey` keep working where the dev stack is installed.
-apikey_default: list[Callable[[], None]] = []
-
 
 def _with_key_store(work):
     """Run `work(store)` against the API-key store the settings name."""
@@ -170,10 +164,13 @@ def _with_key_store(work):
 def apikey(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    if not apikey_default:
+    # Without a subcommand: the old form of `paystream dev apikey` (the development key), where the dev stack
+    # is installed, so that scripts written for it keep working; otherwise this group's help.
+    dev = getattr(ctx.find_root().command, "commands", {}).get("dev")
+    if dev is None or "apikey" not in dev.commands:
         typer.echo(ctx.get_help())
         raise typer.Exit()
-    apikey_default[0]()
+    ctx.invoke(dev.commands["apikey"].callback)
 
 
 @apikey_app.command("create")

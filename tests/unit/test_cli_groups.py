@@ -43,3 +43,13 @@ def test_the_old_top_level_dev_commands_still_answer():
     for name in OLD_TOP_LEVEL:
         assert root.commands[name].hidden, name
         assert CliRunner().invoke(app, [name, "--help"]).exit_code == 0, name
+
+
+def test_paystream_apikey_without_a_subcommand_is_still_the_development_key(monkeypatch):
+    import devstack.dev_key
+
+    monkeypatch.setattr(devstack.dev_key, "dev_key_now", lambda settings: ("psk_dev_test", False))
+    for args in (["dev", "apikey"], ["apikey"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "psk_dev_test\n", args
