@@ -82,7 +82,8 @@ def markdown(model: type[BaseSettings], groups: dict[str, str], title: str, intr
         lines += [f"## {heading}", "", "| variable | type | default | meaning |", "|---|---|---|---|"]
         for name, field in members:
             variable = " or ".join(f"`{env}`" for env in env_names(name, field))
-            description = field.description.replace("|", "\\|").replace("\n", " ")
+            # `<name>` would be read as an HTML tag and vanish from the rendered page
+            description = field.description.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
             lines.append(f"| {variable} | {type_name(field.annotation)} | {default_text(field)} | {description} |")
         lines.append("")
     return "\n".join(lines)
