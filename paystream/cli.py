@@ -1,7 +1,8 @@
 """The `paystream` command: run each process in the foreground, and small operator tools.
 
 Other installed packages add commands through the `paystream.commands` entry
-point group (the dev stack adds `stack`, `pipeline`, `demo` and `bench`).
+point group: the dev stack adds its own under `paystream dev` (stack, pipeline,
+demo, bench, ...), so `paystream --help` lists production commands only.
 """
 
 from __future__ import annotations
@@ -138,13 +139,12 @@ def reconcile(
         raise typer.Exit(code=1)
 
 
-apikey_app = typer.Typer(help="API keys: each belongs to an account; paystream keeps only their SHA-256. "
-                              "Without a subcommand: print the development key (made once, kept in .env).",
+apikey_app = typer.Typer(help="API keys: each belongs to an account; paystream keeps only their SHA-256.",
                          invoke_without_command=True)
 app.add_typer(apikey_app, name="apikey")
 
 
-def with_key_store(work):
+def _with_key_store(work):
     """Run `work(store)` against the API-key store the settings name."""
     import asyncio
 
@@ -164,12 +164,13 @@ def with_key_store(work):
 def apikey(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    from paystream.apikeys import ensure_dev_key
-
-    key, created = with_key_store(lambda store: ensure_dev_key(get_settings(), store))
-    if created:
-        typer.echo("created a development API key (account `dev`) in .env", err=True)
-    typer.echo(key)
+    # Without a subcommand: the old form of `paystream dev apikey` (the development key), where the dev stack
+    # is installed, so that scripts written for it keep working; otherwise this group's help.
+    dev = getattr(ctx.find_root().command, "commands", {}).get("dev")
+    if dev is None or "apikey" not in dev.commands:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
+    ctx.invoke(dev.commands["apikey"].callback)
 
 
 @apikey_app.command("create")
@@ -182,7 +183,7 @@ def apikey_create(
     from paystream import apikeys
 
     try:
-        key, record = with_key_store(lambda store: apikeys.create(store, account, rate_limit))
+        key, record = _with_key_store(lambda store: apikeys.create(store, account, rate_limit))
     except ValueError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
@@ -196,7 +197,7 @@ def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     """Every key: id, account, first characters, creation time and limit (never the key)."""
     from dataclasses import asdict
 
-    records = with_key_store(lambda store: store.all())
+    records = _with_key_store(lambda store: store.all())
     if as_json:
         typer.echo(json.dumps([{k: v for k, v in asdict(r).items() if k != "key_hash"} for r in records], indent=2))
         return
@@ -207,7 +208,7 @@ def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 @apikey_app.command("revoke")
 def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id, as `apikey list` shows it.")]) -> None:
     """Revoke a key: the next request with it is refused (401)."""
-    if not with_key_store(lambda store: store.revoke(key_id)):
+    if not _with_key_store(lambda store: store.revoke(key_id)):
         typer.secho(f"error: no key {key_id}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
     typer.echo(f"revoked {key_id}")
@@ -281,6 +282,20 @@ def rebuild() -> None:
     typer.echo(json.dumps({"records": done.records, "documents": done.documents, "index_entries": done.index_entries,
                            "unreadable": done.unreadable,
                            "seconds": round(done.seconds, 2), "documents_per_s": round(done.documents_per_s)}))
+
+
+@app.command("settings")
+def settings_command(
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the settings table (docs/settings.md) "
+                                                              "instead of the values in effect.")] = False,
+) -> None:
+    """Every setting: the values in effect here (secrets hidden), or with --markdown the documented table."""
+    from paystream import settings_table
+
+    if markdown:
+        typer.echo(settings_table.product_markdown(), nl=False)
+        return
+    typer.echo("\n".join(settings_table.values(get_settings())))
 
 
 _analyst_cli.register(app)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.bench import tuning as bench_tuning
 from devstack.bench.load import paystream_payments
 from devstack.settings import DevSettings
 from devstack.stack.errors import StackError
@@ -108,8 +109,8 @@ class BenchStack:
         3.6 s of request handling over the first 17 s at 25 payments/s), which the first steps would
         otherwise charge to paystream."""
         settings = self.settings()
-        self.say(f"  warm-up: {settings.bench_warm_up_rate} payments/s for {self.warm_up_s:g} s, not reported")
-        asyncio.run(paystream_payments(settings, settings.bench_warm_up_rate, self.warm_up_s))
+        self.say(f"  warm-up: {bench_tuning.WARM_UP_RATE} payments/s for {self.warm_up_s:g} s, not reported")
+        asyncio.run(paystream_payments(settings, bench_tuning.WARM_UP_RATE, self.warm_up_s))
         self.wait_drained()
 
     def _start_standin(self) -> None:

@@ -8,6 +8,7 @@ import uuid
 
 import aiohttp
 
+from devstack.bench import tuning as bench_tuning
 from devstack.bench.core import Step, open_loop, percentile
 from devstack.settings import DevSettings
 
@@ -16,7 +17,7 @@ async def paystream_payments(settings: DevSettings, rate: int, seconds: float) -
     """Complete payments (start, then post) through paystream's public address at `rate` a second."""
     base = f"http://{settings.ingress_host}:{settings.ingress_port}"
     starts, posts = [], []
-    connector = aiohttp.TCPConnector(limit=settings.bench_client_connections)
+    connector = aiohttp.TCPConnector(limit=bench_tuning.CLIENT_CONNECTIONS)
     headers = {"Authorization": f"Bearer {settings.dev_api_key.get_secret_value()}"}
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
         async def payment(i: int) -> None:
@@ -52,7 +53,7 @@ async def sandbox_payments(settings: DevSettings, rate: int, seconds: float, lab
     base = settings.stripe_api_base
     creates, confirms = [], []
     headers = {"Authorization": f"Bearer {settings.stripe_api_key.get_secret_value()}"}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.bench_client_connections),
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=bench_tuning.CLIENT_CONNECTIONS),
                                      headers=headers) as http:
         async def call(path: str, data: dict) -> dict:
             async with http.post(base + path, data=data) as r:
