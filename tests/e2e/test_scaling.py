@@ -91,9 +91,10 @@ def test_the_balancer_spreads_requests_over_every_ingress_over_http_and_https(ba
         with urllib.request.urlopen(f"{balancer.https_address}/health", timeout=5, context=context) as resp:
             assert resp.status == 200
     after = answered(balancer)
-    # Round robin: each of the two got about half of the 20.
-    assert {name: after[name] - before.get(name, 0) for name in ("ingress", "ingress-2")} == \
-        {"ingress": 10, "ingress-2": 10}
+    # Spread: each of the two answered some of the 20, and together all of them. (Not exactly half each:
+    # HAProxy's round robin runs per thread, and a server back from a restart re-enters it mid-turn.)
+    got = {name: after[name] - before.get(name, 0) for name in ("ingress", "ingress-2")}
+    assert all(n > 0 for n in got.values()) and sum(got.values()) == 20, got
     # The API itself answers on the public address, with its structured errors.
     request = urllib.request.Request(f"{balancer.https_address}/v1/getReceipt?receipt_id=x&user_id=y")
     with pytest.raises(urllib.error.HTTPError) as refused:
