@@ -21,8 +21,8 @@ from paystream.topics import TopicSpec
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
 
-    from connectors.couchbase_bulk import CouchbaseBulkWriter, SinkBatchWriter
     from connectors.couchbase_store import BackgroundConnectedStore, CouchbaseStore
+    from connectors.couchbase_writer import CouchbaseWriter
     from connectors.kafka_commands import KafkaCommandBus
     from connectors.kafka_data_keys import KafkaDataKeyJournal
     from connectors.kafka_dead_letters import KafkaDeadLetters
@@ -187,23 +187,17 @@ def event_log(settings: Settings) -> KafkaEventLog:
     return KafkaEventLog(settings.kafka_bootstrap)
 
 
-async def store_writer(settings: Settings) -> CouchbaseBulkWriter:
-    from connectors.couchbase_bulk import CouchbaseBulkWriter
+async def store_writer(settings: Settings) -> CouchbaseWriter:
+    """The one writer of the store's documents: the sinks', the rebuild's, a single write's."""
+    from connectors.couchbase_writer import CouchbaseWriter
 
-    return await CouchbaseBulkWriter.connect(settings)
+    return await CouchbaseWriter.connect(settings)
 
 
-async def store_rebuild(settings: Settings, writer: CouchbaseBulkWriter | None = None) -> StoreRebuild:
+async def store_rebuild(settings: Settings, writer: CouchbaseWriter | None = None) -> StoreRebuild:
     """Replays the events and receipts topics into Couchbase and the receipt cache (through `writer`
     when the caller holds one already)."""
     return StoreRebuild(event_log(settings), writer or await store_writer(settings), receipt_cache(settings),
                         settings.topics, batch=settings.rebuild_batch)
-
-
-def sink_writer(bulk: CouchbaseBulkWriter, store: CouchbaseStore) -> SinkBatchWriter:
-    """The sinks' batched writes, over the two Couchbase connections they hold."""
-    from connectors.couchbase_bulk import SinkBatchWriter
-
-    return SinkBatchWriter(bulk, store)
 
 

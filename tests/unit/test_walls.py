@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = ["paystream", "ingress", "streams", "connectors", "tables", "monitor"]
 CORE = ["paystream/domain", "paystream/handlers.py", "paystream/ports.py", "paystream/views.py", "paystream/rebuild.py",
+        "paystream/projection.py", "paystream/early_writes.py",
         "paystream/messages.py", "paystream/clock.py"]
 IO_LIBRARIES = {"aiohttp", "redis", "couchbase", "acouchbase", "kafka", "aiokafka", "faust", "requests", "httpx",
                 "psutil", "prometheus_client", "structlog"}
