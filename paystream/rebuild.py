@@ -126,6 +126,8 @@ class StoreWatch:
         #: Per partition: the offset the store must hold everything below (the last marker we wrote,
         #: or at first the group's committed offset: the previous owner applied all before it).
         self.floor: dict[Partition, int] = {}
+        #: The partitions whose marker this watch wrote: one of them missing means the store lost it.
+        self.marked: set[Partition] = set()
 
     def note(self, topic: str, partition: int, offset: int) -> None:
         self.applied[(topic, partition)] = offset + 1
@@ -135,6 +137,7 @@ class StoreWatch:
         for tp in set(self.floor) - assigned:
             del self.floor[tp]
             self.applied.pop(tp, None)
+            self.marked.discard(tp)
         for topic in {topic for topic, _ in assigned - set(self.floor)}:
             committed = await self.rebuild.log.committed(self.group, topic)
             for tp in assigned:
@@ -145,7 +148,11 @@ class StoreWatch:
         markers = await self.rebuild.store.applied_offsets(list(names.values()))
         missing = {tp for tp in assigned if markers[names[tp]] is None}
         held = {tp: markers[names[tp]] or 0 for tp in assigned}
-        gaps = {tp: (held[tp], targets[tp]) for tp in assigned if held[tp] < self.floor[tp]}
+        # Behind the last marker we wrote: lost. A marker we wrote gone altogether: everything the sinks
+        # applied is lost, also what they applied since that marker (a partition whose first events came
+        # after the last round has a marker of 0 but documents all the same).
+        gaps = {tp: (held[tp], targets[tp]) for tp in assigned
+                if held[tp] < self.floor[tp] or (tp in missing and tp in self.marked and held[tp] < targets[tp])}
         replayed = None
         if gaps or missing:
             # A store that lost data may have lost users' keys too (a fresh one has none to lose: the
@@ -159,4 +166,5 @@ class StoreWatch:
         if moved:
             await self.rebuild.store.set_applied_offsets({names[tp]: target for tp, target in moved.items()})
             self.floor.update(moved)
+            self.marked |= set(moved)
         return replayed if replayed is not None and replayed.records else None

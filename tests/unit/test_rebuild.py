@@ -220,6 +220,26 @@ async def test_the_watch_marks_what_was_applied_and_replays_what_a_wiped_store_l
     assert len(store.payments) == 4 and store.markers == {marker_name(*tp): 8}
 
 
+async def test_a_wiped_store_gets_back_what_the_sinks_applied_since_the_last_round():
+    """A partition whose first events were applied after the last round's marker (still at 0): a wipe
+    loses them all the same, and the replay puts them back."""
+    log = Log()
+    store = Store()
+    watch = StoreWatch("sinks", rebuilder(log, store))
+    tp = (TOPICS.events, 0)
+    assert await watch.check({tp}) is None
+    assert store.markers == {marker_name(*tp): 0}
+    for n in range(2):
+        for payment in history(n):
+            log.event(0, payment)
+    for offset in range(4):  # applied before the next round
+        watch.note(*tp, offset)
+    store.__init__()  # the cluster restarted empty
+    replayed = await watch.check({tp})
+    assert replayed is not None and replayed.records == 4
+    assert len(store.payments) == 2 and store.markers == {marker_name(*tp): 4}
+
+
 async def test_the_watch_replays_only_the_gap_of_a_store_that_is_behind():
     log = Log()
     for n in range(4):
