@@ -13,7 +13,7 @@ changed meanwhile (another writer: a replay, the sinks of another process) is re
 again and compared again. Receipts and transaction ids never change once
 written: inserted, an existing one kept. Users' indexes get ids through
 sub-document upserts of the async SDK (it has no multi-operation for them), at
-most `MUTATE_IN_MAX_SPECS` ids a write, all of a batch's together; an upsert
+most `MUTATE_IN_MAX_SPECS` ids a write, a batch's documents together; an upsert
 writes the same id again harmlessly, so nothing there needs guarding.
 """
 
@@ -27,7 +27,12 @@ from datetime import timedelta
 from acouchbase.cluster import Cluster as AsyncCluster
 from couchbase.auth import PasswordAuthenticator
 from couchbase.cluster import Cluster
-from couchbase.exceptions import CasMismatchException, DocumentExistsException, DocumentNotFoundException
+from couchbase.exceptions import (
+    CasMismatchException,
+    DocumentExistsException,
+    DocumentNotFoundException,
+    PathMismatchException,
+)
 from couchbase.options import ClusterOptions, MutateInOptions, ReplaceOptions
 from couchbase.subdocument import StoreSemantics
 from couchbase.subdocument import upsert as subdoc_upsert
@@ -142,11 +147,14 @@ class CouchbaseWriter:
     async def write_user_index(self, entries: dict[tuple[str, str, str], dict[str, str]]) -> int:
         """Add ids to users' indexes, {(kind, account, user): {id: created_at}}: one sub-document write per
         index document for its ids (in chunks of the most one write takes), keeping the ids it holds."""
-        writes = []
-        for (kind, account, user_id), ids in entries.items():
-            key, items = user_index_key(kind, account, user_id), list(ids.items())
-            writes += [self._index(key, items[i:i + MUTATE_IN_MAX_SPECS])
-                       for i in range(0, len(items), MUTATE_IN_MAX_SPECS)]
+        async def one_index(key: str, items: list[tuple[str, str]]) -> None:
+            # One document's chunks one after another: two writes creating the same document at once
+            # can fail on the store's side (seen on a rebuild of users with many ids).
+            for i in range(0, len(items), MUTATE_IN_MAX_SPECS):
+                await self._index(key, items[i:i + MUTATE_IN_MAX_SPECS])
+
+        writes = [one_index(user_index_key(kind, account, user_id), list(ids.items()))
+                  for (kind, account, user_id), ids in entries.items() if ids]
         # Every write runs to its end before the first failure is raised: the caller retries the lot.
         for outcome in await asyncio.gather(*writes, return_exceptions=True):
             if isinstance(outcome, BaseException):
@@ -232,11 +240,23 @@ class CouchbaseWriter:
 
     async def _index(self, key: str, ids: list[tuple[str, str]]) -> None:
         started = time.perf_counter()
-        try:
+
+        async def add() -> None:
             await self.index_collection.mutate_in(
                 key, [subdoc_upsert(f"ids.{object_id}", created_at, create_parents=True)
                       for object_id, created_at in ids],
                 MutateInOptions(store_semantics=StoreSemantics.UPSERT))
+
+        try:
+            try:
+                await add()
+            except PathMismatchException:
+                # A document removed earlier takes no sub-document write that creates it again on the
+                # local cluster (gocaves); inserted whole instead, or, made meanwhile, added to.
+                try:
+                    await self.index_collection.insert(key, {"ids": dict(ids)})
+                except DocumentExistsException:
+                    await add()
         except Exception:
             metrics.COUCHBASE_WRITE_ERRORS.labels("user_index").inc()
             raise

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter, Gauge
 
-from monitor import analytics, overload
+from monitor import overload
 from monitor.probes import ProbeResult, Probes
 from monitor.reconciliation import ReconciliationWatch
 from monitor.sampler import Sampler, flatten
@@ -27,6 +27,7 @@ from paystream.observability import metrics
 from paystream.observability.heartbeat import HeartbeatSource, publish_forever
 from paystream.observability.logs import get_logger
 from paystream.settings import Settings
+from tables.analytics import charts as analytics
 
 log = get_logger("paystream.monitor")
 STATIC = Path(__file__).parent / "static"

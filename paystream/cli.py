@@ -60,7 +60,7 @@ def sinks() -> None:
 @app.command()
 def analytics() -> None:
     """Run the analytics in the foreground: windowed and per-user tables from the payment events."""
-    _run_faust("analytics", "streams.analytics")
+    _run_faust("analytics", "tables.analytics.agents")
 
 
 @app.command()
