@@ -17,7 +17,7 @@ from prometheus_client import Counter, Gauge
 
 from monitor import overload
 from monitor.probes import ProbeResult, Probes
-from monitor.reconciliation import ReconciliationWatch
+from monitor.reconciliation.watch import ReconciliationWatch
 from monitor.sampler import Sampler, flatten
 from monitor.state import SCALED_KINDS, Change, Components, Series, counter_delta
 from paystream import bootstrap, messages

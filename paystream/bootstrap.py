@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from connectors.couchbase_writer import CouchbaseWriter
     from connectors.kafka_commands import KafkaCommandBus
     from connectors.kafka_data_keys import KafkaDataKeyJournal
-    from connectors.kafka_dead_letters import KafkaDeadLetters
-    from connectors.kafka_history import KafkaHistory
     from connectors.kafka_log import KafkaEventLog
     from connectors.rate_limits import RateLimiter
     from connectors.redis_apikeys import RedisApiKeys
@@ -98,13 +96,6 @@ def payment_table(settings: Settings) -> WorkerTableClient:
                              settings.worker_query_timeout_s)
 
 
-def payment_history(settings: Settings) -> KafkaHistory:
-    """What paystream recorded, read back from its events and receipts topics (reconciliation)."""
-    from connectors.kafka_history import KafkaHistory
-
-    return KafkaHistory(settings.kafka_bootstrap, settings.topics.events, settings.topics.receipts)
-
-
 def api_key_store(settings: Settings) -> RedisApiKeys:
     """Where API keys (hashed) live: the Redis paystream already runs."""
     from connectors.redis_apikeys import RedisApiKeys
@@ -163,13 +154,6 @@ def is_outage(exc: BaseException) -> bool:
     from connectors.outages import is_outage
 
     return is_outage(exc)
-
-
-def dead_letter_topic(settings: Settings) -> KafkaDeadLetters:
-    """The dead-letter topic, read back and replayed (`paystream dlq`)."""
-    from connectors.kafka_dead_letters import KafkaDeadLetters
-
-    return KafkaDeadLetters(settings.kafka_bootstrap, settings.topics.dead_letters)
 
 
 async def restore_worker_table(settings: Settings, table) -> Restored:

@@ -23,7 +23,7 @@ from paystream.observability import metrics
 from paystream.observability.logs import get_logger
 from paystream.projection import Projection
 from paystream.settings import Settings
-from streams.dead_letters import DeadLetters
+from streams.dead_letters.letters import DeadLetters
 
 log = get_logger("paystream.sinks")
 

@@ -24,7 +24,7 @@ from paystream.rebuild import StoreWatch
 from paystream.settings import get_settings
 from streams import observability
 from streams.app import make_app
-from streams.dead_letters import DeadLetters
+from streams.dead_letters.letters import DeadLetters
 from streams.sink_batches import BatchSink
 
 log = get_logger("paystream.sinks")

@@ -34,7 +34,7 @@ from paystream.observability.logs import get_logger
 from paystream.settings import get_settings
 from streams import observability
 from streams.app import make_app
-from streams.dead_letters import DeadLetters, headers_of
+from streams.dead_letters.letters import DeadLetters, headers_of
 from streams.readiness import is_ready
 from streams.tables_web import payments_pages
 from streams.web import internal

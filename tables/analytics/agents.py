@@ -19,7 +19,7 @@ from paystream.observability.logs import get_logger
 from paystream.settings import get_settings
 from streams import observability
 from streams.app import make_app
-from streams.dead_letters import DeadLetters, headers_of
+from streams.dead_letters.letters import DeadLetters, headers_of
 from streams.tables_web import Cluster
 from tables.analytics import pages
 from tables.analytics.counts import counted, epoch_s, user_key
