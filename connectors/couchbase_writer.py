@@ -20,6 +20,7 @@ writes the same id again harmlessly, so nothing there needs guarding.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import OrderedDict
 from datetime import timedelta
@@ -68,6 +69,8 @@ class CouchbaseWriter:
         self.index_collection = index_cluster.bucket(bucket).default_collection()
         #: Per payment document: (its CAS, the version it holds), as this writer last wrote or read it.
         self._held: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        #: The memo is read and written from worker threads (a rebuild may write beside the sinks).
+        self._lock = threading.Lock()
 
     @classmethod
     async def connect(cls, settings: Settings) -> CouchbaseWriter:
@@ -90,56 +93,79 @@ class CouchbaseWriter:
 
     # --- documents ----------------------------------------------------------------
     async def write_payments(self, payments: list[Payment]) -> int:
-        """Each payment unless the store holds the same or a newer version; how many were written."""
+        """Each payment unless the store holds the same or a newer version; how many were written.
+        Written whole in one worker thread: the event loop only hands the batch over."""
+        if not payments:
+            return 0
+        started = time.perf_counter()
+        written, failed = await asyncio.to_thread(self._write_newer, payments)
+        if failed:
+            metrics.COUCHBASE_WRITE_ERRORS.labels("payment").inc(len(failed))
+            raise failed[0]
+        took = time.perf_counter() - started
+        for _ in range(written):
+            metrics.COUCHBASE_WRITE_LATENCY.labels("payment").observe(took)
+        return written
+
+    def _write_newer(self, payments: list[Payment]) -> tuple[int, list[Exception]]:
+        """(written, failed unexpectedly): rounds of insert (unknown documents) and replace under the CAS
+        held (known ones), then a read of the documents written by someone else meanwhile; the next
+        round replaces each under the CAS read if ours is newer, inserts it if it is gone, and leaves it
+        if it is not older."""
         written = 0
         pending = {payment_key(p.payment_id): p for p in payments}
         for _ in range(CAS_RETRIES):
             if not pending:
-                return written
-            replace = {k: self._held[k][0] for k, p in pending.items()
-                       if k in self._held and self._held[k][1] < p.version}
-            insert = {k: p for k, p in pending.items() if k not in replace}
-            inserted, replaced = await asyncio.gather(
-                self._timed("payment", lambda: self.collection.insert_multi(
-                    {k: p.as_dict() for k, p in insert.items()}, return_exceptions=True), len(insert)),
-                self._timed("payment", lambda: self.collection.replace_multi(
-                    {k: pending[k].as_dict() for k in replace},
-                    per_key_options={k: ReplaceOptions(cas=cas) for k, cas in replace.items()},
-                    return_exceptions=True), len(replace)))
+                return written, []
+            with self._lock:
+                replace = {k: self._held[k][0] for k, p in pending.items()
+                           if k in self._held and self._held[k][1] < p.version}
             conflicts = []
-            for result, expected in ((inserted, (DocumentExistsException,)),
-                                     (replaced, (CasMismatchException, DocumentNotFoundException))):
-                if result is None:
+            for keys, call, expected in (
+                ([k for k in pending if k not in replace], lambda keys: self.collection.insert_multi(
+                    {k: pending[k].as_dict() for k in keys}, return_exceptions=True), DocumentExistsException),
+                (list(replace), lambda keys: self.collection.replace_multi(
+                    {k: pending[k].as_dict() for k in keys},
+                    per_key_options={k: ReplaceOptions(cas=replace[k]) for k in keys}, return_exceptions=True),
+                 (CasMismatchException, DocumentNotFoundException)),
+            ):
+                if not keys:
                     continue
-                _raise_unexpected(result.exceptions, *expected)
-                for k, done in result.results.items():
-                    self._hold(k, done.cas, pending[k].version)
+                result = call(keys)
+                unexpected = _unexpected(result.exceptions, expected)
+                if unexpected:
+                    return written, unexpected
+                with self._lock:
+                    for k, done in result.results.items():
+                        self._hold(k, done.cas, pending[k].version)
                 written += len(result.results)
                 conflicts += list(result.exceptions)
-            # Written by someone else meanwhile: read what the store holds; the next round replaces it
-            # under that CAS if ours is newer, inserts it if it is gone, and leaves it if it is not older.
             pending = {k: pending[k] for k in conflicts}
             if pending:
-                found = await asyncio.to_thread(self.collection.get_multi, list(pending), return_exceptions=True)
+                found = self.collection.get_multi(list(pending), return_exceptions=True)
                 _raise_unexpected(found.exceptions, DocumentNotFoundException)
-                for k in list(pending):
-                    if k not in found.results:
-                        self._held.pop(k, None)
-                        continue
-                    held = found.results[k]
-                    version = held.content_as[dict].get("version", 0)
-                    self._hold(k, held.cas, version)
-                    if version >= pending[k].version:
-                        del pending[k]
+                with self._lock:
+                    for k in list(pending):
+                        if k not in found.results:
+                            self._held.pop(k, None)
+                            continue
+                        version = found.results[k].content_as[dict].get("version", 0)
+                        self._hold(k, found.results[k].cas, version)
+                        if version >= pending[k].version:
+                            del pending[k]
         if pending:
             raise RuntimeError(f"{len(pending)} payment documents kept changing while being written")
-        return written
+        return written, []
 
     async def write_receipts(self, receipts: list[Receipt]) -> int:
+        if not receipts:
+            return 0
         return await self._insert_once("receipt", lambda: {
             receipt_key(r.receipt_id): r.model_dump(mode="json") for r in receipts})
 
     async def write_transactions(self, refs: dict[str, TransactionRef]) -> int:
+        if not refs:
+            return 0
         return await self._insert_once("transaction", lambda: {
             transaction_key(txn): {"payment_id": ref.payment_id, "user_id": ref.user_id, "account": ref.account}
             for txn, ref in refs.items()})
@@ -261,6 +287,10 @@ class CouchbaseWriter:
             metrics.COUCHBASE_WRITE_ERRORS.labels("user_index").inc()
             raise
         metrics.COUCHBASE_WRITE_LATENCY.labels("user_index").observe(time.perf_counter() - started)
+
+
+def _unexpected(exceptions: dict, expected) -> list[Exception]:
+    return [exc for exc in exceptions.values() if not isinstance(exc, expected)]
 
 
 def _raise_unexpected(exceptions: dict, *expected: type[Exception]) -> None:
