@@ -235,34 +235,18 @@ class CouchbaseWriter:
 
     async def _insert_once(self, document: str, docs) -> int:
         """Documents that never change once written: insert, keep what exists. `docs` builds them in the
-        worker thread (the event loop only hands the batch over)."""
-        def insert():
-            built = docs()
-            return self.collection.insert_multi(built, return_exceptions=True) if built else None
-
-        result = await self._timed(document, insert, 1)
-        if result is None:
-            return 0
-        _raise_unexpected(result.exceptions, DocumentExistsException)
-        return len(result.results)
-
-    async def _timed(self, document: str, call, count: int):
-        """A multi-operation in a worker thread (None when there is nothing to do), and its metrics: one
-        latency per document (each was written within the call's time), one error per unexpected failure."""
-        if not count:
-            return None
+        worker thread (the event loop only hands the batch over). Metrics: one latency per document
+        written (each within the call's time), one error per unexpected failure."""
         started = time.perf_counter()
-        result = await asyncio.to_thread(call)
-        if result is None:
-            return None
+        result = await asyncio.to_thread(lambda: self.collection.insert_multi(docs(), return_exceptions=True))
         took = time.perf_counter() - started
-        failed = [e for e in result.exceptions.values()
-                  if not isinstance(e, DocumentExistsException | CasMismatchException | DocumentNotFoundException)]
+        failed = _unexpected(result.exceptions, DocumentExistsException)
         if failed:
             metrics.COUCHBASE_WRITE_ERRORS.labels(document).inc(len(failed))
+            raise failed[0]
         for _ in result.results:
             metrics.COUCHBASE_WRITE_LATENCY.labels(document).observe(took)
-        return result
+        return len(result.results)
 
     async def _index(self, key: str, ids: list[tuple[str, str]]) -> None:
         started = time.perf_counter()
