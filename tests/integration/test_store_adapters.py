@@ -109,7 +109,8 @@ async def test_an_older_version_never_replaces_a_newer_one_through_the_one_write
 async def test_a_single_write_is_a_batch_of_one_through_the_same_projection(couchbase, writer, redis_cache):
     """A payment's events one at a time, out of order, and its receipt: the store ends at the latest
     version, with the transaction id, the receipt, the cache entry and both users' index entries."""
-    payment, receipt = fresh_payment()
+    payment = fresh_payment()[0].model_copy(update={"user_id": f"user-{uuid.uuid4().hex[:8]}"})
+    receipt = payment.receipt()
     started = payment.model_copy(update={"status": Status.STARTED, "version": 1})
     tokenized = payment.model_copy(update={"status": Status.TOKENIZED, "version": 2})
     for one in (tokenized, payment, started):
