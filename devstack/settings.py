@@ -50,11 +50,24 @@ class DevSettings(Settings):
         1000, description="How often HAProxy checks each ingress's /health; 2 failures in a row take it out.")
     balancer_timeout_s: int = Field(
         60, description="HAProxy's client and server timeout (over the longest a payment waits for its reply).")
-    balancer_server_maxconn: int = Field(
-        16, ge=1, description="Requests HAProxy gives one ingress at once; the rest wait in its queue.")
+    balancer_read_maxconn: int = Field(
+        16, ge=1, description="Reads (every request but a payment's start or post) HAProxy gives one ingress at once; "
+                              "the rest wait in the read backend's queue. A cache hit costs the ingress about 1 ms, "
+                              "so 16 is about 16 ms of its event loop: within the read p99, and at most the "
+                              "ingress's own floor on reads, so HAProxy (not the process) queues them "
+                              "(docs/admission.md).")
     balancer_queue_timeout_ms: int = Field(
-        250, ge=1, description="How long a request waits in HAProxy's queue for a free ingress before it is "
+        250, ge=1, description="How long a read waits in HAProxy's queue for a free ingress before it is "
                                "answered 503 (no_ingress_available, Retry-After): load shed before Python sees it.")
+    balancer_write_maxconn: int | None = Field(
+        None, ge=1, description="Payment calls (POST startPayment, postPayment) HAProxy gives one ingress at once, "
+                                "on their own backend beside the reads' (docs/admission.md); default: the "
+                                "ingress's own ceiling on writes (ingress_max_in_flight_writes), so the ingress's "
+                                "bound decides and answers past it 503 overloaded at once.")
+    balancer_write_queue_timeout_ms: int = Field(
+        20, ge=1, description="How long a payment call waits in HAProxy's queue when every ingress has its "
+                              "balancer_write_maxconn: short, so an overflow is refused (JSON 503 + Retry-After) "
+                              "at once instead of after a wait a client would time out on.")
     drain_timeout_s: float = Field(
         30.0, description="How long scale-in waits for an ingress's requests to finish before stopping it.")
 
@@ -90,6 +103,10 @@ class DevSettings(Settings):
     bench_warm_up_rate: int = Field(10, description="Payments per second of the warm-up.")
     stripe_mock_port: int | None = Field(
         None, description="Port of stripe-mock, the contract test's validating server; default: the sandbox's + 2.")
+
+    @property
+    def balancer_write_server_maxconn(self) -> int:
+        return self.balancer_write_maxconn or self.ingress_max_in_flight_writes
 
     @property
     def standin_base(self) -> str:
