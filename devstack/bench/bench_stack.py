@@ -54,6 +54,7 @@ class BenchStack:
         #: of a real provider and no cap of its own), started here beside the stack.
         self.provider = provider
         self.standin: subprocess.Popen | None = None
+        self.standin_base: str | None = None
         #: Without the pipeline: only the services (Kafka, Couchbase, Redis, the sandbox).
         self.pipeline = pipeline
         self.keep = keep
@@ -116,7 +117,9 @@ class BenchStack:
     def _start_standin(self, latency_ms: str | None = None) -> None:
         settings = self.settings()
         latency_ms = latency_ms or settings.standin_latency_ms
-        where = urlsplit(settings.standin_base)
+        # Its address is fixed at its first start: after it the settings' provider base is the stand-in's own.
+        self.standin_base = self.standin_base or settings.standin_base
+        where = urlsplit(self.standin_base)
         log = Path(self.env["PAYSTREAM_STATE_DIR"]) / "standin.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
@@ -129,9 +132,9 @@ class BenchStack:
                 raise StackError(f"the provider stand-in did not start; see {log}")
             time.sleep(0.2)
         # From here on the pipeline (started next) and the floor measurements talk to the stand-in.
-        self.env["PAYSTREAM_STRIPE_API_BASE"] = settings.standin_base
-        os.environ["PAYSTREAM_STRIPE_API_BASE"] = settings.standin_base
-        self.say(f"provider stand-in on {settings.standin_base} (latency {latency_ms} ms)")
+        self.env["PAYSTREAM_STRIPE_API_BASE"] = self.standin_base
+        os.environ["PAYSTREAM_STRIPE_API_BASE"] = self.standin_base
+        self.say(f"provider stand-in on {self.standin_base} (latency {latency_ms} ms)")
 
     def use_standin(self) -> None:
         """Charge the stand-in from here on: started, and the pipeline restarted to point at it."""
@@ -150,7 +153,7 @@ class BenchStack:
             self.standin.terminate()
             self.standin.wait(timeout=10)
             self.standin = None
-            where = urlsplit(self.settings().standin_base)
+            where = urlsplit(self.standin_base)
             deadline = time.monotonic() + 10
             while _listening(where.hostname, where.port) and time.monotonic() < deadline:
                 time.sleep(0.1)

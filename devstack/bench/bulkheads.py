@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +91,7 @@ def step(stack: BenchStack, label: str, latency: str, payments: int, seconds: fl
     total = sum(machine_after) - sum(machine_before)
     idle = (machine_after.idle - machine_before.idle) + (machine_after.iowait - machine_before.iowait)
     result["machine_idle"] = round(idle / total, 3) if total else None
+    result["load_average"] = round(os.getloadavg()[0], 1)
     after = _backend_counts(balancer)
     result["balancer"] = {name: {"refused": after[name]["5xx"] - before_5xx.get(name, {}).get("5xx", 0),
                                  "queued_max": after[name]["qmax"], "at_ingress_max": after[name]["smax"]}
@@ -167,7 +169,7 @@ def markdown(result: dict, command: str, commit: str) -> list[str]:
             + (f"{p['complete']:,} / {int(s['payments_rps'] * s['seconds']):,} | {refused:,} "
                f"(p99 {_f(p['refused_p99_ms'])} ms) | {timeouts} | {_f(p['call_p50_ms'])} / {_f(p['call_p99_ms'])} | "
                f"{p.get('lost', '–')} | " if p else "– | – | – | – | – | ")
-            + f"{queued} | {shed_b} | {_f(s['machine_idle'], '.0%')} | {cpu} | {verdict(s)} |")
+            + f"{queued} | {shed_b} | {_f(s['machine_idle'], '.0%')} ({s['load_average']}) | {cpu} | {verdict(s)} |")
     return [
         BEGIN, "", "## Reads beside payments: bulkheads (issue 26)", "",
         f"- command: `{command}` (its own throwaway stack, the pipeline charging the provider stand-in; "
@@ -177,15 +179,17 @@ def markdown(result: dict, command: str, commit: str) -> list[str]:
         f"- each step: getReceipt at {result['reads_rps']:,}/s (vegeta, cache hits) through HAProxy, beside payments "
         "(start → post, open loop, a client that gives up on a 503) at the given rate; just before it, the same "
         "reads alone. Balancer columns are the read / write backends (docs/admission.md): the most requests "
-        "queued at once, and the JSON 503s it answered itself. CPU in % of one core, the five busiest processes "
-        "(ingress: both instances); idle: the machine's share of idle CPU (2 cores = 100 %)",
+        "queued at once, and the 503s they answered (HAProxy's own and the ingress's passed through). CPU in % of "
+        "one core, the five busiest processes (ingress: both instances); idle: the machine's share of idle CPU "
+        "(2 cores = 100 %), with the 1-minute load average after the step: the machine is shared, and anything "
+        "above 2 is other work",
         f"- targets (issue 26): reads ≥ 99.9 % 200 and p99 ≤ 50 ms beside 10 and 20 payments/s; ≥ 99 % and p99 ≤ "
         f"100 ms beside 30 and 50/s; a payment call refused within {REFUSAL_TARGET_MS:.0f} ms (503 + Retry-After), "
         "never a timeout; every payment answered 201 has its receipt (lost 0)",
         "",
         "| stand-in ms | step | reads served | reads 200 | read p50 / p99 ms | payments complete / offered "
         "| payment calls refused | timeouts | call p50 / p99 ms | lost | queued max r / w | balancer 503 r / w "
-        "| idle | CPU by process (% of a core) | targets |",
+        "| idle (load) | CPU by process (% of a core) | targets |",
         "|---|---|---:|---:|---|---|---|---:|---|---:|---|---|---:|---|---|",
         *rows, "", END]
 

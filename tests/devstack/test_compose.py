@@ -316,6 +316,19 @@ def test_both_balancer_configurations_split_reads_from_payment_calls_alike(tmp_p
     assert set(PAYMENT_PATHS) == payment_call_paths()
 
 
+def test_the_balancer_queues_reads_and_the_ingress_bounds_payment_calls():
+    """Reads: HAProxy gives an ingress no more than the ingress's floor on reads, so a burst waits in
+    HAProxy's queue, never refused by the process. Payment calls: as many as the ingress's ceiling on
+    writes, so the ingress's own bound (503 overloaded, at once) decides, not HAProxy's queue."""
+    from devstack.settings import DevSettings
+    from ingress.shedding import MIN_READS_IN_FLIGHT
+
+    defaults = DevSettings(_env_file=None)
+    assert defaults.balancer_read_maxconn <= MIN_READS_IN_FLIGHT
+    assert defaults.balancer_write_server_maxconn == defaults.ingress_max_in_flight_writes
+    assert defaults.balancer_write_queue_timeout_ms < defaults.balancer_queue_timeout_ms
+
+
 def test_haproxys_own_answers_are_the_apis_json_errors_in_both_configurations():
     """HAProxy answers by itself when no instance can (a 503), or when one failed or timed out before
     answering: JSON in the API's error shape with Retry-After, the same in compose and the dev stack."""
