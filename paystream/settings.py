@@ -111,8 +111,11 @@ class Settings(BaseSettings):
         0.1, description="Admitted reads slower than this lower the adaptive limit on reads; quicker raise it.")
     ingress_max_in_flight_writes: int = Field(
         64, description="Ceiling of the adaptive limit on payments (start, post) one ingress process has in hand.")
-    ingress_write_latency_target_s: float = Field(
-        0.5, description="Admitted writes slower than this lower the adaptive limit on writes; quicker raise it.")
+    ingress_write_latency_target_s: float | None = Field(
+        None, description="Admitted writes slower than this lower the adaptive limit on writes; quicker raise it. "
+                          "Default: reply_timeout_s, the wait budget. A payment call's time is mostly its "
+                          "provider's, which costs the ingress nothing: only a write that outlasts the budget "
+                          "(answered 202) says the pipeline is behind (docs/admission.md).")
     idempotency_ttl_s: int = 24 * 3600
 
     user_token_secret: SecretStr = Field(
