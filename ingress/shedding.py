@@ -16,7 +16,7 @@ Two adaptive bounds per process, apart, each between a floor and a ceiling from 
   writes take longer than `ingress_write_latency_target_s` (by default the wait budget,
   `reply_timeout_s`). A write's time is mostly its provider's (0.3-0.8 s a call, seconds for a slow
   one), which costs this process nothing: a target under that refused payments that only waited
-  (issue 26 measured half the payments refused at 10/s with a 0.5 s target). Only a write that
+  (a 0.5 s target refused half the payments at 10/s: BENCHMARKS.md, bulkheads). Only a write that
   outlasts the budget (answered 202) says the pipeline is not keeping up, and lowers the bound; the
   ceiling bounds what the payments in hand cost (docs/admission.md).
 Apart, because a write mostly waits and a read mostly computes: writes waiting on a slow pipeline
