@@ -1,6 +1,6 @@
 # paystream's production image: paystream's own packages only (no dev stack, no sandbox).
 #   docker build -t paystream . && docker run paystream ingress|worker|sinks|monitor
-# Settings come from the environment (see README "Settings"; deploy/k8s sets them).
+# Settings come from the environment (docs/settings.md; deploy/k8s sets them).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./

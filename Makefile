@@ -30,12 +30,12 @@ $(INSTALLED): pyproject.toml devstack/pyproject.toml $(LOCK)
 setup: $(INSTALLED)
 
 run: setup
-	$(BIN)/paystream stack up
-	@$(BIN)/paystream apikey >/dev/null
-	$(BIN)/paystream pipeline up
+	$(BIN)/paystream dev stack up
+	@$(BIN)/paystream dev apikey >/dev/null
+	$(BIN)/paystream dev pipeline up
 	@echo
-	@$(BIN)/paystream where
-	@echo "try it:  $(BIN)/paystream demo      stop it:  make stop"
+	@$(BIN)/paystream dev where
+	@echo "try it:  $(BIN)/paystream dev demo      stop it:  make stop"
 
 # Test-only tools from Debian: headless Chromium for the status page,
 # promtool (package prometheus) to check the alert rules.
@@ -71,17 +71,17 @@ schemas: setup
 	$(BIN)/paystream schemas --out docs/schemas
 
 test: setup test-tools audit
-	$(BIN)/paystream stack up
-	@$(BIN)/paystream apikey >/dev/null
-	$(BIN)/paystream pipeline up
+	$(BIN)/paystream dev stack up
+	@$(BIN)/paystream dev apikey >/dev/null
+	$(BIN)/paystream dev pipeline up
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 stop:
-	-$(BIN)/paystream pipeline down
-	-$(BIN)/paystream stack down
+	-$(BIN)/paystream dev pipeline down
+	-$(BIN)/paystream dev stack down
 
 status:
-	$(BIN)/paystream stack status; $(BIN)/paystream pipeline status
+	$(BIN)/paystream dev stack status; $(BIN)/paystream dev pipeline status
 
 clean: stop
 	rm -rf $(VENV) .stack

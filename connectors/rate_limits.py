@@ -6,8 +6,8 @@ by every ingress process through Redis. One Redis call per request would be a se
 every read (a cache hit's other one is its GET), so each process takes a LEASE instead: several of
 a key's tokens counted in Redis in one call (the library's `hit(..., cost=n)`), then spent here one
 a request, without Redis, until they run out or the lease's life ends (connectors/rate_leases.py:
-sizes follow use, up to `rate_limit_lease_fraction` of the limit and at most
-`rate_limit_lease_max`; the life is `rate_limit_lease_life` of the period). A lease Redis refuses
+sizes follow use, up to `RATE_LIMIT_LEASE_FRACTION` of the limit and at most
+`RATE_LIMIT_LEASE_MAX`; the life is `RATE_LIMIT_LEASE_LIFE` of the period, paystream/tuning.py). A lease Redis refuses
 means the key is within that many tokens of its limit: the process then hits one token at a time
 (exact, as without leases) for a lease's life. A refused single token is refused here without
 Redis until the oldest token Redis counts ages out (none comes free sooner), so a client hammering

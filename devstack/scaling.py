@@ -54,7 +54,7 @@ def scale(settings: DevSettings, wanted: dict[str, int], say: Callable[[str], No
     stack = PipelineStack(settings, say=say, keep_running=True)
     if stack.supervisor.running() is None:
         instances.record(settings, after)
-        say("the pipeline is not running; `paystream pipeline up` will start " + _counts(after))
+        say("the pipeline is not running; `paystream dev pipeline up` will start " + _counts(after))
         return after
     balancer = Balancer(settings)
     leaving = _instances(settings, before) - _instances(settings, after)

@@ -1,6 +1,7 @@
 """The dev stack's settings: paystream's own, plus where and how the local services run.
 
-Read like paystream's (``PAYSTREAM_<FIELD>`` or ``.env``).
+Read like paystream's (``PAYSTREAM_<FIELD>`` or ``.env``). Each field names its group (``in_group(...)``),
+the layout of docs/dev-settings.md (``paystream dev settings --markdown`` writes it).
 """
 
 from __future__ import annotations
@@ -8,101 +9,148 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from paystream.settings import Settings
+from paystream.settings import Settings, in_group
+
+# The groups of the dev settings table, in its order.
+DEV_GROUPS = {
+    "stack": "The local services (`paystream dev stack`)",
+    "pipeline": "paystream's processes in the background (`paystream dev pipeline`)",
+    "scaling": "HAProxy and scaling (`paystream dev scale`, `paystream dev autoscale`)",
+    "bench": "Benchmarks and test helpers (`paystream dev bench`, `paystream dev chaos`, the contract test)",
+}
 
 
 class DevSettings(Settings):
-    state_dir: Path = Field(Path(".stack"), description="Data, logs and pid files of the local stack.")
-    tools_dir: Path | None = Field(None, description="Downloaded and built tools; defaults to <state_dir>/tools.")
-    env_file: Path = Field(Path(".env"), description="Where `stack up` writes the addresses it learns.")
-    service_start_timeout_s: float = 120.0
+    state_dir: Path = Field(Path(".stack"), json_schema_extra=in_group("stack"),
+                            description="Data, logs and pid files of the local stack (the pipeline's tables in "
+                                        "<state_dir>/data).")
+    tools_dir: Path | None = Field(None, json_schema_extra=in_group("stack"),
+                                   description="Downloaded and built tools; defaults to <state_dir>/tools.")
+    env_file: Path = Field(Path(".env"), json_schema_extra=in_group("stack"),
+                           description="Where `stack up` writes the addresses it learns.")
+    service_start_timeout_s: float = Field(120.0, json_schema_extra=in_group("stack"),
+                                           description="How long `stack up` waits for each service to answer.")
 
-    kafka_controller_port: int = 9093
-    kafka_version: str = "4.1.1"
-    kafka_heap: str = "768m"
+    kafka_controller_port: int = Field(9093, json_schema_extra=in_group("stack"),
+                                       description="The local broker's KRaft controller port.")
+    kafka_version: str = Field("4.1.1", json_schema_extra=in_group("stack"),
+                               description="The Apache Kafka release whose jars `stack up` fetches from Maven Central.")
+    kafka_heap: str = Field("768m", json_schema_extra=in_group("stack"), description="The local broker's Java heap.")
 
-    couchbase_nodes: int = 3
-    couchbase_replicas: int = 2
-    couchbase_base_port: int = Field(12000, description="First of the local cluster's ports (fixed across restarts).")
-    gocaves_version: str = "v0.0.1-75"
+    couchbase_nodes: int = Field(3, json_schema_extra=in_group("stack"), description="Nodes of the local (gocaves) cluster.")
+    couchbase_replicas: int = Field(2, json_schema_extra=in_group("stack"),
+                                    description="Replicas of each document in the local cluster.")
+    couchbase_base_port: int = Field(
+        12000, json_schema_extra=in_group("stack"),
+        description="First of the local cluster's ports (12 per node, fixed across restarts).")
+    gocaves_version: str = Field("v0.0.1-75", json_schema_extra=in_group("stack"),
+                                 description="The gocaves release `stack up` builds (the Couchbase mock cluster).")
+    stripe_sandbox_persist: bool = Field(
+        True, json_schema_extra=in_group("stack"),
+        description="Whether the local sandbox keeps its payments across restarts (benchmarks turn it off).")
+
+    dev_api_key: SecretStr = Field(
+        SecretStr(""), json_schema_extra=in_group("stack"),
+        description="The development key `paystream dev apikey` prints (made once, kept in .env, "
+                    "registered under account `dev`); client keys live hashed in Redis.")
 
     pipeline_start_secs: int = Field(
-        5, description="A pipeline process that dies sooner after its start is retried with backoff.")
+        5, json_schema_extra=in_group("pipeline"),
+        description="A pipeline process that dies sooner after its start is retried with backoff.")
     pipeline_start_retries: int = Field(
-        10, description="Failed starts in a row (backoff 1, 2, 3 ... s) before supervisord gives up.")
-    pipeline_log_max_bytes: int = Field(20 * 1024 * 1024, description="A pipeline log is rotated at this size.")
-    pipeline_log_backups: int = Field(5, description="Rotated pipeline logs kept.")
+        10, json_schema_extra=in_group("pipeline"),
+        description="Failed starts in a row (backoff 1, 2, 3 ... s) before supervisord gives up.")
+    pipeline_log_max_bytes: int = Field(20 * 1024 * 1024, json_schema_extra=in_group("pipeline"),
+                                        description="A pipeline log is rotated at this size.")
+    pipeline_log_backups: int = Field(5, json_schema_extra=in_group("pipeline"), description="Rotated pipeline logs kept.")
+    ingress_instances: int = Field(
+        2, ge=1, json_schema_extra=in_group("pipeline"),
+        description="Ingress processes `pipeline up` starts behind HAProxy (until `paystream dev scale` records "
+                    "others in .stack/scale.json); instance n listens on the ingress port + n.")
+    worker_instances: int = Field(
+        1, ge=1, json_schema_extra=in_group("pipeline"),
+        description="Workers `pipeline up` starts (at most the payment partitions); worker n ≥ 2 listens on the "
+                    "worker's port + 1000 + n.")
+    sinks_instances: int = Field(
+        1, ge=1, json_schema_extra=in_group("pipeline"),
+        description="Sinks processes `pipeline up` starts; sinks n ≥ 2 listen on the sinks' port + 2000 + n.")
+
+    ingress_max_instances: int = Field(
+        8, ge=1, le=9, json_schema_extra=in_group("scaling"),
+        description="Most ingress processes `paystream dev scale` runs (their ports stay below the monitor's).")
+    scale_max_instances: int = Field(8, ge=1, le=9, json_schema_extra=in_group("scaling"),
+                                     description="Most workers or sinks `paystream dev scale` runs (never above the partitions).")
+    balancer_check_interval_ms: int = Field(
+        1000, json_schema_extra=in_group("scaling"),
+        description="How often HAProxy checks each ingress's /health; 2 failures in a row take it out, 2 "
+                    "successes bring it back.")
+    balancer_timeout_s: int = Field(
+        60, json_schema_extra=in_group("scaling"),
+        description="HAProxy's client and server timeout (over the longest a payment waits for its reply).")
+    balancer_read_maxconn: int = Field(
+        16, ge=1, json_schema_extra=in_group("scaling"),
+        description="Reads (every request but a payment's start or post) HAProxy gives one ingress at once; the "
+                    "rest wait in the read backend's queue. A cache hit costs the ingress about 1 ms, so 16 is "
+                    "about 16 ms of its event loop: within the read p99, and at most the ingress's own floor on "
+                    "reads, so HAProxy (not the process) queues them (docs/admission.md).")
+    balancer_queue_timeout_ms: int = Field(
+        250, ge=1, json_schema_extra=in_group("scaling"),
+        description="How long a read waits in HAProxy's queue for a free ingress before it is answered 503 "
+                    "(no_ingress_available, Retry-After): load shed before Python sees it.")
+    balancer_write_maxconn: int | None = Field(
+        None, ge=1, json_schema_extra=in_group("scaling"),
+        description="Payment calls (POST startPayment, postPayment) HAProxy gives one ingress at once, on their own "
+                    "backend beside the reads' (docs/admission.md); default: the ingress's own ceiling on writes "
+                    "(ingress_max_in_flight_writes), so the ingress's bound decides and answers past it 503 "
+                    "overloaded at once.")
+    balancer_write_queue_timeout_ms: int = Field(
+        20, ge=1, json_schema_extra=in_group("scaling"),
+        description="How long a payment call waits in HAProxy's queue when every ingress has its "
+                    "balancer_write_maxconn: short, so an overflow is refused (JSON 503 + Retry-After) at once "
+                    "instead of after a wait a client would time out on.")
+    drain_timeout_s: float = Field(
+        30.0, json_schema_extra=in_group("scaling"),
+        description="How long scale-in waits for an ingress's requests to finish before stopping it.")
+    autoscale_interval_s: float = Field(2.0, json_schema_extra=in_group("scaling"),
+                                        description="How often `paystream dev autoscale` reads the monitor.")
+    autoscale_ingress_min: int = Field(1, ge=1, json_schema_extra=in_group("scaling"),
+                                       description="Fewest ingress processes the autoscaler leaves.")
+    autoscale_ingress_max: int = Field(4, ge=1, json_schema_extra=in_group("scaling"),
+                                       description="Most ingress processes the autoscaler starts.")
+    autoscale_cpu_high: float = Field(60.0, json_schema_extra=in_group("scaling"),
+                                      description="Mean ingress CPU % above which an ingress is added.")
+    autoscale_cpu_low: float = Field(15.0, json_schema_extra=in_group("scaling"),
+                                     description="Mean ingress CPU % below which one is removed.")
+    autoscale_worker_min: int = Field(1, ge=1, json_schema_extra=in_group("scaling"),
+                                      description="Fewest workers the autoscaler leaves.")
+    autoscale_worker_max: int = Field(
+        3, ge=1, json_schema_extra=in_group("scaling"),
+        description="Most workers the autoscaler starts (never above the payment partitions).")
+    autoscale_lag_high: int = Field(500, json_schema_extra=in_group("scaling"),
+                                    description="Summed worker consumer lag above which a worker is added.")
+    autoscale_lag_low: int = Field(10, json_schema_extra=in_group("scaling"),
+                                   description="Summed worker consumer lag below which one is removed.")
+    autoscale_sustain: int = Field(3, ge=1, json_schema_extra=in_group("scaling"),
+                                   description="Readings in a row past a threshold before a change.")
+    autoscale_cooldown_s: float = Field(20.0, json_schema_extra=in_group("scaling"),
+                                        description="Least time between two changes of the same kind (seconds).")
 
     chaos_worker_web_port: int | None = Field(
-        None, description="Web port of the second worker a chaos run starts (default: the worker's + 1000).")
-
-    ingress_instances: int = Field(
-        2, ge=1, description="Ingress processes `pipeline up` starts behind HAProxy (until `paystream scale` changes it); "
-                             "instance n listens on the ingress port + n.")
-    worker_instances: int = Field(1, ge=1, description="Workers `pipeline up` starts (at most the payment partitions).")
-    sinks_instances: int = Field(1, ge=1, description="Sinks processes `pipeline up` starts.")
-    ingress_max_instances: int = Field(
-        8, ge=1, le=9, description="Most ingress processes `paystream scale` runs (their ports stay below the monitor's).")
-    scale_max_instances: int = Field(8, ge=1, le=9, description="Most workers or sinks `paystream scale` runs.")
-    balancer_check_interval_ms: int = Field(
-        1000, description="How often HAProxy checks each ingress's /health; 2 failures in a row take it out.")
-    balancer_timeout_s: int = Field(
-        60, description="HAProxy's client and server timeout (over the longest a payment waits for its reply).")
-    balancer_read_maxconn: int = Field(
-        16, ge=1, description="Reads (every request but a payment's start or post) HAProxy gives one ingress at once; "
-                              "the rest wait in the read backend's queue. A cache hit costs the ingress about 1 ms, "
-                              "so 16 is about 16 ms of its event loop: within the read p99, and at most the "
-                              "ingress's own floor on reads, so HAProxy (not the process) queues them "
-                              "(docs/admission.md).")
-    balancer_queue_timeout_ms: int = Field(
-        250, ge=1, description="How long a read waits in HAProxy's queue for a free ingress before it is "
-                               "answered 503 (no_ingress_available, Retry-After): load shed before Python sees it.")
-    balancer_write_maxconn: int | None = Field(
-        None, ge=1, description="Payment calls (POST startPayment, postPayment) HAProxy gives one ingress at once, "
-                                "on their own backend beside the reads' (docs/admission.md); default: the "
-                                "ingress's own ceiling on writes (ingress_max_in_flight_writes), so the ingress's "
-                                "bound decides and answers past it 503 overloaded at once.")
-    balancer_write_queue_timeout_ms: int = Field(
-        20, ge=1, description="How long a payment call waits in HAProxy's queue when every ingress has its "
-                              "balancer_write_maxconn: short, so an overflow is refused (JSON 503 + Retry-After) "
-                              "at once instead of after a wait a client would time out on.")
-    drain_timeout_s: float = Field(
-        30.0, description="How long scale-in waits for an ingress's requests to finish before stopping it.")
-
-    autoscale_interval_s: float = Field(2.0, description="How often `paystream autoscale` reads the monitor.")
-    autoscale_ingress_min: int = Field(1, ge=1, description="Fewest ingress processes the autoscaler leaves.")
-    autoscale_ingress_max: int = Field(4, ge=1, description="Most ingress processes the autoscaler starts.")
-    autoscale_cpu_high: float = Field(60.0, description="Mean ingress CPU % above which an ingress is added.")
-    autoscale_cpu_low: float = Field(15.0, description="Mean ingress CPU % below which one is removed.")
-    autoscale_worker_min: int = Field(1, ge=1, description="Fewest workers the autoscaler leaves.")
-    autoscale_worker_max: int = Field(
-        3, ge=1, description="Most workers the autoscaler starts (never above the payment partitions).")
-    autoscale_lag_high: int = Field(500, description="Summed worker consumer lag above which a worker is added.")
-    autoscale_lag_low: int = Field(10, description="Summed worker consumer lag below which one is removed.")
-    autoscale_sustain: int = Field(3, ge=1, description="Readings in a row past a threshold before a change.")
-    autoscale_cooldown_s: float = Field(20.0, description="Least time between two changes of the same kind.")
-
-    stripe_sandbox_persist: bool = Field(
-        True, description="Whether the local sandbox keeps its payments across restarts (benchmarks turn it off)."
-    )
-
+        None, json_schema_extra=in_group("bench"),
+        description="Web port of the second worker a chaos run starts (fault `kill-one-of-two-workers`); default: "
+                    "the worker's + 1000.")
     standin_port: int | None = Field(
-        None, description="Port of the benchmarks' provider stand-in (devstack/standin.py); default: the "
-                          "sandbox's + 1.")
+        None, json_schema_extra=in_group("bench"),
+        description="Port of the benchmarks' provider stand-in (devstack/standin.py); default: the sandbox's + 1.")
     standin_latency_ms: str = Field(
-        "300-800", description="The stand-in's latency per call, uniform in this range (ms), as a real provider's.")
-    bench_client_connections: int = Field(
-        1024, description="Kept-alive connections the payments load generator holds at most (a request past "
-                          "them waits for one, and its latency counts from when it was due).")
-    bench_warm_up_s: float = Field(
-        30.0, description="Seconds of payments (at bench_warm_up_rate) through a fresh benchmark stack before a "
-                          "full run's suite measures: Kafka's JIT compiler otherwise takes more of a core than "
-                          "its requests in the first minute, and the first steps would measure that.")
-    bench_warm_up_rate: int = Field(10, description="Payments per second of the warm-up.")
+        "300-800", json_schema_extra=in_group("bench"),
+        description="The stand-in's latency per call, uniform in this range (ms), as a real provider's.")
     stripe_mock_port: int | None = Field(
-        None, description="Port of stripe-mock, the contract test's validating server; default: the sandbox's + 2.")
+        None, json_schema_extra=in_group("bench"),
+        description="Port of stripe-mock, the contract test's validating server, started by "
+                    "tests/integration/test_stripe_contract.py; default: the sandbox's + 2.")
 
     @property
     def balancer_write_server_maxconn(self) -> int:

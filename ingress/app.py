@@ -14,7 +14,7 @@ from ingress.http_errors import json_errors
 from ingress.middleware import WRITES, authenticate, observe
 from ingress.routes import add_routes
 from ingress.shedding import LoadShedder, shedding_middleware
-from paystream import bootstrap
+from paystream import bootstrap, tuning
 from paystream.domain.sealing import ReplyKey
 from paystream.observability.heartbeat import HeartbeatSource, publish_forever
 from paystream.observability.logs import get_logger
@@ -92,5 +92,5 @@ def run(settings: Settings) -> None:
         # libuv's loop: the same aiohttp handlers, less Python per request (measured in BENCHMARKS.md).
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(create_app(settings), host=settings.ingress_host, port=settings.ingress_port,
-                access_log=None, print=None, backlog=settings.listen_backlog,
+                access_log=None, print=None, backlog=tuning.LISTEN_BACKLOG,
                 reuse_port=settings.ingress_reuse_port or None)

@@ -20,7 +20,7 @@ from monitor.probes import ProbeResult, Probes
 from monitor.reconciliation import ReconciliationWatch
 from monitor.sampler import Sampler, flatten
 from monitor.state import SCALED_KINDS, Change, Components, Series, counter_delta
-from paystream import bootstrap, messages
+from paystream import bootstrap, messages, tuning
 from paystream.clock import utc_now
 from paystream.messages import Alert
 from paystream.observability import metrics
@@ -351,4 +351,4 @@ def create_app(settings: Settings) -> web.Application:
 
 def run(settings: Settings) -> None:
     web.run_app(create_app(settings), host=settings.monitor_host, port=settings.monitor_port,
-                access_log=None, print=None, backlog=settings.listen_backlog)
+                access_log=None, print=None, backlog=tuning.LISTEN_BACKLOG)

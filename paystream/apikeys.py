@@ -1,25 +1,19 @@
 """API keys: every key belongs to an account; paystream keeps only the key's SHA-256.
 
 A key is 32 random bytes (`psk_…`), so a plain SHA-256 is enough to look it up
-and nothing to brute-force. `create` shows the key once. The development key is
-the one exception that is also kept in plaintext, in the git-ignored .env, so
-that `make run` can print it.
+and nothing to brute-force. `create` shows the key once. (The dev stack's
+development key, kept in plaintext in .env, is devstack/dev_key.py's.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
-from pathlib import Path
 
 from paystream.clock import utc_now
 from paystream.domain.ids import ACCOUNT_PATTERN
 from paystream.ports import ApiKeyRecord, ApiKeyStore
-from paystream.settings import Settings
-
-DEV_ACCOUNT = "dev"
 
 
 def key_hash(key: str) -> str:
@@ -44,18 +38,3 @@ async def create(store: ApiKeyStore, account: str, rate_limit: str | None = None
     record = record_for(key, account, rate_limit)
     await store.add(record)
     return key, record
-
-
-async def ensure_dev_key(settings: Settings, store: ApiKeyStore, env_file: Path = Path(".env")) -> tuple[str, bool]:
-    """(the development key, whether it was just made): kept in .env, registered (hashed) in the store."""
-    key = settings.dev_api_key.get_secret_value()
-    created = not key
-    if created:
-        key = f"psk_dev_{secrets.token_urlsafe(32)}"
-        existing = env_file.read_text() if env_file.exists() else ""
-        separator = "" if not existing or existing.endswith("\n") else "\n"
-        env_file.write_text(f"{existing}{separator}PAYSTREAM_DEV_API_KEY={key}\n")
-        os.chmod(env_file, 0o600)
-    if await store.find(key_hash(key)) is None:  # a fresh Redis: register it again
-        await store.add(record_for(key, DEV_ACCOUNT))
-    return key, created

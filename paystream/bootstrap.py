@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paystream import tuning
 from paystream.clock import utc_now
 from paystream.data_keys import JournaledDataKeys
 from paystream.handlers import CommandHandler
@@ -42,7 +43,7 @@ def provider(settings: Settings) -> StripeProvider:
     return StripeProvider(
         settings.stripe_api_base, settings.stripe_api_key.get_secret_value(),
         timeout_s=settings.stripe_timeout_s, max_attempts=settings.stripe_max_attempts,
-        max_connections=settings.stripe_max_connections,
+        max_connections=tuning.STRIPE_MAX_CONNECTIONS,
     )
 
 
@@ -56,8 +57,8 @@ def command_bus(settings: Settings) -> KafkaCommandBus:
     from connectors.kafka_commands import KafkaCommandBus
 
     return KafkaCommandBus(settings.kafka_bootstrap, settings.topics.commands, settings.topics.replies,
-                           settings.kafka_connect_timeout_s, linger_ms=settings.kafka_command_linger_ms,
-                           max_batch_bytes=settings.kafka_max_batch_bytes)
+                           settings.kafka_connect_timeout_s, linger_ms=tuning.KAFKA_COMMAND_LINGER_MS,
+                           max_batch_bytes=tuning.KAFKA_MAX_BATCH_BYTES)
 
 
 async def document_store(settings: Settings) -> CouchbaseStore:
@@ -140,8 +141,8 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     from connectors.rate_limits import RateLimiter
 
     return RateLimiter(settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout_s,
-                       settings.rate_limit_lease_fraction, settings.rate_limit_lease_max,
-                       settings.rate_limit_lease_life)
+                       tuning.RATE_LIMIT_LEASE_FRACTION, tuning.RATE_LIMIT_LEASE_MAX,
+                       tuning.RATE_LIMIT_LEASE_LIFE)
 
 
 def ensure_topics(settings: Settings) -> list[str]:
@@ -197,7 +198,7 @@ async def store_rebuild(settings: Settings, writer: CouchbaseBulkWriter | None =
     """Replays the events and receipts topics into Couchbase and the receipt cache (through `writer`
     when the caller holds one already)."""
     return StoreRebuild(event_log(settings), writer or await store_writer(settings), receipt_cache(settings),
-                        settings.topics, batch=settings.rebuild_batch)
+                        settings.topics, batch=tuning.REBUILD_BATCH)
 
 
 def sink_writer(bulk: CouchbaseBulkWriter, store: CouchbaseStore) -> SinkBatchWriter:

@@ -1,7 +1,8 @@
 """The `paystream` command: run each process in the foreground, and small operator tools.
 
 Other installed packages add commands through the `paystream.commands` entry
-point group (the dev stack adds `stack`, `pipeline`, `demo` and `bench`).
+point group: the dev stack adds its own under `paystream dev` (stack, pipeline,
+demo, bench, ...), so `paystream --help` lists production commands only.
 """
 
 from __future__ import annotations
@@ -138,8 +139,7 @@ def reconcile(
         raise typer.Exit(code=1)
 
 
-apikey_app = typer.Typer(help="API keys: each belongs to an account; paystream keeps only their SHA-256. "
-                              "Without a subcommand: print the development key (made once, kept in .env).",
+apikey_app = typer.Typer(help="API keys: each belongs to an account; paystream keeps only their SHA-256.",
                          invoke_without_command=True)
 app.add_typer(apikey_app, name="apikey")
 
@@ -164,12 +164,13 @@ def _with_key_store(work):
 def apikey(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    from paystream.apikeys import ensure_dev_key
-
-    key, created = _with_key_store(lambda store: ensure_dev_key(get_settings(), store))
-    if created:
-        typer.echo("created a development API key (account `dev`) in .env", err=True)
-    typer.echo(key)
+    # Without a subcommand: the old form of `paystream dev apikey` (the development key), where the dev stack
+    # is installed, so that scripts written for it keep working; otherwise this group's help.
+    dev = getattr(ctx.find_root().command, "commands", {}).get("dev")
+    if dev is None or "apikey" not in dev.commands:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
+    ctx.invoke(dev.commands["apikey"].callback)
 
 
 @apikey_app.command("create")
@@ -281,6 +282,20 @@ def rebuild() -> None:
     typer.echo(json.dumps({"records": done.records, "documents": done.documents, "index_entries": done.index_entries,
                            "unreadable": done.unreadable,
                            "seconds": round(done.seconds, 2), "documents_per_s": round(done.documents_per_s)}))
+
+
+@app.command("settings")
+def settings_command(
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the settings table (docs/settings.md) "
+                                                              "instead of the values in effect.")] = False,
+) -> None:
+    """Every setting: the values in effect here (secrets hidden), or with --markdown the documented table."""
+    from paystream import settings_table
+
+    if markdown:
+        typer.echo(settings_table.product_markdown(), nl=False)
+        return
+    typer.echo("\n".join(settings_table.values(get_settings())))
 
 
 _analyst_cli.register(app)

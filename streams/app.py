@@ -5,6 +5,7 @@ from __future__ import annotations
 import faust
 from mode.utils.times import want_seconds
 
+from paystream import tuning
 from paystream.settings import Settings
 from paystream.topics import TopicSpec
 from streams.readiness import add_readiness_page
@@ -26,9 +27,9 @@ def make_app(app_id: str, settings: Settings, web_port: int, store: str = "rocks
         # Correctness rests on idempotent steps, not on Kafka transactions (see streams/worker.py).
         processing_guarantee="at_least_once",
         producer_acks=-1,
-        # Batching per hop (README "Settings"): a flush before a reply still waits for every record.
-        producer_linger=settings.kafka_stream_linger_ms / 1000,
-        producer_max_batch_size=settings.kafka_max_batch_bytes,
+        # Batching per hop (paystream/tuning.py): a flush before a reply still waits for every record.
+        producer_linger=tuning.KAFKA_STREAM_LINGER_MS / 1000,
+        producer_max_batch_size=tuning.KAFKA_MAX_BATCH_BYTES,
         web_bind=settings.ingress_host,
         web_port=web_port,
         # How the other workers reach this one (Faust's table routing and our gathered queries).

@@ -74,7 +74,7 @@ class ApiClient:
                 data = await resp.json(content_type=None)
             if not (overloaded(resp.status, data) or (self.polite and rate_limited(resp.status, data))):
                 break
-            # Refused before anything was done: try again when told, as the API asks (README "Under overload").
+            # Refused before anything was done: try again when told, as the API asks (docs/operations.md "Under overload").
             await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
         return Response(resp.status, data, dict(resp.headers), time.perf_counter() - started)
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.bench import tuning as bench_tuning
 from devstack.settings import DevSettings
 from devstack.stack.errors import StackError
 from devstack.stack.process import port_in_use as _listening
@@ -110,8 +111,8 @@ class BenchStack:
         from devstack.bench.payments import _paystream
 
         settings = self.settings()
-        self.say(f"  warm-up: {settings.bench_warm_up_rate} payments/s for {self.warm_up_s:g} s, not reported")
-        asyncio.run(_paystream(settings, settings.bench_warm_up_rate, self.warm_up_s))
+        self.say(f"  warm-up: {bench_tuning.WARM_UP_RATE} payments/s for {self.warm_up_s:g} s, not reported")
+        asyncio.run(_paystream(settings, bench_tuning.WARM_UP_RATE, self.warm_up_s))
         self.wait_drained()
 
     def _start_standin(self, latency_ms: str | None = None) -> None:

@@ -10,6 +10,7 @@ import aiohttp
 
 from connectors.kafka_admin import create_topics
 from devstack.bench import tools
+from devstack.bench import tuning as bench_tuning
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import Step, open_loop, percentile
 from devstack.settings import DevSettings
@@ -22,7 +23,7 @@ OVERHEAD_RATE = 100
 async def _paystream(settings: DevSettings, rate: int, seconds: float) -> tuple[Step, Step]:
     base = f"http://{settings.ingress_host}:{settings.ingress_port}"
     starts, posts = [], []
-    connector = aiohttp.TCPConnector(limit=settings.bench_client_connections)
+    connector = aiohttp.TCPConnector(limit=bench_tuning.CLIENT_CONNECTIONS)
     headers = {"Authorization": f"Bearer {settings.dev_api_key.get_secret_value()}"}
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
         async def payment(i: int) -> None:
@@ -58,7 +59,7 @@ async def _sandbox(settings: DevSettings, rate: int, seconds: float, label: str 
     base = settings.stripe_api_base
     creates, confirms = [], []
     headers = {"Authorization": f"Bearer {settings.stripe_api_key.get_secret_value()}"}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.bench_client_connections),
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=bench_tuning.CLIENT_CONNECTIONS),
                                      headers=headers) as http:
         async def call(path: str, data: dict) -> dict:
             async with http.post(base + path, data=data) as r:

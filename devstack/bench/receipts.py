@@ -16,6 +16,7 @@ from devstack.bench import tools
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import Step
 from devstack.settings import DevSettings
+from paystream import tuning
 
 P99_TARGET_MS = 10.0
 
@@ -87,7 +88,7 @@ def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=
         for r in receipts
     ]
     floor = subprocess.Popen([sys.executable, "-m", "devstack.bench.floor_server", "--port", str(stack.floor_port),
-                              "--redis-url", settings.redis_url, "--backlog", str(settings.listen_backlog),
+                              "--redis-url", settings.redis_url, "--backlog", str(tuning.LISTEN_BACKLOG),
                               "--loop", settings.ingress_event_loop],
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)

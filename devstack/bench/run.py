@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from devstack.bench import balancing, bulkheads, mixed, payments, receipts, report, scale, standin_payments
+from devstack.bench import tuning as bench_tuning
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import PeakRss, git_commit, results_dir, save_json
 from devstack.bench.profiling import Profiler
@@ -40,7 +41,7 @@ def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str
         provider = "standin" if set(group) <= STANDIN_SUITES else "sandbox"
         base = get_dev_settings()
         with BenchStack(root, base, keep=keep and group is groups[-1], say=say, provider=provider,
-                        warm_up_s=0.0 if quick else base.bench_warm_up_s) as stack:
+                        warm_up_s=0.0 if quick else bench_tuning.WARM_UP_S) as stack:
             for suite in group:
                 profiler.pids = stack.pids(everything=True)
                 say(f"{suite} ...")

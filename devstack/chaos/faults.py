@@ -69,7 +69,7 @@ class Faults:
             _wait_gone(pid)
             _wait_free(self.stack.services[target].ports())
             self.stack.up([target])
-            return Injected(name, at, f"SIGKILL pid {pid}; `paystream stack up {target}`")
+            return Injected(name, at, f"SIGKILL pid {pid}; `paystream dev stack up {target}`")
         if name == "restart-stripe":
             # SIGTERM, not SIGKILL: the sandbox saves its state at most once a second and at shutdown,
             # and a real provider never forgets a charge; its restart is the fault.

@@ -227,12 +227,12 @@ class CouchbaseCluster(Service):
 
     def _control(self, method: str, path: str):
         if self.external:
-            raise StackError("failover of a real Couchbase Server is its own (auto-failover, see README); "
+            raise StackError("failover of a real Couchbase Server is its own (auto-failover, see docs/operations.md); "
                              "this command drives the local cluster only")
         try:
             url = json.loads(self.info_path.read_text())["control"]
         except (OSError, ValueError, KeyError):
-            raise StackError("the local Couchbase cluster is not running (`paystream stack up couchbase`)") from None
+            raise StackError("the local Couchbase cluster is not running (`paystream dev stack up couchbase`)") from None
         request = urllib.request.Request(url + path, method=method)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:

@@ -127,7 +127,7 @@ class Stack:
         if taken:
             raise StackError(
                 "cannot start the stack: " + "; ".join(taken)
-                + ". Stop that process, or choose another port in the settings (see README)."
+                + ". Stop that process, or choose another port in the settings (see docs/dev-settings.md)."
             )
 
     def _wait_healthy(self, service: Service, exited: Callable[[], str | None]) -> None:

@@ -229,7 +229,7 @@ def test_init_cluster_script_syntax():
     assert script.is_file()
     text = script.read_text(encoding="utf-8")
     assert "set -euo pipefail" in text
-    # Replica promotion on a real cluster is Couchbase's own auto-failover (README).
+    # Replica promotion on a real cluster is Couchbase's own auto-failover (docs/operations.md).
     assert "setting-autofailover --enable-auto-failover 1" in text
     result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

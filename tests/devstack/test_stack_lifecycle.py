@@ -140,7 +140,7 @@ def test_a_broker_killed_with_sigkill_serves_once_stack_up_returns(isolated):
     register, and `stack up`'s probe backed off for 30 s whichever way it stopped. Now a killed broker
     comes back and `stack up` returns once it serves: right after, a fresh client's first message is
     acknowledged. How soon, against a clean stop, is a benchmark's to say
-    (`python -m devstack.bench.kafka_restart`, README has the figures), not a test's."""
+    (`python -m devstack.bench.kafka_restart`, docs/operations.md has the figures), not a test's."""
     from devstack.bench.kafka_restart import probe_topic, restart, serving
 
     assert paystream("stack", "up", "kafka", env=isolated).returncode == 0

@@ -11,6 +11,7 @@ import uuid
 import pytest
 import redis
 
+from paystream import tuning
 from tests.api_client import identity
 from tests.conftest import new_api_key, paystream
 from tests.kafka_probe import end_offsets
@@ -157,7 +158,7 @@ async def test_a_key_past_a_limit_its_ingress_leases_gets_429_with_retry_after(a
     from connectors.rate_leases import lease_ceiling
 
     amount, period_s = 200, 10
-    ceiling = lease_ceiling(amount, settings.rate_limit_lease_fraction, settings.rate_limit_lease_max)
+    ceiling = lease_ceiling(amount, tuning.RATE_LIMIT_LEASE_FRACTION, tuning.RATE_LIMIT_LEASE_MAX)
     assert ceiling > 1
     client = api.with_key(new_api_key(f"acct-leased-{uuid.uuid4().hex[:6]}", f"{amount}/{period_s} seconds"),
                           polite=False)

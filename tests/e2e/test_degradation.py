@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from paystream.apikeys import DEV_ACCOUNT
+from devstack.dev_key import DEV_ACCOUNT
 from tests.api_client import DECLINING_CARD, identity
 from tests.conftest import ROOT, new_api_key, paystream
 from tests.kafka_probe import end_offsets

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from aiokafka import AIOKafkaProducer
 
+from devstack.dev_key import DEV_ACCOUNT
 from paystream import messages
-from paystream.apikeys import DEV_ACCOUNT
 from paystream.domain.ids import receipt_id_for
 from paystream.domain.records import Receipt
 from tests.api_client import identity

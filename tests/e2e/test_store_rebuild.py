@@ -15,7 +15,7 @@ from couchbase.exceptions import DocumentNotFoundException
 
 from connectors.couchbase_store import data_key_key, payment_key, receipt_key, transaction_key, user_index_key
 from connectors.redis_cache import receipt_key as cached_receipt_key
-from paystream.apikeys import DEV_ACCOUNT
+from devstack.dev_key import DEV_ACCOUNT
 from paystream.domain.sealing import is_sealed
 from tests.conftest import ROOT, paystream
 from tests.e2e.test_monitoring import pay

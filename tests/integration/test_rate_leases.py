@@ -8,7 +8,7 @@ import uuid
 import redis.asyncio as redis
 
 from connectors.rate_leases import lease_ceiling
-from paystream import bootstrap
+from paystream import bootstrap, tuning
 
 #: At the default settings a lease of 200/10 s holds up to 10 tokens for 1 s: the whole test runs
 #: well inside one period, so nothing ages out while it runs.
@@ -23,7 +23,7 @@ async def _limiter_calls(client: redis.Redis) -> int:
 
 async def test_two_processes_leasing_one_key_admit_no_more_than_its_limit_with_few_redis_calls(settings):
     first, second = bootstrap.rate_limiter(settings), bootstrap.rate_limiter(settings)
-    ceiling = lease_ceiling(AMOUNT, settings.rate_limit_lease_fraction, settings.rate_limit_lease_max)
+    ceiling = lease_ceiling(AMOUNT, tuning.RATE_LIMIT_LEASE_FRACTION, tuning.RATE_LIMIT_LEASE_MAX)
     key_id = f"key_{uuid.uuid4().hex[:16]}"
     client = redis.Redis.from_url(settings.redis_url)
     try:

@@ -93,8 +93,8 @@ def test_an_export_that_did_not_end_whole_leaves_no_file(tmp_path, broken):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_readme_example_reads_an_export(tmp_path):
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_example_reads_an_export(tmp_path):
+    readme = (ROOT / "docs" / "analytics.md").read_text()
     block = readme.split("<!-- analysts-example")[1].split("```python\n", 1)[1].split("```", 1)[0]
     eur = {**PAYMENT, "payment_id": "pay_3", "amount": {"amount": "0.66", "amount_minor": 66, "currency": "EUR"}}
     jpy = {**PAYMENT, "payment_id": "pay_4", "amount": {"amount": "500", "amount_minor": 500, "currency": "JPY"}}
