@@ -280,6 +280,8 @@ class Monitor:
         return {"overall": "up" if healthy else "down", "generated_at": utc_now("seconds"),
                 "heartbeat_interval_s": self.settings.heartbeat_interval_s,
                 "components": components, "services": services,
+                # Reads and payment calls, admitted apart by every ingress (docs/admission.md).
+                "admission": self.sampler.admission,
                 "reconciliation": self.reconciliation.status() if self.reconciliation else None}
 
 

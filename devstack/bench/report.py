@@ -100,6 +100,10 @@ def write(out: Path, results: dict, command: str, commit: str) -> Path:
         from devstack.bench.balancing import markdown
 
         lines += markdown(results["balancer"])
+    if "bulkheads" in results:
+        from devstack.bench.report_bulkheads import markdown as bulkheads_markdown
+
+        lines += [*bulkheads_markdown(results["bulkheads"], command, commit), ""]
     if results.get("memory"):
         names = sorted({name for peaks in results["memory"].values() for name in peaks})
         lines += ["## Peak memory (RSS, MiB)", "", "| suite | " + " | ".join(names) + " |",

@@ -112,3 +112,31 @@ def test_the_image_installs_paystream_alone():
     copied = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ") and "--from" not in line]
     assert set(copied) == {"pyproject.toml", "paystream", "ingress", "streams", "tables", "connectors", "monitor"}
     assert 'ENTRYPOINT ["paystream"]' in dockerfile
+
+
+def payment_call_paths() -> set[str]:
+    """The paths of the calls the ingress counts as writes (its own bound): the API's and the aliases."""
+    from ingress.middleware import WRITES
+    from ingress.routes import OPERATIONS
+
+    return {path for op in OPERATIONS if op.operation_id in WRITES for path in (op.path, *op.aliases)}
+
+
+def test_payment_calls_and_reads_reach_the_pods_through_bulkheads(manifests):
+    """The same split as the dev stack's HAProxy (docs/admission.md): payment calls to one Service, the
+    rest to another, each with the dev stack's connections per pod."""
+    from devstack.settings import DevSettings
+
+    (ingress,) = by_kind(manifests, "Ingress").values()
+    (rule,) = ingress["spec"]["rules"]
+    routes = {(p["path"], p["pathType"]): p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
+    writes = {path for (path, kind), service in routes.items() if service == "ingress-writes"}
+    assert writes == payment_call_paths()
+    assert all(kind == "Exact" for (path, kind) in routes if path in writes)
+    assert routes[("/", "Prefix")] == "ingress-reads"
+    services = by_kind(manifests, "Service")
+    defaults = DevSettings(_env_file=None)
+    for name, maxconn in (("ingress-reads", defaults.balancer_read_maxconn),
+                          ("ingress-writes", defaults.balancer_write_server_maxconn)):
+        assert services[name]["spec"]["selector"] == {"app.kubernetes.io/name": "ingress"}
+        assert services[name]["metadata"]["annotations"]["haproxy.org/pod-maxconn"] == str(maxconn)
