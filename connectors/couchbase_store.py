@@ -1,5 +1,6 @@
-"""Payments, receipts, the transaction index, each user's index and personal-data keys in
-Couchbase (async SDK): the DocumentStore and DataKeyStore ports.
+"""Payments, receipts, the transaction index, each user's index and personal-data keys read from
+Couchbase (async SDK): the DocumentStore and DataKeyStore ports. The documents' keys and shapes are
+here too; they are written by the one store writer (connectors/couchbase_writer.py).
 
 Writes go to each document's active copy; receipt reads may be served by
 any replica, as the design's read databases: eventual consistency is fine
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import time
 from datetime import timedelta
 
 from acouchbase.cluster import Cluster
@@ -26,8 +26,7 @@ from couchbase.exceptions import (
     DocumentNotFoundException,
     DocumentUnretrievableException,
 )
-from couchbase.options import ClusterOptions, GetAnyReplicaOptions, GetOptions, MutateInOptions
-from couchbase.subdocument import StoreSemantics
+from couchbase.options import ClusterOptions, GetAnyReplicaOptions, GetOptions
 from couchbase.subdocument import upsert as subdoc_upsert
 
 from paystream.domain.errors import Unavailable
@@ -43,8 +42,6 @@ from paystream.settings import Settings
 log = get_logger("paystream.store")
 
 MARKER_PREFIX = "meta::applied::"
-#: The most sub-document operations one mutate_in may carry (a Couchbase limit).
-MUTATE_IN_MAX_SPECS = 16
 
 
 def _key(*parts: str) -> str:
@@ -95,52 +92,6 @@ class CouchbaseStore:
 
     async def close(self) -> None:
         await self.cluster.close()
-
-    # --- writes (sinks) -------------------------------------------------------
-    async def upsert_payment(self, payment: Payment) -> None:
-        await self._upsert("payment", payment_key(payment.payment_id), payment.as_dict())
-
-    async def upsert_receipt(self, receipt: Receipt) -> None:
-        await self._upsert("receipt", receipt_key(receipt.receipt_id), receipt.model_dump(mode="json"))
-
-    async def upsert_transaction(self, transaction_id: str, ref: TransactionRef) -> None:
-        await self._upsert("transaction", transaction_key(transaction_id),
-                           {"payment_id": ref.payment_id, "user_id": ref.user_id, "account": ref.account})
-
-    async def index_for_user(self, kind: str, account: str, user_id: str, object_id: str, created_at: str) -> None:
-        """Add one id to a user's index: a sub-document upsert, so a redelivered event writes the same."""
-        await self._index(user_index_key(kind, account, user_id), [(object_id, created_at)])
-
-    # --- batched writes (the SinkWriter port with connectors/couchbase_bulk.py) ---------
-    async def index_for_users(self, entries: dict[tuple[str, str, str], dict[str, str]]) -> None:
-        """A user's new ids in one sub-document write (in chunks of the most specs one write takes)."""
-        writes = []
-        for (kind, account, user_id), ids in entries.items():
-            key, items = user_index_key(kind, account, user_id), list(ids.items())
-            writes += [self._index(key, items[i:i + MUTATE_IN_MAX_SPECS])
-                       for i in range(0, len(items), MUTATE_IN_MAX_SPECS)]
-        await _all(writes)
-
-    async def _index(self, key: str, ids: list[tuple[str, str]]) -> None:
-        started = time.perf_counter()
-        try:
-            await self.collection.mutate_in(
-                key, [subdoc_upsert(f"ids.{object_id}", created_at, create_parents=True)
-                      for object_id, created_at in ids],
-                MutateInOptions(store_semantics=StoreSemantics.UPSERT))
-        except Exception:
-            metrics.COUCHBASE_WRITE_ERRORS.labels("user_index").inc()
-            raise
-        metrics.COUCHBASE_WRITE_LATENCY.labels("user_index").observe(time.perf_counter() - started)
-
-    async def _upsert(self, document: str, key: str, value: dict) -> None:
-        started = time.perf_counter()
-        try:
-            await self.collection.upsert(key, value)
-        except Exception:
-            metrics.COUCHBASE_WRITE_ERRORS.labels(document).inc()
-            raise
-        metrics.COUCHBASE_WRITE_LATENCY.labels(document).observe(time.perf_counter() - started)
 
     # --- reads ----------------------------------------------------------------
     async def get_payment(self, payment_id: str) -> Payment | None:
@@ -212,14 +163,6 @@ class CouchbaseStore:
 
     async def holds_history(self) -> bool:
         return await self._get(marker_key(self.history_marker)) is not None
-
-
-async def _all(writes: list) -> None:
-    """Run the writes together and wait for every one; then raise the first failure, if any (the caller
-    retries the lot: every write is an upsert)."""
-    for outcome in await asyncio.gather(*writes, return_exceptions=True):
-        if isinstance(outcome, BaseException):
-            raise outcome
 
 
 def data_key_document(key: bytes, journaled: bool) -> dict:

@@ -89,13 +89,27 @@ class DevSettings(Settings):
     balancer_timeout_s: int = Field(
         60, json_schema_extra=in_group("scaling"),
         description="HAProxy's client and server timeout (over the longest a payment waits for its reply).")
-    balancer_server_maxconn: int = Field(
+    balancer_read_maxconn: int = Field(
         16, ge=1, json_schema_extra=in_group("scaling"),
-        description="Requests HAProxy gives one ingress at once; the rest wait in its queue.")
+        description="Reads (every request but a payment's start or post) HAProxy gives one ingress at once; the "
+                    "rest wait in the read backend's queue. A cache hit costs the ingress about 1 ms, so 16 is "
+                    "about 16 ms of its event loop: within the read p99, and at most the ingress's own floor on "
+                    "reads, so HAProxy (not the process) queues them (docs/admission.md).")
     balancer_queue_timeout_ms: int = Field(
         250, ge=1, json_schema_extra=in_group("scaling"),
-        description="How long a request waits in HAProxy's queue for a free ingress before it is "
-                    "answered 503 (no_ingress_available, Retry-After): load shed before Python sees it.")
+        description="How long a read waits in HAProxy's queue for a free ingress before it is answered 503 "
+                    "(no_ingress_available, Retry-After): load shed before Python sees it.")
+    balancer_write_maxconn: int | None = Field(
+        None, ge=1, json_schema_extra=in_group("scaling"),
+        description="Payment calls (POST startPayment, postPayment) HAProxy gives one ingress at once, on their own "
+                    "backend beside the reads' (docs/admission.md); default: the ingress's own ceiling on writes "
+                    "(ingress_max_in_flight_writes), so the ingress's bound decides and answers past it 503 "
+                    "overloaded at once.")
+    balancer_write_queue_timeout_ms: int = Field(
+        20, ge=1, json_schema_extra=in_group("scaling"),
+        description="How long a payment call waits in HAProxy's queue when every ingress has its "
+                    "balancer_write_maxconn: short, so an overflow is refused (JSON 503 + Retry-After) at once "
+                    "instead of after a wait a client would time out on.")
     drain_timeout_s: float = Field(
         30.0, json_schema_extra=in_group("scaling"),
         description="How long scale-in waits for an ingress's requests to finish before stopping it.")
@@ -137,6 +151,10 @@ class DevSettings(Settings):
         None, json_schema_extra=in_group("bench"),
         description="Port of stripe-mock, the contract test's validating server, started by "
                     "tests/integration/test_stripe_contract.py; default: the sandbox's + 2.")
+
+    @property
+    def balancer_write_server_maxconn(self) -> int:
+        return self.balancer_write_maxconn or self.ingress_max_in_flight_writes
 
     @property
     def standin_base(self) -> str:

@@ -24,8 +24,7 @@ STORE_WAIT_S = 15.0
 
 
 def create_app(settings: Settings) -> web.Application:
-    shedder = LoadShedder(settings.ingress_max_in_flight_reads, settings.ingress_read_latency_target_s,
-                          settings.ingress_max_in_flight_writes, settings.ingress_write_latency_target_s)
+    shedder = LoadShedder.from_settings(settings)
     app = web.Application(middlewares=[shedding_middleware(shedder, WRITES), observe, json_errors, authenticate],
                           client_max_size=settings.max_body_bytes)
     add_routes(app)

@@ -30,7 +30,7 @@ from ingress.requests import (
     UserTokenRequest,
 )
 from ingress.responses import Accepted, Health, PaymentList, ReceiptList, StartedPayment, UserTokenIssued
-from paystream import user_tokens, views
+from paystream import early_writes, user_tokens, views
 from paystream.clock import utc_now
 from paystream.domain.commands import Command, CommandReply, PostPayment, StartPayment
 from paystream.domain.errors import NotFound, PaymentError, Unavailable
@@ -39,7 +39,6 @@ from paystream.domain.records import PaymentView, Receipt
 from paystream.domain.sealing import seal_personal
 from paystream.observability import metrics
 from paystream.observability.logs import get_logger
-from paystream.ports import TransactionRef
 
 log = get_logger("paystream.ingress")
 
@@ -89,9 +88,7 @@ async def start_payment(request: web.Request) -> web.Response:
         return reply
     payment = reply.payment
     structlog.contextvars.bind_contextvars(transaction_id=payment.transaction_id)
-    # Indexed before the client hears of the transaction, so its post finds it.
-    await ctx.cache.put_transaction(payment.transaction_id,
-                                    TransactionRef(command.payment_id, command.user_id, command.account))
+    await early_writes.transaction_given(ctx.cache, command.account, payment)
     answer = StartedPayment(**payment.model_dump(), client_secret=ctx.reply_key.open(reply.sealed_client_secret))
     await idempotency.remember(request, claimed, 201, answer.model_dump(mode="json"))
     return _json(answer, 201)
@@ -118,9 +115,7 @@ async def post_payment(request: web.Request) -> web.Response:
     reply = await send(request, command, claimed)
     if not isinstance(reply, CommandReply):
         return reply
-    # The client may read its receipt the moment it has this answer: cache it now (sealed, as the
-    # sinks write it too).
-    await ctx.cache.put_receipt(reply.receipt)
+    await early_writes.receipt_given(ctx.cache, reply.receipt)
     await idempotency.remember(request, claimed, 201, {}, receipt=reply.receipt)
     # Opened with the key that sealed this request: the answer needs no store (it may be down).
     return _json(views.opened(key, reply.receipt), 201)
@@ -136,8 +131,7 @@ async def send(request: web.Request, command: Command,
     if reply is None:
         log.warning("no outcome within the wait; answering 202", kind=command.kind)
         if isinstance(command, StartPayment):
-            # Its status reads say "processing", never 404, until the pipeline has it.
-            await ctx.cache.put_accepted(views.accepted(command, utc_now()))
+            await early_writes.payment_accepted(ctx.cache, command, utc_now())
         location = f"/v1/payments/{command.payment_id}?user_id={quote(command.user_id)}"
         return _json(Accepted(payment_id=command.payment_id), 202,
                      headers={"Location": location, "Retry-After": str(POLL_AFTER_S)})
@@ -174,10 +168,8 @@ async def get_payment(request: web.Request) -> web.Response:
     ctx = context(request)
     view = await views.payment(ctx.store, ctx.table, ctx.cache, request["account"], payment_id, query.user_id)
     if view.status == "tokenized" and view.transaction_id:
-        # A client told 202 learns its transaction here: indexed now, as on a 201, so its post finds it
-        # whatever the sinks' lag.
-        await ctx.cache.put_transaction(view.transaction_id,
-                                        TransactionRef(view.payment_id, view.user_id, request["account"]))
+        # A client told 202 learns its transaction here.
+        await early_writes.transaction_given(ctx.cache, request["account"], view)
     return _json(view)
 
 

@@ -13,9 +13,12 @@ Two adaptive bounds per process, apart, each between a floor and a ceiling from 
   overload is the wait for this process's event loop, and it grows with the work in hand (Little's
   law: latency = in flight / throughput), so the bound follows what keeps a read quick here now;
 - writes (startPayment, postPayment): up to `ingress_max_in_flight_writes`, lowered when admitted
-  writes take longer than `ingress_write_latency_target_s`. A write's time is mostly the
-  pipeline's (Kafka, the worker, the provider), so a fixed count would be right for one pipeline
-  speed only; this one follows what the pipeline keeps up with.
+  writes take longer than `ingress_write_latency_target_s` (by default the wait budget,
+  `reply_timeout_s`). A write's time is mostly its provider's (0.3-0.8 s a call, seconds for a slow
+  one), which costs this process nothing: a target under that refused payments that only waited
+  (a 0.5 s target refused half the payments at 10/s: BENCHMARKS.md, bulkheads). Only a write that
+  outlasts the budget (answered 202) says the pipeline is not keeping up, and lowers the bound; the
+  ceiling bounds what the payments in hand cost (docs/admission.md).
 Apart, because a write mostly waits and a read mostly computes: writes waiting on a slow pipeline
 must not take the places of reads this process could answer at once, nor reads those of writes.
 Each limit is additive increase, multiplicative decrease, as TCP's congestion window: a slow
@@ -33,6 +36,7 @@ from aiohttp import web
 
 from ingress.http_errors import error_response
 from paystream.observability import metrics
+from paystream.settings import Settings
 
 #: Seconds a refused client should wait before trying again.
 RETRY_AFTER_S = 1
@@ -79,6 +83,12 @@ class LoadShedder:
                  min_writes: int = MIN_WRITES_IN_FLIGHT) -> None:
         self.reads = AdaptiveLimit(max_reads, read_target_s, floor=MIN_READS_IN_FLIGHT)
         self.writes = AdaptiveLimit(max_writes, write_target_s, floor=min_writes)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LoadShedder:
+        return cls(settings.ingress_max_in_flight_reads, settings.ingress_read_latency_target_s,
+                   settings.ingress_max_in_flight_writes,
+                   settings.ingress_write_latency_target_s or settings.reply_timeout_s)
 
     def bound(self, is_write: bool) -> AdaptiveLimit:
         return self.writes if is_write else self.reads

@@ -15,9 +15,9 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter, Gauge
 
-from monitor import analytics, overload
+from monitor import overload
 from monitor.probes import ProbeResult, Probes
-from monitor.reconciliation import ReconciliationWatch
+from monitor.reconciliation.watch import ReconciliationWatch
 from monitor.sampler import Sampler, flatten
 from monitor.state import SCALED_KINDS, Change, Components, Series, counter_delta
 from paystream import bootstrap, messages, tuning
@@ -27,6 +27,7 @@ from paystream.observability import metrics
 from paystream.observability.heartbeat import HeartbeatSource, publish_forever
 from paystream.observability.logs import get_logger
 from paystream.settings import Settings
+from tables.analytics import charts as analytics
 
 log = get_logger("paystream.monitor")
 STATIC = Path(__file__).parent / "static"
@@ -279,6 +280,8 @@ class Monitor:
         return {"overall": "up" if healthy else "down", "generated_at": utc_now("seconds"),
                 "heartbeat_interval_s": self.settings.heartbeat_interval_s,
                 "components": components, "services": services,
+                # Reads and payment calls, admitted apart by every ingress (docs/admission.md).
+                "admission": self.sampler.admission,
                 "reconciliation": self.reconciliation.status() if self.reconciliation else None}
 
 

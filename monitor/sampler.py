@@ -43,14 +43,23 @@ class Rates:
     cache_hit_ratio: float | None  # of receipt reads; None without any
 
 
+#: The two paths the ingress admits apart (ingress/shedding.py, docs/admission.md).
+PATHS = ("reads", "writes")
+
+
 class Sampler:
     def __init__(self) -> None:
         self.previous: dict[str, Flat] = {}
+        #: Admission per path at the last sample, every ingress together: requests in hand now, and
+        #: refused past the process's bound a second since the sample before.
+        self.admission: dict[str, dict[str, float]] = {path: {"in_flight": 0.0, "shed_per_s": 0.0} for path in PATHS}
 
     def sample(self, scrapes: dict[str, Flat], dt: float) -> Rates:
         """The rates since the last sample; a process seen for the first time counts from its next scrape."""
         receipted = requests = hits = misses = 0.0
         buckets: dict[float, float] = defaultdict(float)
+        in_flight: dict[str, float] = defaultdict(float)
+        shed: dict[str, float] = defaultdict(float)
         for component_id, flat in scrapes.items():
             before = self.previous.get(component_id)
 
@@ -61,6 +70,9 @@ class Sampler:
             receipted += delta("paystream_payment_transitions_total", to="receipted")
             # Counted by the ingress's middleware and its load shedding (ingress/middleware.py, shedding.py).
             requests += delta("paystream_http_requests_total")
+            for path in PATHS:
+                in_flight[path] += _sum(flat, "paystream_http_in_flight_requests", kind=path)
+                shed[path] += delta("paystream_http_shed_requests_total", reason=f"{path}_in_flight")
             hits += delta("paystream_cache_requests_total", result="hit")
             misses += delta("paystream_cache_requests_total", result="miss")
             previous_buckets = _buckets(before) if before is not None else None
@@ -76,4 +88,5 @@ class Sampler:
         def per_s(count: float) -> float:
             return round(count / dt, 2) if dt > 0 else 0.0
 
+        self.admission = {path: {"in_flight": in_flight[path], "shed_per_s": per_s(shed[path])} for path in PATHS}
         return Rates(per_s(receipted), per_s(requests), latency, hits / reads if reads else None)

@@ -136,7 +136,7 @@ query = typer.Typer(help="Ask the workers' tables: windows over time, per-user t
 
 
 def _window_view(view: str, help_: str) -> None:
-    from tables.window_queries import COLUMNS
+    from tables.analytics.views import COLUMNS
 
     @query.command(name=view, help=help_)
     def command(
@@ -177,8 +177,8 @@ _window_view("declines", "Declines per bucket by decline code (and currency).")
 def user(user_id: str, account: Annotated[str, typer.Option(help="The account the user belongs to.")],
          as_: As = Output.table, csv: CsvFlag = False, json_: JsonFlag = False, url: Url = None) -> None:
     """One user's totals per currency: payments started, receipted, declined, failed, and volume."""
-    from tables.aggregates import user_key
-    from tables.window_queries import USER_COLUMNS
+    from tables.analytics.counts import user_key
+    from tables.analytics.views import USER_COLUMNS
 
     key = user_key(account, user_id)
     _show(f"/analytics/users/{urllib.parse.quote(key, safe='')}/", {}, USER_COLUMNS, _output(as_, csv, json_),

@@ -37,12 +37,10 @@ from paystream.topics import TopicSpec
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
 
-    from connectors.couchbase_bulk import CouchbaseBulkWriter, SinkBatchWriter
     from connectors.couchbase_store import BackgroundConnectedStore, CouchbaseStore
+    from connectors.couchbase_writer import CouchbaseWriter
     from connectors.kafka_commands import KafkaCommandBus
     from connectors.kafka_data_keys import KafkaDataKeyJournal
-    from connectors.kafka_dead_letters import KafkaDeadLetters
-    from connectors.kafka_history import KafkaHistory
     from connectors.kafka_log import KafkaEventLog
     from connectors.rate_limits import RateLimiter
     from connectors.redis_apikeys import RedisApiKeys
@@ -114,13 +112,6 @@ def payment_table(settings: Settings) -> WorkerTableClient:
                              settings.worker_query_timeout_s)
 
 
-def payment_history(settings: Settings) -> KafkaHistory:
-    """What paystream recorded, read back from its events and receipts topics (reconciliation)."""
-    from connectors.kafka_history import KafkaHistory
-
-    return KafkaHistory(settings.kafka_bootstrap, settings.topics.events, settings.topics.receipts)
-
-
 def api_key_store(settings: Settings) -> RedisApiKeys:
     """Where API keys (hashed) live: the Redis paystream already runs."""
     from connectors.redis_apikeys import RedisApiKeys
@@ -181,13 +172,6 @@ def is_outage(exc: BaseException) -> bool:
     return is_outage(exc)
 
 
-def dead_letter_topic(settings: Settings) -> KafkaDeadLetters:
-    """The dead-letter topic, read back and replayed (`paystream dlq`)."""
-    from connectors.kafka_dead_letters import KafkaDeadLetters
-
-    return KafkaDeadLetters(settings.kafka_bootstrap, settings.topics.dead_letters)
-
-
 async def restore_worker_table(settings: Settings, table) -> Restored:
     """A Faust RocksDB table brought up to its changelog's end in bulk (connectors/table_restore.py)."""
     from connectors.table_restore import restore_table
@@ -203,26 +187,18 @@ def event_log(settings: Settings) -> KafkaEventLog:
     return KafkaEventLog(settings.kafka_bootstrap)
 
 
-async def store_writer(settings: Settings) -> CouchbaseBulkWriter:
-    from connectors.couchbase_bulk import CouchbaseBulkWriter
+async def store_writer(settings: Settings) -> CouchbaseWriter:
+    """The one writer of the store's documents: the sinks', the rebuild's, a single write's."""
+    from connectors.couchbase_writer import CouchbaseWriter
 
-    return await CouchbaseBulkWriter.connect(settings)
+    return await CouchbaseWriter.connect(settings)
 
 
-async def store_rebuild(settings: Settings, writer: CouchbaseBulkWriter | None = None) -> StoreRebuild:
+async def store_rebuild(settings: Settings, writer: CouchbaseWriter | None = None) -> StoreRebuild:
     """Replays the events and receipts topics into Couchbase and the receipt cache (through `writer`
     when the caller holds one already)."""
     return StoreRebuild(event_log(settings), writer or await store_writer(settings), receipt_cache(settings),
                         settings.topics, batch=tuning.REBUILD_BATCH)
-
-
-def sink_writer(bulk: CouchbaseBulkWriter, store: CouchbaseStore) -> SinkBatchWriter:
-    """The sinks' batched writes, over the two Couchbase connections they hold."""
-    from connectors.couchbase_bulk import SinkBatchWriter
-
-    return SinkBatchWriter(bulk, store)
-
-
 
 
 @dataclass(frozen=True)

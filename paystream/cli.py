@@ -17,8 +17,8 @@ from typing import Annotated, Optional
 import typer
 
 from paystream import analyst_cli as _analyst_cli
-from paystream import dlq_cli as _dlq_cli
 from paystream.settings import get_settings
+from streams.dead_letters import cli as _dlq_cli
 
 app = typer.Typer(help="paystream: payment processing on Kafka and Faust.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -61,7 +61,7 @@ def sinks() -> None:
 @app.command()
 def analytics() -> None:
     """Run the analytics in the foreground: windowed and per-user tables from the payment events."""
-    _run_faust("analytics", "streams.analytics")
+    _run_faust("analytics", "tables.analytics.agents")
 
 
 @app.command()
@@ -112,15 +112,16 @@ def reconcile(
     """Compare paystream's payments and receipts with the provider's records; exit 1 on any difference."""
     import asyncio
 
+    from monitor.reconciliation.differences import reconcile as run
+    from monitor.reconciliation.history import KafkaHistory
     from paystream import bootstrap
-    from paystream.reconciliation import reconcile as run
 
     settings = get_settings()
 
     async def once():
         provider = bootstrap.provider(settings)
         try:
-            return await run(bootstrap.payment_history(settings), provider, datetime.now(UTC),
+            return await run(KafkaHistory.of(settings), provider, datetime.now(UTC),
                              settings.reconcile_settle_s if settle is None else settle, _moment(since))
         finally:
             await provider.close()

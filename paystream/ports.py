@@ -289,7 +289,7 @@ class PaymentTable(Protocol):
         ...
 
 
-# --- rebuilding the stores from the log (paystream/rebuild.py) ----------------------------
+# --- writing the stores, and rebuilding them from the log (paystream/projection.py, rebuild.py) ----
 @dataclass(frozen=True)
 class LogRecord:
     """One message of a topic, where it sits in the log."""
@@ -318,7 +318,10 @@ class EventLog(Protocol):
 
 
 class StoreWriter(Protocol):
-    """Bulk writes for a rebuild (Couchbase): never replaces a payment with an older version of itself."""
+    """The one writer of the store's documents (Couchbase), for the live sinks' batches, the rebuild and
+    single writes alike (paystream/projection.py says what to write): never replaces a payment with an
+    older version of itself, so a batch written again, late or twice writes nothing that goes back.
+    Each raises on the first failure, having written what it could (the caller writes the lot again)."""
 
     async def write_payments(self, payments: list[Payment]) -> int:
         """Write each payment unless the store holds the same or a newer version; return how many were written."""
@@ -349,20 +352,4 @@ class ReceiptCacheWriter(Protocol):
     async def put_receipts(self, receipts: Sequence[Receipt], *, whole_lifetime: bool = False) -> None:
         """Cache receipts in one round trip: each for what is left of its lifetime (a rebuild), or with
         `whole_lifetime` for all of it from now (a live receipt, as `ReceiptCache.put_receipt`)."""
-        ...
-
-
-class SinkWriter(Protocol):
-    """The live sinks' writes in batches (Couchbase): upserts by key, so a batch written again (after a
-    redelivery, or a retry of part of it) writes the same documents. Each raises on the first failure."""
-
-    async def upsert_payments(self, payments: Sequence[Payment]) -> None: ...
-
-    async def upsert_receipts(self, receipts: Sequence[Receipt]) -> None: ...
-
-    async def upsert_transactions(self, refs: dict[str, TransactionRef]) -> None: ...
-
-    async def index_for_users(self, entries: dict[tuple[str, str, str], dict[str, str]]) -> None:
-        """Add ids to users' indexes, {(kind, account, user): {id: created_at}}: one sub-document write
-        per index document for its ids (as few as the store allows), keeping the ids it holds."""
         ...

@@ -3,12 +3,10 @@
 The events topic (kept forever), the receipts topic and the compacted data-keys
 topic are the source of truth; Couchbase and the Redis receipt cache are
 projections of them. `StoreRebuild`
-replays ranges of those topics into the stores in batches: the latest version of
-each payment in a batch, written only where the store does not hold that version
-or a newer one (so a replay running beside the live sinks never takes a payment
-back), transaction ids and receipts written once, and each user's index of
-payments and receipts added to: the documents the sinks write (streams/sinks.py),
-no more and no less. Markers in the store say, for each topic partition, the
+replays ranges of those topics into the stores in batches, each folded into the
+`Projection` the live sinks write (paystream/projection.py) and written through
+the same store writer, which never takes a payment back (so a replay running
+beside the live sinks is harmless): the same documents, no more and no less. Markers in the store say, for each topic partition, the
 offset below which the store holds everything.
 
 `StoreWatch` is how the sinks keep those markers and notice a store that lost
@@ -20,14 +18,12 @@ no ingress makes a user a new key while the markers are missing). Only ports her
 
 from __future__ import annotations
 
-import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from paystream import messages
-from paystream.domain.model import Payment, Status
-from paystream.domain.records import Receipt
-from paystream.ports import EventLog, LogRecord, ReceiptCacheWriter, StoreWriter, TransactionRef
+from paystream.ports import EventLog, ReceiptCacheWriter, StoreWriter
+from paystream.projection import Projection, write
 from paystream.topics import TopicNames
 
 Partition = tuple[str, int]
@@ -57,62 +53,6 @@ class Replayed:
         return self.documents / self.seconds if self.seconds else 0.0
 
 
-#: A user's index: (kind, account, user id), as `DocumentStore.user_index` reads it.
-IndexKey = tuple[str, str, str]
-
-
-@dataclass
-class Projection:
-    """What a batch of records puts in the stores: the rebuild folds records read back from the log
-    into one (`project`), the live sinks the events of one batch (streams/sinks.py)."""
-
-    payments: dict[str, Payment] = field(default_factory=dict)
-    transactions: dict[str, TransactionRef] = field(default_factory=dict)
-    receipts: list[Receipt] = field(default_factory=list)
-    unreadable: int = 0
-    #: Ids to add to users' indexes: {(kind, account, user): {id: created_at}}.
-    user_index: dict[IndexKey, dict[str, str]] = field(default_factory=dict)
-
-    def index(self, kind: str, account: str, user_id: str, object_id: str, created_at: str) -> None:
-        self.user_index.setdefault((kind, account, user_id), {})[object_id] = created_at
-
-    def add_payment(self, payment: Payment) -> None:
-        """One version of a payment: the latest version seen wins; the index entry and transaction id
-        on the states where the sinks write them."""
-        known = self.payments.get(payment.payment_id)
-        if known is None or payment.version > known.version:
-            self.payments[payment.payment_id] = payment
-        if payment.status is Status.STARTED:
-            self.index("payments", payment.account, payment.user_id, payment.payment_id, payment.created_at)
-        if payment.status is Status.TOKENIZED:
-            self.transactions[payment.transaction_id] = TransactionRef(payment.payment_id, payment.user_id,
-                                                                       payment.account)
-
-    def add_receipt(self, receipt: Receipt) -> None:
-        self.receipts.append(receipt)
-        self.index("receipts", receipt.account, receipt.user_id, receipt.receipt_id, receipt.issued_at)
-
-    @property
-    def index_entries(self) -> int:
-        return sum(len(ids) for ids in self.user_index.values())
-
-
-def project(records: list[LogRecord], topics: TopicNames) -> Projection:
-    """The documents a batch implies: each payment's latest version, the transaction id of each of its
-    sessions, each receipt, and the users' index entries of both."""
-    out = Projection()
-    for record in records:
-        try:
-            if record.topic == topics.events:
-                out.add_payment(messages.decode("events", record.value).payment)
-            elif record.topic == topics.receipts:
-                out.add_receipt(messages.decode("receipts", record.value))
-        except messages.UnreadableMessage:
-            # The live sinks already set it aside on the dead-letter topic.
-            out.unreadable += 1
-    return out
-
-
 class StoreRebuild:
     def __init__(self, log: EventLog, store: StoreWriter, cache: ReceiptCacheWriter, topics: TopicNames,
                  batch: int = 2000) -> None:
@@ -130,18 +70,11 @@ class StoreRebuild:
         ranges = {tp: span for tp, span in ranges.items() if span[0] < span[1]}
         if ranges:
             async for records in self.log.read(ranges, self.batch):
-                projection = project(records, self.topics)
-                written = await asyncio.gather(
-                    self.store.write_payments(list(projection.payments.values())),
-                    self.store.write_transactions(projection.transactions),
-                    self.store.write_receipts(projection.receipts),
-                    self.cache.put_receipts(projection.receipts),
-                )
-                # Indexed once the documents are written, as the sinks do: a listed id is always found.
-                indexed = await self.store.write_user_index(projection.user_index)
+                projection = Projection.of_records(records, self.topics)
+                # Each receipt cached for what is left of its lifetime.
+                written = await write(projection, self.store, self.cache, whole_lifetime=False)
                 done.add(Replayed(records=len(records), unreadable=projection.unreadable,
-                                  documents=sum(n for n in written if n) + len(projection.receipts),
-                                  index_entries=indexed))
+                                  documents=written.documents, index_entries=written.index_entries))
         done.seconds = time.monotonic() - started
         return done
 
@@ -193,6 +126,8 @@ class StoreWatch:
         #: Per partition: the offset the store must hold everything below (the last marker we wrote,
         #: or at first the group's committed offset: the previous owner applied all before it).
         self.floor: dict[Partition, int] = {}
+        #: The partitions whose marker this watch wrote: one of them missing means the store lost it.
+        self.marked: set[Partition] = set()
 
     def note(self, topic: str, partition: int, offset: int) -> None:
         self.applied[(topic, partition)] = offset + 1
@@ -202,6 +137,7 @@ class StoreWatch:
         for tp in set(self.floor) - assigned:
             del self.floor[tp]
             self.applied.pop(tp, None)
+            self.marked.discard(tp)
         for topic in {topic for topic, _ in assigned - set(self.floor)}:
             committed = await self.rebuild.log.committed(self.group, topic)
             for tp in assigned:
@@ -212,7 +148,11 @@ class StoreWatch:
         markers = await self.rebuild.store.applied_offsets(list(names.values()))
         missing = {tp for tp in assigned if markers[names[tp]] is None}
         held = {tp: markers[names[tp]] or 0 for tp in assigned}
-        gaps = {tp: (held[tp], targets[tp]) for tp in assigned if held[tp] < self.floor[tp]}
+        # Behind the last marker we wrote: lost. A marker we wrote gone altogether: everything the sinks
+        # applied is lost, also what they applied since that marker (a partition whose first events came
+        # after the last round has a marker of 0 but documents all the same).
+        gaps = {tp: (held[tp], targets[tp]) for tp in assigned
+                if held[tp] < self.floor[tp] or (tp in missing and tp in self.marked and held[tp] < targets[tp])}
         replayed = None
         if gaps or missing:
             # A store that lost data may have lost users' keys too (a fresh one has none to lose: the
@@ -226,4 +166,5 @@ class StoreWatch:
         if moved:
             await self.rebuild.store.set_applied_offsets({names[tp]: target for tp, target in moved.items()})
             self.floor.update(moved)
+            self.marked |= set(moved)
         return replayed if replayed is not None and replayed.records else None

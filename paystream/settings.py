@@ -162,9 +162,12 @@ class Settings(BaseSettings):
     ingress_max_in_flight_writes: int = Field(
         64, json_schema_extra=in_group("ingress"),
         description="Ceiling of the adaptive limit on payments (start, post) one ingress process has in hand.")
-    ingress_write_latency_target_s: float = Field(
-        0.5, json_schema_extra=in_group("ingress"),
-        description="Admitted writes slower than this lower the adaptive limit on writes; quicker raise it.")
+    ingress_write_latency_target_s: float | None = Field(
+        None, json_schema_extra=in_group("ingress"),
+        description="Admitted writes slower than this lower the adaptive limit on writes; quicker raise it. "
+                    "Default: reply_timeout_s, the wait budget. A payment call's time is mostly its "
+                    "provider's, which costs the ingress nothing: only a write that outlasts the budget "
+                    "(answered 202) says the pipeline is behind (docs/admission.md).")
     user_token_secret: SecretStr = Field(
         SecretStr(""), json_schema_extra=in_group("ingress"),
         description="Signs the short-lived user tokens an API key mints (POST /v1/user_tokens); "

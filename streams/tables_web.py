@@ -23,7 +23,7 @@ from paystream.domain.errors import InvalidRequest, PaymentError, Unavailable
 from paystream.settings import Settings
 from streams.web import internal
 from tables import queries
-from tables.analytics import PartitionSnapshot, active_partitions
+from tables.analytics.tables import PartitionSnapshot, active_partitions
 from tables.export import EXPORTS
 
 

@@ -34,7 +34,7 @@ from paystream.observability.logs import get_logger
 from paystream.settings import get_settings
 from streams import observability
 from streams.app import make_app
-from streams.dead_letters import DeadLetters, headers_of
+from streams.dead_letters.letters import DeadLetters, headers_of
 from streams.readiness import is_ready
 from streams.tables_web import payments_pages
 from streams.web import internal
@@ -52,7 +52,7 @@ commands_topic = app.topic(topics.commands, key_serializer="raw", value_serializ
 replies_topic = app.topic(topics.replies, key_serializer="raw", value_serializer="raw")
 events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
 receipts_topic = app.topic(topics.receipts, key_serializer="raw", value_serializer="raw")
-# The payments summary and export, gathered from every worker (the analysts' windows are streams/analytics.py).
+# The payments summary and export, gathered from every worker (the analysts' windows are tables/analytics/agents.py).
 payments_pages(app, settings, payments)
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from paystream.clock import utc_now
 from paystream.domain.money import Money
-from tables.aggregates import LATENCY, NO_CURRENCY, Group, split_tally_key
-from tables.window_queries import USER_COLUMNS, iso, user_rows
+from tables.analytics.counts import LATENCY, NO_CURRENCY, Group, split_tally_key
+from tables.analytics.views import USER_COLUMNS, iso, user_rows
 
 BIGINT, TEXT, TIME = "BIGINT", "VARCHAR", "TIMESTAMPTZ"
 

@@ -3,7 +3,7 @@
 Pure functions over payment records (the table's values), so they are tested
 without a worker. Each worker computes a partial summary over the partitions
 it holds; `merge_summaries` adds them up, and the worker answering
-/tables/payments/summary/ gathers every worker's (streams/analytics.py).
+/tables/payments/summary/ gathers every worker's (streams/worker.py).
 """
 
 from __future__ import annotations

@@ -110,3 +110,11 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def payment_call_paths() -> set[str]:
+    """The paths of the calls the ingress counts as writes (its own bound): the API's and the aliases."""
+    from ingress.middleware import WRITES
+    from ingress.routes import OPERATIONS
+
+    return {path for op in OPERATIONS if op.operation_id in WRITES for path in (op.path, *op.aliases)}

@@ -56,6 +56,7 @@ class BenchStack:
         #: of a real provider and no cap of its own), started here beside the stack.
         self.provider = provider
         self.standin: subprocess.Popen | None = None
+        self.standin_base: str | None = None
         #: Without the pipeline: only the services (Kafka, Couchbase, Redis, the sandbox).
         self.pipeline = pipeline
         self.keep = keep
@@ -113,24 +114,27 @@ class BenchStack:
         asyncio.run(paystream_payments(settings, bench_tuning.WARM_UP_RATE, self.warm_up_s))
         self.wait_drained()
 
-    def _start_standin(self) -> None:
+    def _start_standin(self, latency_ms: str | None = None) -> None:
         settings = self.settings()
-        where = urlsplit(settings.standin_base)
+        latency_ms = latency_ms or settings.standin_latency_ms
+        # Its address is fixed at its first start: after it the settings' provider base is the stand-in's own.
+        self.standin_base = self.standin_base or settings.standin_base
+        where = urlsplit(self.standin_base)
         log = Path(self.env["PAYSTREAM_STATE_DIR"]) / "standin.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             self.standin = subprocess.Popen(
                 [sys.executable, "-m", "devstack.standin", "--host", where.hostname, "--port", str(where.port),
-                 "--latency-ms", settings.standin_latency_ms], cwd=self.root, stdout=out, stderr=subprocess.STDOUT)
+                 "--latency-ms", latency_ms], cwd=self.root, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while not _listening(where.hostname, where.port):
             if self.standin.poll() is not None or time.monotonic() > deadline:
                 raise StackError(f"the provider stand-in did not start; see {log}")
             time.sleep(0.2)
         # From here on the pipeline (started next) and the floor measurements talk to the stand-in.
-        self.env["PAYSTREAM_STRIPE_API_BASE"] = settings.standin_base
-        os.environ["PAYSTREAM_STRIPE_API_BASE"] = settings.standin_base
-        self.say(f"provider stand-in on {settings.standin_base} (latency {settings.standin_latency_ms} ms)")
+        self.env["PAYSTREAM_STRIPE_API_BASE"] = self.standin_base
+        os.environ["PAYSTREAM_STRIPE_API_BASE"] = self.standin_base
+        self.say(f"provider stand-in on {self.standin_base} (latency {latency_ms} ms)")
 
     def use_standin(self) -> None:
         """Charge the stand-in from here on: started, and the pipeline restarted to point at it."""
@@ -141,6 +145,19 @@ class BenchStack:
             self.cli("pipeline", "down")
             self.cli("pipeline", "up")
             self.refresh()
+
+    def set_standin_latency(self, latency_ms: str) -> None:
+        """The stand-in again on its port with another latency per call (the pipeline keeps charging it;
+        what it held in memory goes: call between steps, drained)."""
+        if self.standin is not None:
+            self.standin.terminate()
+            self.standin.wait(timeout=10)
+            self.standin = None
+            where = urlsplit(self.standin_base)
+            deadline = time.monotonic() + 10
+            while _listening(where.hostname, where.port) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        self._start_standin(latency_ms)
 
     def refresh(self) -> None:
         rows = json.loads(self.cli("stack", "status", "--json", check=False).stdout)

@@ -76,17 +76,24 @@ async def pay(settings: DevSettings, rate: float, seconds: float) -> dict:
     headers = {"Authorization": f"Bearer {settings.dev_api_key.get_secret_value()}"}
     codes: Counter = Counter()
     calls: list[float] = []
+    refusals: list[float] = []  # how long a 503 took: a refusal must come at once, not after a queue's wait
     done: list[dict] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), headers=headers,
                                      timeout=aiohttp.ClientTimeout(total=15)) as http:
         async def call(path: str, body: dict) -> tuple[int, dict]:
             t0 = time.perf_counter()
-            async with http.post(base + path, json=body) as r:
-                answer = await r.json(content_type=None)
+            try:
+                async with http.post(base + path, json=body) as r:
+                    answer = await r.json(content_type=None)
+            except TimeoutError:
+                codes[f"{path.rsplit('/', 1)[-1]} timeout"] += 1
+                raise
             why = answer.get("error", {}).get("code", "") if r.status >= 400 and isinstance(answer, dict) else ""
             codes[f"{path.rsplit('/', 1)[-1]} {r.status} {why}".rstrip()] += 1
             if r.status == 201:
                 calls.append(time.perf_counter() - t0)
+            elif r.status == 503:
+                refusals.append(time.perf_counter() - t0)
             return r.status, answer
 
         async def payment(i: int) -> None:
@@ -108,7 +115,8 @@ async def pay(settings: DevSettings, rate: float, seconds: float) -> dict:
             "goodput_rps": round(len(done) / seconds, 2),
             "share_503": round(sum(v for k, v in codes.items() if k.split()[1] == "503") / total_calls, 4)
             if total_calls else None,
-            "call_p50_ms": pct_ms(calls, 50), "call_p99_ms": pct_ms(calls, 99), "receipts": done}
+            "call_p50_ms": pct_ms(calls, 50), "call_p99_ms": pct_ms(calls, 99),
+            "refused_p99_ms": pct_ms(refusals, 99), "receipts": done}
 
 
 async def lost(settings: DevSettings, receipts: list[dict]) -> int:

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
-import psutil
-
 from devstack.bench.core import Step
+from devstack.bench.report_bulkheads import markdown as bulkheads_markdown
 from devstack.bench.report_mixed import section as mixed_section
-from devstack.bench.report_parts import by_target, fmt_ms, fmt_rate, plot
+from devstack.bench.report_parts import by_target, fmt_ms, fmt_rate, machine, plot
 from devstack.bench.report_standin import section as standin_section
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-            f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
 
 
 def _sustainable(steps: list[Step], target_ms: float) -> float | None:
@@ -52,6 +37,8 @@ def write(out: Path, results: dict, command: str, commit: str) -> Path:
         from devstack.bench.balancing import markdown
 
         lines += markdown(results["balancer"])
+    if "bulkheads" in results:
+        lines += [*bulkheads_markdown(results["bulkheads"], command, commit), ""]
     if results.get("memory"):
         names = sorted({name for peaks in results["memory"].values() for name in peaks})
         lines += ["## Peak memory (RSS, MiB)", "", "| suite | " + " | ".join(names) + " |",

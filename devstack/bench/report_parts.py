@@ -1,11 +1,27 @@
-"""The pieces every section of the benchmark report shares: number formats, steps grouped by target,
-and the latency/throughput plot."""
+"""The pieces every section of the benchmark report shares: the machine it ran on, number formats, steps
+grouped by target, and the latency/throughput plot."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
+import psutil
+
 from devstack.bench.core import Step
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
 
 
 def fmt_ms(v) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from devstack.bench import (
     balancing,
+    bulkheads,
     mixed,
     overload,
     payments,
@@ -25,13 +26,14 @@ from devstack.bench.core import PeakRss, find_section, git_commit, results_dir, 
 from devstack.bench.profiling import Profiler
 from devstack.settings import get_dev_settings
 
-# The stand-in last: it switches the stack's provider over.
-SUITES = ("receipts", "payments", "mixed", "scale", "balancer", "standin")
+# The stand-in's suites last: they switch the stack's provider over.
+SUITES = ("receipts", "payments", "mixed", "scale", "balancer", "standin", "bulkheads")
+STANDIN_SUITES = {"standin", "bulkheads"}
 FULL = {"receipts": [250, 500, 1000, 2000, 4000, 8000], "payments": [25, 50, 100, 200, 400, 800],
         "standin": [50, 100, 200, 300, 400], "mixed": [0.25, 0.5, 1, 2, 4], "scale": [10_000, 100_000, 1_000_000],
-        "balancer": [500, 1000], "seconds": 10.0}
+        "balancer": [500, 1000], "bulkheads": bulkheads.PAYMENTS_RPS, "seconds": 10.0}
 QUICK = {"receipts": [250, 1000], "payments": [10, 25], "standin": [10, 25], "mixed": [0.25],
-         "scale": [2_000], "balancer": [250], "seconds": 2.0}
+         "scale": [2_000], "balancer": [250], "bulkheads": [10], "seconds": 2.0}
 
 
 #: The reading of the targets against the figures, written by hand after a run (kept like the sections
@@ -59,8 +61,8 @@ def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str
     # below saturation and share one stack, to stay short.
     groups = [suites] if quick else [[suite] for suite in suites]
     for group in groups:
-        # The stand-in suite's pipeline charges the stand-in (a quick run switches its shared stack over).
-        provider = "standin" if group == ["standin"] else "sandbox"
+        # The stand-in suites' pipeline charges the stand-in (a quick run switches its shared stack over).
+        provider = "standin" if set(group) <= STANDIN_SUITES else "sandbox"
         base = get_dev_settings()
         with BenchStack(root, base, keep=keep and group is groups[-1], say=say, provider=provider,
                         warm_up_s=0.0 if quick else bench_tuning.WARM_UP_S) as stack:
@@ -86,6 +88,8 @@ def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str
                         profiler.keep(suite, f"standin@{step}")
                     elif suite == "balancer":
                         results[suite] = balancing.run(stack, plan[suite], seconds, say)
+                    elif suite == "bulkheads":
+                        results[suite] = bulkheads.run(stack, plan[suite], seconds, say)
                     else:
                         results[suite] = scale.run(stack, plan[suite], seconds, say)
                 results["memory"][suite] = rss.mib()

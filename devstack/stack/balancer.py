@@ -7,6 +7,13 @@ before anything was sent (HAProxy's default `retry-on conn-failure`, with `optio
 a payment is never sent twice by the balancer. Instances are added and removed at runtime over
 HAProxy's runtime API on a unix socket (`paystream scale`); the configuration file is rewritten
 each time too, so a restarted HAProxy comes back with the same servers.
+
+Two backends, bulkheads over the same ingress servers (docs/admission.md): payment calls (POST
+startPayment / postPayment) go to `ingress_writes`, everything else to `ingress_reads`, each with
+its own connections per server and its own queue. A payment call holds its connection for the
+provider's whole round trip (up to seconds) while costing almost no CPU; on one backend, such calls
+filled every slot and the 1 ms reads waited behind them until HAProxy shed them. Apart, a read
+waits only for reads. Every runtime change (add, drain, remove) applies to both backends.
 """
 
 from __future__ import annotations
@@ -24,7 +31,15 @@ from devstack.stack import haproxy_errors, instances
 from devstack.stack.base import Service
 from devstack.stack.errors import StackError
 
-BACKEND = "ingress"
+#: Reads (every request but a payment call) and payment calls: the two bulkheads.
+READS = "ingress_reads"
+WRITES = "ingress_writes"
+BACKENDS = (READS, WRITES)
+#: The payment calls' paths (the API's and the design's aliases), all POST: ingress/routes.py's
+#: startPayment and postPayment, which the ingress's own write bound counts (ingress/middleware.py WRITES).
+PAYMENT_PATHS = ("/v1/startPayment", "/startPayment", "/v1/postPayment", "/postPayment")
+#: `show stat` fields that count (summed over both backends for one server); the rest are the read row's.
+SUMMED_FIELDS = ("scur", "qcur", "stot", "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other")
 
 
 class Balancer(Service):
@@ -95,16 +110,23 @@ class Balancer(Service):
         for status in haproxy_errors.PAGES:
             (self.errors_dir / haproxy_errors.file_name(status)).write_bytes(haproxy_errors.page(status))
 
-    def server_line(self, name: str, port: int) -> str:
-        """A server's definition, the same in the file and in a runtime `add server`."""
+    def maxconn(self, backend: str) -> int:
         s = self.settings
-        return (f"{BACKEND}/{name} {s.ingress_host}:{port} check inter {s.balancer_check_interval_ms} "
-                f"fall 2 rise 2 maxconn {s.balancer_server_maxconn}")
+        return s.balancer_read_maxconn if backend == READS else s.balancer_write_server_maxconn
+
+    def server_line(self, backend: str, name: str, port: int) -> str:
+        """A server's definition in `backend`, the same in the file and in a runtime `add server`."""
+        s = self.settings
+        return (f"{backend}/{name} {s.ingress_host}:{port} check inter {s.balancer_check_interval_ms} "
+                f"fall 2 rise 2 maxconn {self.maxconn(backend)}")
 
     def render(self, servers: dict[str, int]) -> str:
         s = self.settings
         host = s.ingress_host
-        server_lines = "\n".join(f"    server {self.server_line(n, p).split('/', 1)[1]}" for n, p in servers.items())
+
+        def server_lines(backend: str) -> str:
+            return "\n".join(f"    server {self.server_line(backend, n, p).split('/', 1)[1]}" for n, p in servers.items())
+
         error_lines = "\n".join(f"    errorfile {status} {(self.errors_dir / haproxy_errors.file_name(status)).resolve()}"
                                 for status in haproxy_errors.PAGES)
         return f"""# Written by `paystream stack up` / `paystream scale` (devstack/stack/balancer.py); edits are lost.
@@ -141,10 +163,12 @@ frontend public
     http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
     http-request set-header X-Forwarded-Proto http if !{{ ssl_fc }}
     option forwardfor
-    # A payment's start or post leaves the queue before any read waiting there: a read is cheap to ask
-    # again, a payment call is what the design sizes at p99 <= 500 ms.
-    http-request set-priority-class int(-10) if METH_POST {{ path_end /startPayment /postPayment }}
-    default_backend {BACKEND}
+    # Bulkheads (docs/admission.md): a payment call waits on its provider for up to seconds, so it has
+    # connections and a queue of its own; a read never waits behind one.
+    acl payment_call method POST
+    acl payment_call_path path {" ".join(PAYMENT_PATHS)}
+    use_backend {WRITES} if payment_call payment_call_path
+    default_backend {READS}
 
 frontend stats
     bind {host}:{s.balancer_stats_port}
@@ -153,11 +177,23 @@ frontend stats
     stats uri /
     stats refresh 5s
 
-backend {BACKEND}
+# Reads: a cache hit costs an ingress about 1 ms, so few at once per ingress keep its event loop's
+# wait short; a burst waits here (timeout queue above) and past that is shed for microseconds.
+backend {READS}
     balance roundrobin
     option httpchk GET /health
     http-check expect status 200
-{server_lines}
+{server_lines(READS)}
+
+# Payment calls: as many per ingress as the ingress's own bound on writes, so that bound decides
+# (503 overloaded + Retry-After from the ingress, nothing done); past it, the queue is short and an
+# overflow is answered the JSON 503 + Retry-After at once, not after a wait.
+backend {WRITES}
+    balance roundrobin
+    timeout queue {s.balancer_write_queue_timeout_ms}ms
+    option httpchk GET /health
+    http-check expect status 200
+{server_lines(WRITES)}
 """
 
     def command(self) -> list[str]:
@@ -180,29 +216,63 @@ backend {BACKEND}
                 chunks.append(chunk)
         return b"".join(chunks).decode()
 
-    def servers(self) -> dict[str, dict[str, str]]:
-        """The ingress backend's servers: name -> `show stat` fields (status, scur, ...)."""
+    def stats(self) -> list[dict[str, str]]:
+        """Every row of `show stat` (frontends, backends, servers): its fields by name."""
         lines = self.runtime("show stat").splitlines()
         if not lines or not lines[0].startswith("# "):
             raise StackError(f"unexpected answer to `show stat`: {lines[:2]}")
         fields = lines[0][2:].split(",")
-        rows = [dict(zip(fields, line.split(","), strict=False)) for line in lines[1:] if line]
-        return {r["svname"]: r for r in rows if r["pxname"] == BACKEND and r["svname"] not in ("FRONTEND", "BACKEND")}
+        return [dict(zip(fields, line.split(","), strict=False)) for line in lines[1:] if line]
+
+    def backends(self) -> dict[str, dict[str, str]]:
+        """The two backends' own rows (qcur: queued now, scur: at the ingress now, ...), by backend."""
+        return {r["pxname"]: r for r in self.stats() if r["pxname"] in BACKENDS and r["svname"] == "BACKEND"}
+
+    def servers(self) -> dict[str, dict[str, str]]:
+        """The ingress servers: name -> their read backend's `show stat` fields, where `status` is UP
+        only when UP in both backends and the counts (SUMMED_FIELDS) are both backends' together."""
+        merged: dict[str, dict[str, str]] = {}
+        for row in self.stats():
+            if row["pxname"] not in BACKENDS or row["svname"] in ("FRONTEND", "BACKEND"):
+                continue
+            name = row["svname"]
+            if name not in merged:
+                merged[name] = dict(row)
+                continue
+            seen = merged[name]
+            if row["pxname"] == READS:
+                seen.update({k: v for k, v in row.items() if k not in SUMMED_FIELDS and k != "status"})
+            for field in SUMMED_FIELDS:
+                seen[field] = str(int(seen.get(field) or 0) + int(row.get(field) or 0))
+            if seen["status"] == "UP":
+                seen["status"] = row["status"]
+        return merged
 
     def _expect(self, command: str, *ok: str) -> None:
         answer = self.runtime(command).strip()
         if answer and not any(word in answer for word in ok):
             raise StackError(f"HAProxy refused `{command}`: {answer}")
 
+    def set_state(self, name: str, state: str) -> None:
+        """`ready`, `drain` or `maint` for `name` in both backends."""
+        for backend in BACKENDS:
+            self._expect(f"set server {backend}/{name} state {state}")
+
+    def _present(self, name: str) -> set[str]:
+        """The backends `name` is a server of."""
+        return {r["pxname"] for r in self.stats() if r["pxname"] in BACKENDS and r["svname"] == name}
+
     def add(self, name: str, port: int) -> None:
-        """Put a running instance in service: checked from now on, sent requests once healthy."""
-        if name not in self.servers():
-            self._expect(f"add server {self.server_line(name, port)}", "New server registered")
-            self._expect(f"enable health {BACKEND}/{name}")
-        self._expect(f"set server {BACKEND}/{name} state ready")
+        """Put a running instance in service, in both backends: checked from now on, sent requests once healthy."""
+        present = self._present(name)
+        for backend in BACKENDS:
+            if backend not in present:
+                self._expect(f"add server {self.server_line(backend, name, port)}", "New server registered")
+                self._expect(f"enable health {backend}/{name}")
+        self.set_state(name, "ready")
 
     def wait_up(self, names: set[str], timeout_s: float) -> None:
-        """Until HAProxy's checks have every one of `names` UP (in rotation)."""
+        """Until HAProxy's checks have every one of `names` UP (in rotation) in both backends."""
         deadline = time.monotonic() + timeout_s
         while (servers := self.servers()) and not all(servers.get(n, {}).get("status") == "UP" for n in names):
             if time.monotonic() > deadline:
@@ -211,12 +281,14 @@ backend {BACKEND}
             time.sleep(0.2)
 
     def drain(self, name: str, timeout_s: float) -> int:
-        """No new requests for `name`; wait until those it has are answered. Returns how many were
-        still open when `timeout_s` ran out (0: drained). One HAProxy does not know gets no request:
-        drained already (the full benchmark met one, its server deleted while its process was down)."""
-        if name not in self.servers():
+        """No new requests for `name` (reads nor writes); wait until those it has are answered. Returns how
+        many were still open when `timeout_s` ran out (0: drained). One HAProxy does not know gets no
+        request: drained already (the full benchmark met one, its server deleted while its process was down)."""
+        present = self._present(name)
+        if not present:
             return 0
-        self._expect(f"set server {BACKEND}/{name} state drain")
+        for backend in present:
+            self._expect(f"set server {backend}/{name} state drain")
         deadline = time.monotonic() + timeout_s
         while True:
             current = int(self.servers().get(name, {}).get("scur") or 0)
@@ -225,20 +297,21 @@ backend {BACKEND}
             time.sleep(0.1)
 
     def remove(self, name: str, timeout_s: float = 10.0) -> None:
-        """Take `name` out of the backend (after drain and after its process stopped)."""
-        if name not in self.servers():
-            return
-        self._expect(f"set server {BACKEND}/{name} state maint")
+        """Take `name` out of both backends (after drain and after its process stopped)."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            answer = self.runtime(f"del server {BACKEND}/{name}").strip()
-            if "deleted" in answer.lower() or name not in self.servers():
-                return
-            if time.monotonic() > deadline:
-                raise StackError(f"HAProxy would not delete {name}: {answer}")
-            # Idle kept-alive connections to it close once its process has gone.
-            self._expect(f"shutdown sessions server {BACKEND}/{name}")
-            time.sleep(0.2)
+        for backend in self._present(name):
+            self._expect(f"set server {backend}/{name} state maint")
+        while present := self._present(name):
+            for backend in present:
+                answer = self.runtime(f"del server {backend}/{name}").strip()
+                if "deleted" in answer.lower():
+                    continue
+                if time.monotonic() > deadline:
+                    raise StackError(f"HAProxy would not delete {name} from {backend}: {answer}")
+                # Idle kept-alive connections to it close once its process has gone.
+                self._expect(f"shutdown sessions server {backend}/{name}")
+            if self._present(name):
+                time.sleep(0.2)
 
 
 def development_certificate(host: str) -> bytes:

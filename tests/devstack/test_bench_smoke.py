@@ -28,7 +28,8 @@ def test_quick_benchmark_writes_a_full_report(tmp_path, stack, settings):
     text = report.read_text()
     for section in ("## getReceipt, cache hit", "## Payments: start + post", "Kafka alone", "## Growth",
                     "## Peak memory", "## Where the time goes", "with the latency stand-in as provider",
-                    "## Reads and payments at once", "CPU per request", "## Scale-out"):
+                    "## Reads and payments at once", "CPU per request", "## Scale-out",
+                    "## Reads beside payments: bulkheads"):
         assert section in text, section
     for plot in ("receipts.png", "payments.png"):
         assert (report.parent / plot).stat().st_size > 10_000
@@ -50,6 +51,15 @@ def test_quick_benchmark_writes_a_full_report(tmp_path, stack, settings):
     assert all(s["ok"] > 0 and s["p50_ms"] >= 300 for s in standin)
     assert {s["target"] for s in results["mixed"]["steps"]} == {"mixed getReceipt", "mixed start", "mixed post"}
     assert all(s["ok"] > 0 for s in results["mixed"]["steps"])
+    # The bulkheads suite: reads alone and beside payments, at each of the stand-in's latencies.
+    bulk = results["bulkheads"]["steps"]
+    assert {(s["latency_ms"], s["payments_rps"]) for s in bulk} == {("300-800", 0), ("300-800", 10), ("2000", 0),
+                                                                    ("2000", 10)}
+    assert all(s["reads"]["goodput_rps"] > 0 and s["cpu_percent"] for s in bulk)
+    # A quick step lasts 2 s: behind the 300-800 ms stand-in payments complete in it; behind the 2 s one
+    # (6 s a payment) they may still be waiting when it ends, but every call was answered or counted.
+    assert all(s["payments"]["complete"] > 0 for s in bulk if s["payments_rps"] and s["latency_ms"] == "300-800")
+    assert all(s["payments"]["codes"] for s in bulk if s["payments_rps"])
     (row,) = results["scale"]["rows"]
     assert row["rebuild_s"] > 0 and row["receipts"]["ok"] > 0
     assert all(peak > 0 for peaks in results["memory"].values() for peak in peaks.values())

@@ -291,6 +291,44 @@ def test_haproxy_accepts_both_balancer_configurations(tmp_path):
         assert result.returncode == 0, f"{config.name}:\n{result.stdout}{result.stderr}"
 
 
+def bulkhead_lines(config: str) -> list[str]:
+    """The lines that split reads from payment calls (docs/admission.md), minus the servers' addresses."""
+    kept = []
+    for line in (raw.strip() for raw in config.splitlines()):
+        if line.startswith(("acl payment_call", "use_backend", "default_backend", "backend ", "timeout queue")):
+            kept.append(line)
+        elif line.startswith(("server ", "server-template ")):
+            kept.append("maxconn " + line.split(" maxconn ")[1].split()[0])
+    return kept
+
+
+def test_both_balancer_configurations_split_reads_from_payment_calls_alike(tmp_path):
+    """Compose's HAProxy and the dev stack's: the same backends, routing, connections per server and queues;
+    the payment calls routed to the writes' backend are those the ingress counts as writes."""
+    from devstack.settings import DevSettings
+    from devstack.stack.balancer import PAYMENT_PATHS, Balancer
+    from tests.conftest import payment_call_paths
+
+    compose = bulkhead_lines((DOCKER / "haproxy" / "haproxy.cfg").read_text())
+    stack = bulkhead_lines(Balancer(DevSettings(_env_file=None, state_dir=tmp_path)).render({"ingress": 8081}))
+    assert compose == stack
+    assert "backend ingress_reads" in stack and "backend ingress_writes" in stack
+    assert set(PAYMENT_PATHS) == payment_call_paths()
+
+
+def test_the_balancer_queues_reads_and_the_ingress_bounds_payment_calls():
+    """Reads: HAProxy gives an ingress no more than the ingress's floor on reads, so a burst waits in
+    HAProxy's queue, never refused by the process. Payment calls: as many as the ingress's ceiling on
+    writes, so the ingress's own bound (503 overloaded, at once) decides, not HAProxy's queue."""
+    from devstack.settings import DevSettings
+    from ingress.shedding import MIN_READS_IN_FLIGHT
+
+    defaults = DevSettings(_env_file=None)
+    assert defaults.balancer_read_maxconn <= MIN_READS_IN_FLIGHT
+    assert defaults.balancer_write_server_maxconn == defaults.ingress_max_in_flight_writes
+    assert defaults.balancer_write_queue_timeout_ms < defaults.balancer_queue_timeout_ms
+
+
 def test_haproxys_own_answers_are_the_apis_json_errors_in_both_configurations():
     """HAProxy answers by itself when no instance can (a 503), or when one failed or timed out before
     answering: JSON in the API's error shape with Retry-After, the same in compose and the dev stack."""

@@ -15,7 +15,7 @@ from aiohttp import web
 from devstack import gotools
 from paystream.settings import Settings
 from paystream.topics import TopicNames
-from tests.conftest import ROOT
+from tests.conftest import ROOT, payment_call_paths
 
 KUBERNETES = "1.31.0"
 SERVES = {"ingress": "http", "worker": "web", "analytics": "web", "sinks": "web", "monitor": "http"}
@@ -73,7 +73,9 @@ def _served_paths(component: str) -> set[str]:
         from monitor.app import create_app
 
         return {r.resource.canonical for r in create_app(Settings(_env_file=None)).router.routes()}
-    module = __import__(f"streams.{component}", fromlist=["app"])
+    # The Faust apps: the worker's and the sinks' in streams/, the analytics' beside its tables.
+    module = __import__("tables.analytics.agents" if component == "analytics" else f"streams.{component}",
+                        fromlist=["app"])
     return {r.resource.canonical for r in module.app.web.web_app.router.routes()}
 
 
@@ -112,3 +114,23 @@ def test_the_image_installs_paystream_alone():
     copied = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ") and "--from" not in line]
     assert set(copied) == {"pyproject.toml", "paystream", "ingress", "streams", "tables", "connectors", "monitor"}
     assert 'ENTRYPOINT ["paystream"]' in dockerfile
+
+
+def test_payment_calls_and_reads_reach_the_pods_through_bulkheads(manifests):
+    """The same split as the dev stack's HAProxy (docs/admission.md): payment calls to one Service, the
+    rest to another, each with the dev stack's connections per pod."""
+    from devstack.settings import DevSettings
+
+    (ingress,) = by_kind(manifests, "Ingress").values()
+    (rule,) = ingress["spec"]["rules"]
+    routes = {(p["path"], p["pathType"]): p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
+    writes = {path for (path, kind), service in routes.items() if service == "ingress-writes"}
+    assert writes == payment_call_paths()
+    assert all(kind == "Exact" for (path, kind) in routes if path in writes)
+    assert routes[("/", "Prefix")] == "ingress-reads"
+    services = by_kind(manifests, "Service")
+    defaults = DevSettings(_env_file=None)
+    for name, maxconn in (("ingress-reads", defaults.balancer_read_maxconn),
+                          ("ingress-writes", defaults.balancer_write_server_maxconn)):
+        assert services[name]["spec"]["selector"] == {"app.kubernetes.io/name": "ingress"}
+        assert services[name]["metadata"]["annotations"]["haproxy.org/pod-maxconn"] == str(maxconn)

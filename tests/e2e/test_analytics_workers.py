@@ -25,7 +25,7 @@ from paystream import messages
 from paystream.domain.events import PaymentChanged
 from paystream.domain.model import Payment
 from paystream.domain.money import Money
-from tables.aggregates import COUNTED_STATES
+from tables.analytics.counts import COUNTED_STATES
 from tests.analytics_cluster import AnalyticsCluster, post_command, start_command
 from tests.api_client import DECLINING_CARD, ApiClient
 from tests.conftest import paystream

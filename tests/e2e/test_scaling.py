@@ -106,7 +106,7 @@ def test_with_no_ingress_in_rotation_the_balancer_answers_a_json_503_with_retry_
     """HAProxy's own answer is the API's error shape, not its HTML page (devstack/stack/haproxy_errors.py)."""
     names = set(balancer.servers())
     for name in names:
-        balancer.runtime(f"set server ingress/{name} state maint")
+        balancer.set_state(name, "maint")
     try:
         request = urllib.request.Request(f"{balancer.address}/v1/getReceipt?receipt_id=rcpt_x")
         with pytest.raises(urllib.error.HTTPError) as info:
@@ -118,7 +118,7 @@ def test_with_no_ingress_in_rotation_the_balancer_answers_a_json_503_with_retry_
         assert (error["type"], error["code"]) == ("unavailable_error", "no_ingress_available")
     finally:
         for name in names:
-            balancer.runtime(f"set server ingress/{name} state ready")
+            balancer.set_state(name, "ready")
         wait_all_up(balancer, names)
 
 

@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.redis_cache import idempotency_key
-from paystream import bootstrap, messages
+from paystream import bootstrap, messages, projection
 from paystream.data_keys import JournaledDataKeys
+from paystream.domain.model import Status
+from paystream.domain.records import Receipt
 from paystream.ports import StoredDataKey, TransactionRef
+from paystream.projection import Projection
 from tests.unit.fakes import fresh_payment
 
 
@@ -29,12 +32,19 @@ async def redis_cache(settings):
     await cache.close()
 
 
-async def test_couchbase_keeps_payments_receipts_and_the_transaction_index(couchbase):
+@pytest.fixture
+async def writer(settings):
+    store_writer = await bootstrap.store_writer(settings)
+    yield store_writer
+    await store_writer.close()
+
+
+async def test_couchbase_keeps_payments_receipts_and_the_transaction_index(couchbase, writer):
     payment, receipt = fresh_payment()
     ref = TransactionRef(payment.payment_id, payment.user_id, payment.account)
-    await couchbase.upsert_payment(payment)
-    await couchbase.upsert_transaction(payment.transaction_id, ref)
-    await couchbase.upsert_receipt(receipt)
+    await writer.write_payments([payment])
+    await writer.write_transactions({payment.transaction_id: ref})
+    await writer.write_receipts([receipt])
 
     assert await couchbase.get_payment(payment.payment_id) == payment
     assert await couchbase.get_transaction(payment.transaction_id) == ref
@@ -52,48 +62,93 @@ async def test_couchbase_answers_none_for_what_it_does_not_hold(couchbase):
     assert await couchbase.get_transaction("pi_missing") is None
 
 
-async def test_an_upsert_twice_is_one_document(couchbase):
+async def test_a_write_twice_is_one_document(couchbase, writer):
     payment, _ = fresh_payment()
-    await couchbase.upsert_payment(payment)
-    await couchbase.upsert_payment(payment)
+    assert await writer.write_payments([payment]) == 1
+    assert await writer.write_payments([payment]) == 0  # the store holds that version already
     assert await couchbase.get_payment(payment.payment_id) == payment
 
 
-async def test_a_users_index_lists_each_id_once_however_often_it_is_written(couchbase):
+def versions(payment):
+    """The payment at three versions, oldest first."""
+    return [payment.model_copy(update={"version": payment.version + n, "updated_at": f"2026-01-01T00:00:0{n}Z"})
+            for n in range(3)]
+
+
+async def test_an_older_version_never_replaces_a_newer_one_through_the_one_writer(couchbase, writer, settings):
+    payment, _ = fresh_payment()
+    oldest, middle, newest = versions(payment)
+    assert await writer.write_payments([middle]) == 1
+    assert await writer.write_payments([newest]) == 1  # what it wrote a moment ago: replaced under its CAS
+    assert await writer.write_payments([oldest]) == 0
+    assert await writer.write_payments([middle]) == 0
+    assert await couchbase.get_payment(payment.payment_id) == newest
+    # Another writer (the rebuild of another process, a second sinks) knows nothing of this one's CAS:
+    # it reads what the store holds before it writes, and writes only what is newer.
+    other = await bootstrap.store_writer(settings)
+    try:
+        assert await other.write_payments([oldest, middle]) == 0
+        assert await couchbase.get_payment(payment.payment_id) == newest
+        newer = newest.model_copy(update={"version": newest.version + 1})
+        assert await other.write_payments([newer]) == 1
+        # The first writer's CAS is stale now: it reads again, and its older version stays out.
+        assert await writer.write_payments([newest]) == 0
+        assert await couchbase.get_payment(payment.payment_id) == newer
+    finally:
+        await other.close()
+
+
+async def test_a_single_write_is_a_batch_of_one_through_the_same_projection(couchbase, writer, redis_cache):
+    """A payment's events one at a time, out of order, and its receipt: the store ends at the latest
+    version, with the transaction id, the receipt, the cache entry and both users' index entries."""
+    payment = fresh_payment()[0].model_copy(update={"user_id": f"user-{uuid.uuid4().hex[:8]}"})
+    receipt = payment.receipt()
+    started = payment.model_copy(update={"status": Status.STARTED, "version": 1})
+    tokenized = payment.model_copy(update={"status": Status.TOKENIZED, "version": 2})
+    for one in (tokenized, payment, started):
+        await projection.write(Projection.of_payments([one]), writer, redis_cache, whole_lifetime=True)
+    await projection.write(Projection.of_receipts([receipt]), writer, redis_cache, whole_lifetime=True)
+    assert await couchbase.get_payment(payment.payment_id) == payment
+    assert await couchbase.get_transaction(payment.transaction_id) == TransactionRef(
+        payment.payment_id, payment.user_id, payment.account)
+    assert await couchbase.user_index("payments", payment.account, payment.user_id) == {
+        payment.payment_id: payment.created_at}
+    assert await couchbase.user_index("receipts", receipt.account, receipt.user_id) == {
+        receipt.receipt_id: receipt.issued_at}
+    assert Receipt.model_validate_json(
+        await redis_cache.get_receipt(receipt.account, receipt.user_id, receipt.receipt_id)) == receipt
+
+
+async def test_a_users_index_lists_each_id_once_however_often_it_is_written(couchbase, writer):
     user = f"user-{uuid.uuid4().hex[:8]}"
     for payment_id, at in (("pay_a", "2026-01-01T00:00:01Z"), ("pay_b", "2026-01-01T00:00:02Z"),
                            ("pay_a", "2026-01-01T00:00:01Z")):
-        await couchbase.index_for_user("payments", "acct-1", user, payment_id, at)
+        await writer.write_user_index({("payments", "acct-1", user): {payment_id: at}})
     assert await couchbase.user_index("payments", "acct-1", user) == {"pay_a": "2026-01-01T00:00:01Z",
                                                                      "pay_b": "2026-01-01T00:00:02Z"}
     assert await couchbase.user_index("payments", "acct-2", user) == {}
     assert await couchbase.user_index("receipts", "acct-1", user) == {}
 
 
-async def test_the_sinks_batch_writer_upserts_documents_and_many_index_ids_at_once(couchbase, settings):
-    bulk = await bootstrap.store_writer(settings)
-    try:
-        writer = bootstrap.sink_writer(bulk, couchbase)
-        pairs = [fresh_payment() for _ in range(3)]
-        payments, receipts = [p for p, _ in pairs], [r for _, r in pairs]
-        refs = {p.transaction_id: TransactionRef(p.payment_id, p.user_id, p.account) for p in payments}
-        user = f"user-{uuid.uuid4().hex[:8]}"
-        ids = {f"pay_{i:04d}": f"2026-01-01T00:00:{i % 60:02d}Z" for i in range(40)}  # three sub-document writes
-        for _ in range(2):  # a batch written again writes the same
-            await writer.upsert_payments(payments)
-            await writer.upsert_transactions(refs)
-            await writer.upsert_receipts(receipts)
-            await writer.index_for_users({("payments", "acct-1", user): ids})
-        await writer.index_for_users({("payments", "acct-1", user): {"pay_late": "2026-01-02T00:00:00Z"}})
-        for payment, receipt in pairs:
-            assert await couchbase.get_payment(payment.payment_id) == payment
-            assert await couchbase.get_transaction(payment.transaction_id) == refs[payment.transaction_id]
-            assert await couchbase._get(f"receipt::{receipt.receipt_id}") == receipt.model_dump(mode="json")
-        assert await couchbase.user_index("payments", "acct-1", user) == ids | {"pay_late": "2026-01-02T00:00:00Z"}
-        with pytest.raises(ValueError):  # a document no store key can name: the message's own failure
-            await writer.upsert_payments([payments[0].model_copy(update={"payment_id": "pay bad"})])
-    finally:
-        await bulk.close()
+async def test_the_writer_writes_a_batch_of_documents_and_many_index_ids_at_once(couchbase, writer):
+    pairs = [fresh_payment() for _ in range(3)]
+    payments, receipts = [p for p, _ in pairs], [r for _, r in pairs]
+    refs = {p.transaction_id: TransactionRef(p.payment_id, p.user_id, p.account) for p in payments}
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    ids = {f"pay_{i:04d}": f"2026-01-01T00:00:{i % 60:02d}Z" for i in range(40)}  # three sub-document writes
+    for _ in range(2):  # a batch written again writes the same
+        await writer.write_payments(payments)
+        await writer.write_transactions(refs)
+        await writer.write_receipts(receipts)
+        await writer.write_user_index({("payments", "acct-1", user): ids})
+    await writer.write_user_index({("payments", "acct-1", user): {"pay_late": "2026-01-02T00:00:00Z"}})
+    for payment, receipt in pairs:
+        assert await couchbase.get_payment(payment.payment_id) == payment
+        assert await couchbase.get_transaction(payment.transaction_id) == refs[payment.transaction_id]
+        assert await couchbase._get(f"receipt::{receipt.receipt_id}") == receipt.model_dump(mode="json")
+    assert await couchbase.user_index("payments", "acct-1", user) == ids | {"pay_late": "2026-01-02T00:00:00Z"}
+    with pytest.raises(ValueError):  # a document no store key can name: the message's own failure
+        await writer.write_payments([payments[0].model_copy(update={"payment_id": "pay bad"})])
 
 
 async def journaled_record(settings, account: str, user_id: str) -> tuple[bool, bytes | None]:

@@ -5,7 +5,7 @@ import pytest
 from paystream.domain.commands import PostPayment, StartPayment
 from paystream.domain.model import Payment
 from paystream.domain.money import Money
-from tables.aggregates import (
+from tables.analytics.counts import (
     Group,
     add,
     add_to_user,

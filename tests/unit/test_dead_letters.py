@@ -1,4 +1,4 @@
-"""The dead-letter runner (streams/dead_letters.py) against an in-memory topic: a handler that keeps raising
+"""The dead-letter runner (streams/dead_letters/letters.py) against an in-memory topic: a handler that keeps raising
 is tried `poison_max_attempts` times, then its message is set aside whole with the last error, flushed
 before its partition moves on; one that recovers is not; an unreadable message is set aside at once."""
 
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from paystream import messages
-from streams.dead_letters import DeadLetters
+from streams.dead_letters.letters import DeadLetters
 from tests.unit.fakes import START
 
 

@@ -5,10 +5,10 @@ from streams.app import internal_topic_specs
 
 
 def test_the_analytics_app_declares_its_changelogs_and_its_by_user_topic():
-    import streams.analytics
+    import tables.analytics.agents
 
     settings = get_settings()
-    specs = {spec.name: spec for spec in internal_topic_specs(streams.analytics.app)}
+    specs = {spec.name: spec for spec in internal_topic_specs(tables.analytics.agents.app)}
     prefix = settings.analytics_id
     assert set(specs) == {f"{prefix}-{name}-changelog" for name in ("windows-minute", "windows-hour",
                                                                     "windows-rolling", "groups", "versions",

@@ -1,6 +1,6 @@
 """The status page's windowed charts from a worker's per-minute status rows."""
 
-from monitor.analytics import minute_series
+from tables.analytics.charts import minute_series
 
 
 def row(minute: str, status: str, count: int, currency: str | None = "EUR", volume: str | None = None,

@@ -3,7 +3,7 @@ prometheus-client exactly as the processes expose them."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from monitor.sampler import Sampler, flatten
 
@@ -15,6 +15,8 @@ class Process:
         self.registry = CollectorRegistry()
         self.requests = Counter("paystream_http_requests", "", ["endpoint", "status"], registry=self.registry)
         self.transitions = Counter("paystream_payment_transitions", "", ["to"], registry=self.registry)
+        self.in_flight = Gauge("paystream_http_in_flight_requests", "", ["kind"], registry=self.registry)
+        self.shed = Counter("paystream_http_shed_requests", "", ["reason"], registry=self.registry)
 
     def page(self) -> dict:
         return flatten(generate_latest(self.registry).decode())
@@ -46,3 +48,20 @@ def test_requests_per_second_sum_every_ingress_answer_since_the_last_sample():
     newcomer.requests.labels("getReceipt", "200").inc(7)
     rates = sampler.sample({"ingress-1": first.page(), "ingress-3": newcomer.page()}, dt=0.5)
     assert (rates.requests_per_s, rates.payments_per_s) == (14.0, 0.0)
+
+
+def test_admission_per_path_sums_every_ingress_in_hand_and_refused():
+    """Reads and payment calls apart (docs/admission.md): what every ingress holds now, and what it refused
+    past its own bound a second since the last sample."""
+    first, second = Process(), Process()
+    sampler = Sampler()
+    first.shed.labels("writes_in_flight").inc(5)
+    sampler.sample({"ingress-1": first.page(), "ingress-2": second.page()}, dt=2)
+    first.in_flight.labels("writes").set(64)
+    second.in_flight.labels("writes").set(40)
+    second.in_flight.labels("reads").set(3)
+    first.shed.labels("writes_in_flight").inc(20)
+    second.shed.labels("writes_in_flight").inc(10)
+    sampler.sample({"ingress-1": first.page(), "ingress-2": second.page()}, dt=2)
+    assert sampler.admission == {"reads": {"in_flight": 3.0, "shed_per_s": 0.0},
+                                 "writes": {"in_flight": 104.0, "shed_per_s": 15.0}}

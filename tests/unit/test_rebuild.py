@@ -8,7 +8,8 @@ from paystream.domain.events import PaymentChanged
 from paystream.domain.model import Payment, Status
 from paystream.domain.records import Receipt
 from paystream.ports import LogRecord, TransactionRef
-from paystream.rebuild import Projection, StoreRebuild, StoreWatch, marker_name, project
+from paystream.projection import Projection
+from paystream.rebuild import StoreRebuild, StoreWatch, marker_name
 from paystream.topics import TopicNames
 
 TOPICS = TopicNames.for_prefix("t")
@@ -111,7 +112,7 @@ class Cache:
     def __init__(self) -> None:
         self.receipts = {}
 
-    async def put_receipts(self, receipts):
+    async def put_receipts(self, receipts, *, whole_lifetime=False):
         self.receipts.update({r.receipt_id: r for r in receipts})
 
 
@@ -125,7 +126,7 @@ def test_a_batch_keeps_each_payments_latest_version_and_its_transaction():
         log.event(0, payment)
     records = [LogRecord(TOPICS.events, 0, i, v) for i, (_, v) in enumerate(log.topics[(TOPICS.events, 0)])]
     records.append(LogRecord(TOPICS.events, 0, 2, b"not json"))
-    projection = project(records, TOPICS)
+    projection = Projection.of_records(records, TOPICS)
     assert projection.payments["pay_1"].status.value == "tokenized"
     assert projection.transactions == {"pi_1": TransactionRef("pay_1", "u1", "acct")}
     assert projection.user_index == {("payments", "acct", "u1"): {"pay_1": "2026-11-26T00:00:01.000Z"}}
@@ -140,20 +141,20 @@ def test_a_batch_writes_what_the_sinks_write_on_the_states_they_write_it_on():
     records = [LogRecord(TOPICS.events, 0, i, messages.encode(PaymentChanged.of(p)))
                for i, p in enumerate([first, tokenized, receipted])]
     records.append(LogRecord(TOPICS.receipts, 0, 0, messages.encode(receipt(2))))
-    projection = project(records, TOPICS)
+    projection = Projection.of_records(records, TOPICS)
     assert projection.payments == {"pay_2": receipted}
     assert projection.transactions == {"pi_2": TransactionRef("pay_2", "u2", "acct")}
     assert projection.receipts == [receipt(2)]
     assert projection.user_index == {("payments", "acct", "u2"): {"pay_2": "2026-11-26T00:00:02.000Z"},
                                      ("receipts", "acct", "u2"): {"rcpt_2": "2026-11-26T00:00:12Z"}}
 
-    later = project(records[2:3], TOPICS)
+    later = Projection.of_records(records[2:3], TOPICS)
     assert (later.transactions, later.user_index) == ({}, {})
 
 
 def test_the_sinks_fold_a_batch_of_typed_values_as_the_rebuild_folds_records():
     """The live sinks add decoded events and receipts to a Projection one by one: the same documents as
-    `project` of the same records, the latest version of a payment winning in whatever order it came,
+    `Projection.of_records` of the same records, the latest version of a payment winning in whatever order it came,
     and one user's several ids gathered under their one index."""
     first, tokenized = history(3)
     other = started(13).model_copy(update={"user_id": "u3"})
@@ -164,7 +165,7 @@ def test_the_sinks_fold_a_batch_of_typed_values_as_the_rebuild_folds_records():
     folded.add_receipt(receipt(3))
     records = [LogRecord(TOPICS.events, 0, i, messages.encode(PaymentChanged.of(p)))
                for i, p in enumerate([first, other, receipted, tokenized])]
-    assert folded == project(records + [LogRecord(TOPICS.receipts, 0, 0, messages.encode(receipt(3)))], TOPICS)
+    assert folded == Projection.of_records(records + [LogRecord(TOPICS.receipts, 0, 0, messages.encode(receipt(3)))], TOPICS)
     assert folded.payments == {"pay_3": receipted, "pay_13": other}
     assert folded.user_index[("payments", "acct", "u3")] == {"pay_3": first.created_at, "pay_13": other.created_at}
     assert folded.index_entries == 3 and folded.unreadable == 0
@@ -217,6 +218,26 @@ async def test_the_watch_marks_what_was_applied_and_replays_what_a_wiped_store_l
     replayed = await watch.check({tp})
     assert replayed.records == 8
     assert len(store.payments) == 4 and store.markers == {marker_name(*tp): 8}
+
+
+async def test_a_wiped_store_gets_back_what_the_sinks_applied_since_the_last_round():
+    """A partition whose first events were applied after the last round's marker (still at 0): a wipe
+    loses them all the same, and the replay puts them back."""
+    log = Log()
+    store = Store()
+    watch = StoreWatch("sinks", rebuilder(log, store))
+    tp = (TOPICS.events, 0)
+    assert await watch.check({tp}) is None
+    assert store.markers == {marker_name(*tp): 0}
+    for n in range(2):
+        for payment in history(n):
+            log.event(0, payment)
+    for offset in range(4):  # applied before the next round
+        watch.note(*tp, offset)
+    store.__init__()  # the cluster restarted empty
+    replayed = await watch.check({tp})
+    assert replayed is not None and replayed.records == 4
+    assert len(store.payments) == 2 and store.markers == {marker_name(*tp): 4}
 
 
 async def test_the_watch_replays_only_the_gap_of_a_store_that_is_behind():

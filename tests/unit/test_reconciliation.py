@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from monitor.reconciliation.differences import Case, Reconciler, cases, judge, reconcile
 from paystream.domain.model import ChargeIntent, Payment
 from paystream.ports import ChargeResult, ProviderCharge, ProviderIntent
-from paystream.reconciliation import Case, Reconciler, cases, judge, reconcile
 from tests.unit.fakes import post_cmd, start_cmd
 
 NOW = datetime(2024, 5, 1, 13, 0, tzinfo=UTC)

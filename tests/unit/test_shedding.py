@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ingress.shedding import MIN_READS_IN_FLIGHT, AdaptiveLimit, LoadShedder
+from paystream.settings import Settings
 
 
 def answers(limit: AdaptiveLimit, latencies: list[float], start: float = 0.0) -> float:
@@ -63,3 +64,20 @@ def test_reads_and_writes_are_bounded_apart():
         shedder.done(is_write=False, started_at=float(i), ended_at=i + 0.9)
     assert shedder.reads.allowed == MIN_READS_IN_FLIGHT
     assert (shedder.reads.in_flight, shedder.writes.in_flight) == (0, 0)
+
+
+def test_payment_calls_that_only_wait_on_a_slow_provider_keep_every_place_for_writes():
+    """A payment call's time is its provider's (2 s here), which costs the process nothing: the default
+    bound on writes stays at its ceiling; only a write that outlasts the wait budget (a 202) lowers it."""
+    settings = Settings(_env_file=None)
+    shedder = LoadShedder.from_settings(settings)
+    ceiling = settings.ingress_max_in_flight_writes
+    for i in range(ceiling):
+        shedder.admit(is_write=True)
+    assert shedder.refusal(is_write=True) == "writes_in_flight" and shedder.refusal(is_write=False) is None
+    for i in range(ceiling):
+        shedder.done(is_write=True, started_at=0.0, ended_at=2.0 + i / 100)
+    assert shedder.writes.allowed == ceiling
+    shedder.admit(is_write=True)
+    shedder.done(is_write=True, started_at=3.0, ended_at=3.0 + settings.reply_timeout_s + 0.1)
+    assert shedder.writes.allowed < ceiling

@@ -11,8 +11,8 @@ from paystream.domain.commands import PostPayment, StartPayment
 from paystream.domain.errors import InvalidRequest
 from paystream.domain.model import Payment
 from paystream.domain.money import Money
-from tables.aggregates import Group, add, contribution, counted, epoch_s
-from tables.window_queries import (
+from tables.analytics.counts import Group, add, contribution, counted, epoch_s
+from tables.analytics.views import (
     HOUR,
     MINUTE,
     ROLLING,

@@ -1,4 +1,4 @@
-"""The monitor's reconciliation: `paystream.reconciliation` run every interval over what changed since
+"""The monitor's reconciliation: `monitor.reconciliation.differences` run every interval over what changed since
 the run before, its counts exported as metrics, and an alert on the alerts topic whenever the
 differences appear, change or clear."""
 
@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter, Gauge
 
+from monitor.reconciliation.differences import KINDS, Reconciler, Report
+from monitor.reconciliation.history import KafkaHistory
 from monitor.state import Change
 from paystream import bootstrap
 from paystream.observability.logs import get_logger
-from paystream.reconciliation import KINDS, Reconciler, Report
 from paystream.settings import Settings
 
 log = get_logger("paystream.monitor")
@@ -31,7 +32,7 @@ class ReconciliationWatch:
         self.settings = settings
         self.announce = announce
         self.provider = bootstrap.provider(settings)
-        self.reconciler = Reconciler(bootstrap.payment_history(settings), self.provider,
+        self.reconciler = Reconciler(KafkaHistory.of(settings), self.provider,
                                      settings.reconcile_settle_s, settings.reconcile_lookback_s)
         self.last: Report | None = None
         self.error: str | None = None

@@ -16,6 +16,7 @@ from paystream import messages
 from paystream.domain.model import Payment
 from paystream.domain.records import Receipt
 from paystream.observability.logs import get_logger
+from paystream.settings import Settings
 
 log = get_logger("paystream.history")
 
@@ -25,6 +26,11 @@ class KafkaHistory:
         self.bootstrap = bootstrap
         self.events_topic = events_topic
         self.receipts_topic = receipts_topic
+
+    @classmethod
+    def of(cls, settings: Settings) -> KafkaHistory:
+        """What paystream recorded, read back from its events and receipts topics."""
+        return cls(settings.kafka_bootstrap, settings.topics.events, settings.topics.receipts)
 
     async def payments_since(self, since: datetime | None) -> list[Payment]:
         latest: dict[str, Payment] = {}

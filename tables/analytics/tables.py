@@ -1,6 +1,6 @@
 """The analytics tables (Faust, RocksDB, changelog-backed) and how one process reads its share.
 
-- three windowed tables of tallies per group (tables/aggregates.py), by
+- three windowed tables of tallies per group (tables/analytics/counts.py), by
   event time (the `at` of each event, so a late event lands in its own
   window): per minute and per hour (tumbling), and 10 minutes wide every
   5 minutes (hopping);
@@ -23,8 +23,8 @@ from faust.types.windows import WindowRange_from_start
 
 from paystream.domain.model import Payment
 from paystream.settings import Settings
-from tables.aggregates import Group, add, add_to_user, contribution, user_key
-from tables.window_queries import HOUR, MINUTE, ROLLING, WINDOWS, Partials, WindowQuery, read_partials, wanted
+from tables.analytics.counts import Group, add, add_to_user, contribution, user_key
+from tables.analytics.views import HOUR, MINUTE, ROLLING, WINDOWS, Partials, WindowQuery, read_partials, wanted
 
 #: Records read between two yields to the event loop, so a long read never stalls the payment agent.
 READ_BATCH = 500

@@ -19,9 +19,10 @@ dlq = typer.Typer(help="Messages set aside on the dead-letter topic: list them, 
 
 
 def _letters():
-    from paystream import bootstrap
+    from streams.dead_letters.topic import KafkaDeadLetters
 
-    topic = bootstrap.dead_letter_topic(get_settings())
+    settings = get_settings()
+    topic = KafkaDeadLetters(settings.kafka_bootstrap, settings.topics.dead_letters)
     return topic, asyncio.run(topic.all())
 
 

@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from paystream.domain.errors import InvalidRequest
 from paystream.domain.model import Status
 from paystream.domain.money import Money, currency_exponent
-from tables.aggregates import (
+from tables.analytics.counts import (
     COUNTED_STATES,
     DECLINE,
     INF,
