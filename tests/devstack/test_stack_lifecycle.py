@@ -57,7 +57,7 @@ def _pids(env) -> dict[str, int]:
     settings = DevSettings(_env_file=None, **{k[len("PAYSTREAM_"):].lower(): v for k, v in env.items()})
     return {
         name: read_pid(settings.state_dir / name / "pid").pid
-        for name in ("kafka", "couchbase", "redis", "stripe", "balancer")
+        for name in ("kafka", "couchbase", "redis", "stripe", "paypal", "balancer")
     }
 
 
