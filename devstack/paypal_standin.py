@@ -19,7 +19,8 @@ its answers are checked against PayPal's own OpenAPI documents by prism in the c
 Test-only pages, under `/_test/` as the payer's and PayPal's own doings: `POST /_test/orders/{id}/approve`
 (the payer approves; `{"outcome": ...}` chooses what the capture will do: COMPLETED, PENDING, DECLINED,
 FAILED or INSTRUMENT_DECLINED; `{"refund_outcome": "PENDING"}` makes its refunds pend), and
-`POST /_test/captures/{id}/settle`, `POST /_test/refunds/{id}/settle` (`{"status": ...}`) to end what pends.
+`POST /_test/captures/{id}/settle`, `POST /_test/refunds/{id}/settle` (`{"status": ...}`) to end what pends;
+`POST /_test/latency` (`{"ms": 300}`) makes each answer wait, so that two requests overlap.
 
     python -m devstack.paypal_standin --port 8423
 """
@@ -475,6 +476,11 @@ class PayPalStandin:
         self._settle_capture_refunds(self.captures[refund.capture_id])
         return web.json_response(self.refund_view(refund))
 
+    async def set_latency(self, request: web.Request) -> web.Response:
+        """How long each answer waits (`{"ms": 300}`): what makes two requests overlap, as PayPal's do."""
+        self.latency_s = float((await self._body(request)).get("ms", 0)) / 1000
+        return web.json_response({"ms": self.latency_s * 1000})
+
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.behave])
         app.router.add_post("/v1/oauth2/token", self.token)
@@ -487,6 +493,7 @@ class PayPalStandin:
         app.router.add_post("/_test/orders/{id}/approve", self.approve)
         app.router.add_post("/_test/captures/{id}/settle", self.settle_capture)
         app.router.add_post("/_test/refunds/{id}/settle", self.settle_refund)
+        app.router.add_post("/_test/latency", self.set_latency)
         return app
 
 
