@@ -25,7 +25,7 @@ def uncommitted(bootstrap: str, group: str, topic: str) -> int:
     """How many of `topic`'s records `group` has not committed yet (its lag, as Kafka keeps it)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        committed = {tp.partition: meta.offset for tp, meta in admin.list_consumer_group_offsets(group).items()
+        committed = {tp.partition: meta.offset for tp, meta in admin.list_group_offsets(group)[group].items()
                      if tp.topic == topic}
     finally:
         admin.close()
