@@ -8,6 +8,7 @@ import pytest
 
 from paystream import bootstrap
 from paystream.domain.money import Money
+from paystream.domain.provider import PaymentStatus, RefundStatus
 from tests.api_client import DECLINING_CARD, GOOD_CARD
 
 EUR_9 = Money(900, "EUR")
@@ -105,3 +106,40 @@ async def test_a_sessions_client_secret_is_asked_of_the_provider_again(provider,
     session = await provider.create_session(payment_id(), amount)
     assert await provider.session_secret(session.transaction_id) == session.client_secret
     assert await provider.session_secret("pi_doesnotexist") is None
+
+
+async def test_partial_refunds_then_the_rest_each_found_by_a_sync(provider, sandbox):
+    """localstripe refunds by payment_intent; its refunds are always succeeded (the note), and it
+    refuses Stripe's `reason`, so none is sent here."""
+    pid = payment_id()
+    session = await provider.create_session(pid, EUR_9)
+    _, paid = await charge(provider, pid, "cmd-1", session.transaction_id, card(sandbox, GOOD_CARD))
+    assert paid.outcome == "succeeded"
+
+    first = await provider.refund(f"rf_{pid}_1", pid, session.transaction_id, Money(300, "EUR"))
+    assert (first.status, first.amount) == (RefundStatus.SUCCEEDED, Money(300, "EUR"))
+    assert first.provider_refund_id.startswith("re_")
+    # Always an amount (paystream computes the rest): with none, the sandbox refunds the whole charge.
+    rest = await provider.refund(f"rf_{pid}_2", pid, session.transaction_id, Money(600, "EUR"))
+    assert (rest.status, rest.amount) == (RefundStatus.SUCCEEDED, Money(600, "EUR"))
+
+    by_stripe_id = await provider.sync_refund(first.refund_id, session.transaction_id, first.provider_refund_id)
+    by_our_id = await provider.sync_refund(rest.refund_id, session.transaction_id)
+    assert (by_stripe_id.status, by_stripe_id.amount) == (RefundStatus.SUCCEEDED, Money(300, "EUR"))
+    assert (by_our_id.provider_refund_id, by_our_id.amount) == (rest.provider_refund_id, Money(600, "EUR"))
+    never = await provider.sync_refund(f"rf_{pid}_never", session.transaction_id)
+    assert (never.found, never.status) == (False, RefundStatus.UNKNOWN)
+
+    synced = await provider.sync_payment(session.transaction_id)
+    assert (synced.status, synced.amount, synced.amount_refunded) == \
+        (PaymentStatus.SUCCEEDED, EUR_9, Money(900, "EUR"))
+    assert [c["amount_refunded"] for c in sandbox.charges_for(session.transaction_id)] == [900]
+
+
+async def test_a_payment_not_charged_is_voided(provider):
+    session = await provider.create_session(payment_id(), EUR_9)
+    voided = await provider.void("pay_void", session.transaction_id)
+    assert voided.status is PaymentStatus.CANCELED
+    assert (await provider.sync_payment(session.transaction_id)).status is PaymentStatus.CANCELED
+    gone = await provider.sync_payment("pi_paystream_never_made")
+    assert (gone.found, gone.status) == (False, PaymentStatus.UNKNOWN)
