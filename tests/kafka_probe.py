@@ -25,8 +25,9 @@ def uncommitted(bootstrap: str, group: str, topic: str) -> int:
     """How many of `topic`'s records `group` has not committed yet (its lag, as Kafka keeps it)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        committed = {tp.partition: meta.offset for tp, meta in admin.list_consumer_group_offsets(group).items()
-                     if tp.topic == topic}
+        # kafka-python 3 (the lock's) names it list_group_offsets, answered per group.
+        offsets = admin.list_group_offsets(group).get(group, {})
+        committed = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
     finally:
         admin.close()
     return sum(end - max(committed.get(p, 0), 0) for p, end in end_offsets(bootstrap, topic).items())
