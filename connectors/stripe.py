@@ -75,7 +75,12 @@ class _MeteredClient(stripe_sdk.AIOHTTPClient):
         operation = _operation.get()
         started = time.perf_counter()
         try:
-            content, status, response_headers = await super().request_async(method, url, headers, post_data)
+            try:
+                content, status, response_headers = await super().request_async(method, url, headers, post_data)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # Lost while reading the body (the SDK guards only the request itself): the same
+                # retryable connection error, so the SDK retries it with the same idempotency key.
+                self._handle_request_error(exc)
         except stripe_sdk.APIConnectionError as exc:
             metrics.PROVIDER_ERRORS.labels(operation, "network").inc()
             log.warning("provider request failed", operation=operation, error=repr(exc.__cause__ or exc))

@@ -7,6 +7,7 @@ keys, what it retries, and how it reads each answer.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -397,3 +398,30 @@ async def test_a_webhook_that_does_not_verify_is_refused(stripe, headers, body):
     _, provider = await stripe({})
     with pytest.raises(InvalidWebhook):
         provider.parse_webhook(headers, body)
+
+
+async def test_an_answer_cut_off_mid_body_is_retried_with_the_same_key_then_unavailable():
+    """Headers came, the body never did: a connection error, retried, then the provider is unavailable."""
+    keys = []
+
+    async def stall(request: web.Request) -> web.StreamResponse:
+        keys.append(request.headers.get("Idempotency-Key"))
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.content_length = 100
+        await response.prepare(request)
+        await response.write(b'{"id": ')
+        await asyncio.sleep(5)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/payment_intents", stall)
+    server = TestServer(app)
+    await server.start_server()
+    provider = StripeProvider(str(server.make_url("")), "sk_test_x", timeout_s=0.5, max_attempts=2)
+    try:
+        with pytest.raises(ProviderUnavailable):
+            await provider.create_session("pay-1", EUR_12)
+    finally:
+        await provider.close()
+        await server.close()
+    assert keys == ["paystream-pay-1-session"] * 2
