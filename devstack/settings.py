@@ -50,6 +50,10 @@ class DevSettings(Settings):
     stripe_sandbox_persist: bool = Field(
         True, json_schema_extra=in_group("stack"),
         description="Whether the local sandbox keeps its payments across restarts (benchmarks turn it off).")
+    paypal_sandbox_port: int | None = Field(
+        None, json_schema_extra=in_group("stack"),
+        description="Port of the local PayPal stand-in (devstack/paypal_standin.py, Orders v2 and Payments v2); "
+                    "default: the Stripe sandbox's + 3.")
 
     dev_api_key: SecretStr = Field(
         SecretStr(""), json_schema_extra=in_group("stack"),
@@ -159,6 +163,10 @@ class DevSettings(Settings):
     @property
     def standin_base(self) -> str:
         return f"http://{self.stripe_host}:{self.standin_port or self.stripe_port + 1}"
+
+    @property
+    def paypal_api_base(self) -> str:
+        return f"http://{self.stripe_host}:{self.paypal_sandbox_port or self.stripe_port + 3}"
 
     @property
     def stripe_mock_base(self) -> str:

@@ -57,6 +57,7 @@ def provider(settings: Settings) -> StripeProvider:
         settings.stripe_api_base, settings.stripe_api_key.get_secret_value(),
         timeout_s=settings.stripe_timeout_s, max_attempts=settings.stripe_max_attempts,
         max_connections=tuning.STRIPE_MAX_CONNECTIONS,
+        webhook_secret=settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None,
     )
 
 

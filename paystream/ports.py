@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from paystream.domain.commands import Command, CommandReply
 from paystream.domain.model import Payment
 from paystream.domain.money import Money
+from paystream.domain.provider import PaymentStatus, RefundReason, RefundStatus
 from paystream.domain.records import PaymentView, Receipt
 
 
@@ -64,11 +65,55 @@ class ProviderIntent:
         return tuple(c for c in self.charges if c.succeeded)
 
 
-class PaymentProvider(Protocol):
-    """A card-payment provider. Every call carries an idempotency key derived from payment_id.
+@dataclass(frozen=True)
+class ProviderPayment:
+    """A payment as its provider holds it, synced by id: `status` is never guessed (`unknown` stays so)."""
 
-    No call lists or searches the provider's history: every object that can
-    carry a charge is recorded in the payment and looked up by its id."""
+    transaction_id: str
+    found: bool
+    status: PaymentStatus
+    amount: Money | None = None
+    amount_refunded: Money | None = None
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    """A refund as its provider holds it. `refund_id` is paystream's (the idempotency key derives from
+    it); `provider_refund_id` is the provider's, None when it made none (refused, or the answer lost)."""
+
+    refund_id: str
+    found: bool
+    status: RefundStatus
+    provider_refund_id: str | None = None
+    amount: Money | None = None
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """A provider's webhook, verified and parsed: what it is about, and that object's status."""
+
+    event_id: str
+    type: str
+    object_id: str
+    payment_id: str | None = None
+    refund_id: str | None = None
+    payment_status: PaymentStatus | None = None
+    refund_status: RefundStatus | None = None
+
+
+class PaymentProvider(Protocol):
+    """A payment provider (connector), in the shape payment switches share (Hyperswitch's connector
+    trait, Kill Bill's payment plugin, Medusa's provider): authorize, capture, void, refund, sync by id,
+    webhook parsing. Amounts are integer minor units here; each connector converts to its provider's.
+    Every mutating call carries an idempotency key derived from paystream's own id (payment or refund).
+
+    authorize is `create_session`; capture (a post) is `prepare_charge` then `confirm`, in two steps so
+    that the object about to be charged is on record before the call that charges it.
+
+    No call lists or searches the provider's history: every object that can carry a charge is
+    recorded in the payment and looked up by its id (a refund not yet known by its provider id is
+    found among its payment's own refunds, at most a handful)."""
 
     async def create_session(self, payment_id: str, amount: Money | None) -> ProviderSession: ...
 
@@ -90,6 +135,31 @@ class PaymentProvider(Protocol):
 
     async def session_secret(self, transaction_id: str) -> str | None:
         """The client secret of a session made earlier (paystream never keeps it)."""
+        ...
+
+    async def void(self, payment_id: str, transaction_id: str) -> ProviderPayment:
+        """Cancel a payment not captured; `unknown` when the answer was lost (sync it)."""
+        ...
+
+    async def refund(self, refund_id: str, payment_id: str, transaction_id: str, amount: Money,
+                     reason: RefundReason | None = None) -> ProviderRefund:
+        """Refund `amount` of a captured payment, always named: paystream computes "the rest" itself (the
+        Stripe sandbox refunds the whole charge again when no amount is sent). A refusal is `failed` with
+        its reason; a lost answer is `unknown`, resolved by `sync_refund`, never by refunding again."""
+        ...
+
+    async def sync_payment(self, transaction_id: str) -> ProviderPayment:
+        """The payment's state by id; raises `ProviderUnavailable` when the provider cannot say."""
+        ...
+
+    async def sync_refund(self, refund_id: str, transaction_id: str,
+                          provider_refund_id: str | None = None) -> ProviderRefund:
+        """The refund's state, by the provider's id when known, else by paystream's `refund_id` among
+        the payment's refunds; `found=False` when the provider never made it."""
+        ...
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ProviderEvent:
+        """Verify a webhook's signature and parse it; raises `InvalidWebhook` when it does not verify."""
         ...
 
 

@@ -123,7 +123,11 @@ class Settings(BaseSettings):
                                     description="Timeout of one provider request (seconds).")
     stripe_max_attempts: int = Field(
         4, json_schema_extra=in_group("provider"),
-        description="Tries of one provider request on network errors and 5xx (never on a decline).")
+        description="Tries of one provider request on network errors, 409 and 5xx, unless the provider's "
+                    "`Stripe-Should-Retry` says otherwise (never on a decline; a 429 only when it says so).")
+    stripe_webhook_secret: SecretStr | None = Field(
+        None, json_schema_extra=in_group("provider"),
+        description="The secret Stripe signs webhooks with (`whsec_…`); unset: every webhook is refused.")
 
     # --- ingress -----------------------------------------------------------
     ingress_host: str = Field("127.0.0.1", json_schema_extra=in_group("ingress"),

@@ -29,9 +29,8 @@ def uncommitted(bootstrap: str, group: str, topic: str) -> int:
     """How many of `topic`'s records `group` has not committed yet (its lag, as Kafka keeps it)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        # kafka-python 3 (the lock's): list_group_offsets, per group (2.x called it list_consumer_group_offsets).
-        offsets = admin.list_group_offsets({group: None}).get(group, {})
-        committed = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+        committed = {tp.partition: meta.offset for tp, meta in admin.list_group_offsets(group)[group].items()
+                     if tp.topic == topic}
     finally:
         admin.close()
     return sum(end - max(committed.get(p, 0), 0) for p, end in end_offsets(bootstrap, topic).items())

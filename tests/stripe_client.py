@@ -31,7 +31,8 @@ class SandboxClient:
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                return json.load(response)
+                body = response.read()
+                return json.loads(body) if body else {}  # the sandbox's /_config calls answer nothing
         except urllib.error.HTTPError as exc:
             raise StripeError(exc.code, json.loads(exc.read() or b"{}")) from None
 

@@ -19,12 +19,14 @@ from devstack.stack.pipeline import AnalyticsProcess, IngressProcess, MonitorPro
 
 __all__ = ["GROUPS", "Stack", "StackError", "as_dicts"]
 from devstack.stack.kafka_broker import KafkaBroker
+from devstack.stack.paypal_sandbox import PayPalSandbox
 from devstack.stack.process import PidRecord, port_in_use, read_pid, spawn, tail, terminate
 from devstack.stack.redis_server import RedisServer
 from devstack.stack.stripe_sandbox import StripeSandbox
 from devstack.stack.supervision import LIVE, Supervisor
 
-SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisServer, StripeSandbox, Balancer)
+SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, CouchbaseCluster, RedisServer, StripeSandbox, PayPalSandbox,
+                                                Balancer)
 PIPELINE_TYPES: tuple[type[Service], ...] = (MonitorProcess, WorkerProcess, AnalyticsProcess, SinksProcess,
                                               IngressProcess)
 #: What `paystream stack` and `paystream pipeline` manage, in start order.

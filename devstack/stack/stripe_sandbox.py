@@ -6,6 +6,12 @@ same application on the address it is given and keeps the store in the
 stack's state folder, saved at most once a second and at shutdown, so the
 sandbox keeps its payments across `stack down`/`up` as a real provider would.
 
+It stays fast as it grows (docs/local-stack.md, "The Stripe sandbox stays fast"): localstripe lists a
+kind of object by scanning every key of its store, and exports each charge with its refunds listed
+that way, so every payment cost time in proportion to all the payments before it (13.7 s a call after
+about 4,500). Here the store keeps its keys by kind as well, and lists read only their kind. The
+periodic save pickles a copy-on-write snapshot in a forked child, so the server never stops to write.
+
 For fault tests it adds `/_config/faults` (beside localstripe's own `/_config/`
 pages, loopback only): `POST {"path_suffix": "/confirm", "hold_s": 30, "times": 1}`
 makes the next matching request take effect and then hold its answer, as a
@@ -22,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import pickle
 import sys
 import urllib.request
@@ -129,34 +136,108 @@ class _Faults:
         return {"armed": [f for f in self.armed if f["times"] > 0], "holding": self.holding}
 
 
+def _kind(key: str) -> str:
+    return key.split(":", 1)[0]
+
+
+def index_by_kind(store: dict) -> None:
+    """Give localstripe's store an index by kind (`payment_intent`, `charge`, `refund`, ...), kept on
+    every write, and make localstripe's listing read it instead of scanning the whole store."""
+    from localstripe.resources import List, StripeObject
+
+    class IndexedStore(type(store)):
+        def reindex(self) -> None:
+            self.kinds: dict[str, dict[str, object]] = {}
+            for key, value in dict.items(self):
+                self.kinds.setdefault(_kind(key), {})[key] = value
+
+        def __setitem__(self, key, value) -> None:
+            super().__setitem__(key, value)
+            self.kinds.setdefault(_kind(key), {})[key] = value
+
+        def __delitem__(self, key) -> None:
+            super().__delitem__(key)
+            self.kinds.get(_kind(key), {}).pop(key, None)
+
+        def clear(self) -> None:
+            super().clear()
+            self.kinds = {}
+
+    def list_all(cls, url, limit=None, starting_after=None, **kwargs):
+        if kwargs:  # as localstripe's own
+            from localstripe.errors import UserError
+
+            raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+        listing = List(url, limit=limit, starting_after=starting_after)
+        listing._list = list(store.kinds.get(cls.object, {}).values())  # the store's order, as a scan gives
+        return listing
+
+    store.__class__ = IndexedStore
+    store.reindex()
+    StripeObject._api_list_all = classmethod(list_all)
+
+
 class _DebouncedStore:
     def __init__(self, path: Path, store: dict) -> None:
         self.path = path
         self.store = store
         self.dirty = False
+        self.saver: int | None = None  # the forked child writing a snapshot
 
     def load(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             data = pickle.loads(self.path.read_bytes())
             dict.clear(self.store)
             dict.update(self.store, data)
+        self.store.reindex()
 
     def mark_dirty(self) -> None:
         self.dirty = True
 
-    def save(self) -> None:
-        if not self.dirty:
-            return
-        self.dirty = False
+    def _write(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_bytes(pickle.dumps(dict(self.store), protocol=pickle.HIGHEST_PROTOCOL))
         tmp.replace(self.path)
+
+    def _saver_done(self, block: bool) -> bool:
+        if self.saver is None:
+            return True
+        pid, status = os.waitpid(self.saver, 0 if block else os.WNOHANG)
+        if pid == 0:
+            return False
+        self.saver = None
+        if os.waitstatus_to_exitcode(status) != 0:
+            self.dirty = True  # that snapshot was not written: write the next
+        return True
+
+    def save_in_background(self) -> None:
+        """A forked child pickles its copy-on-write snapshot of the store and writes it, as Redis's BGSAVE
+        does; the server goes on answering (pickling 10,000 payments in the event loop took ~0.3 s)."""
+        if not self._saver_done(block=False) or not self.dirty:
+            return
+        self.dirty = False
+        pid = os.fork()
+        if pid == 0:  # the child: write, and leave without running the parent's cleanup
+            code = 1
+            try:
+                self._write()
+                code = 0
+            finally:
+                os._exit(code)
+        self.saver = pid
+
+    def save(self) -> None:
+        """The last save, at shutdown: after any child still writing, in this process."""
+        self._saver_done(block=True)
+        if self.dirty:
+            self.dirty = False
+            self._write()
 
     async def save_periodically(self, _app):
         async def loop() -> None:
             while True:
                 await asyncio.sleep(SAVE_INTERVAL_S)
-                self.save()
+                self.save_in_background()
 
         task = asyncio.create_task(loop())
         yield
@@ -207,6 +288,7 @@ def main() -> None:
     parser.add_argument("--state-file", type=Path, help="keep the store here; without it, memory only")
     args = parser.parse_args()
 
+    index_by_kind(store)
     if args.state_file is None:
         store.dump_to_disk = lambda: None  # type: ignore[method-assign]
     else:

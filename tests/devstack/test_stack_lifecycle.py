@@ -57,7 +57,7 @@ def _pids(env) -> dict[str, int]:
     settings = DevSettings(_env_file=None, **{k[len("PAYSTREAM_"):].lower(): v for k, v in env.items()})
     return {
         name: read_pid(settings.state_dir / name / "pid").pid
-        for name in ("kafka", "couchbase", "redis", "stripe", "balancer")
+        for name in ("kafka", "couchbase", "redis", "stripe", "paypal", "balancer")
     }
 
 
@@ -82,7 +82,7 @@ def test_up_twice_starts_nothing_new_and_down_leaves_nothing(isolated):
     assert _gone(pids["redis"])
     status = paystream("stack", "status", "--json", env=isolated)
     assert status.returncode == 1
-    assert [r["state"] for r in json.loads(status.stdout)] == ["stopped"] * 5
+    assert [r["state"] for r in json.loads(status.stdout)] == ["stopped"] * len(pids)
     assert (state_dir / "kafka" / "data" / "meta.properties").exists(), "down must keep data"
 
     assert paystream("stack", "down", "--purge", env=isolated).returncode == 0

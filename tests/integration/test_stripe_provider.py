@@ -1,13 +1,19 @@
-"""The Stripe connector against the real sandbox (localstripe): sessions, charges, declines, recovery."""
+"""The Stripe connector against the real sandbox (localstripe): sessions, charges, declines, recovery,
+refunds, voids, syncs, and the sandbox's own signed webhooks."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 import pytest
+from aiohttp import web
 
+from connectors.stripe import StripeProvider
 from paystream import bootstrap
 from paystream.domain.money import Money
+from paystream.domain.provider import InvalidWebhook, PaymentStatus, RefundStatus
 from tests.api_client import DECLINING_CARD, GOOD_CARD
 
 EUR_9 = Money(900, "EUR")
@@ -107,3 +113,91 @@ async def test_a_sessions_client_secret_is_asked_of_the_provider_again(provider,
     session = await provider.create_session(payment_id(), amount)
     assert await provider.session_secret(session.transaction_id) == session.client_secret
     assert await provider.session_secret("pi_doesnotexist") is None
+
+
+async def test_partial_refunds_then_the_rest_each_found_by_a_sync(provider, sandbox):
+    """localstripe refunds by payment_intent; its refunds are always succeeded (the note), and it
+    refuses Stripe's `reason`, so none is sent here."""
+    pid = payment_id()
+    session = await provider.create_session(pid, EUR_9)
+    _, paid = await charge(provider, pid, "cmd-1", session.transaction_id, card(sandbox, GOOD_CARD))
+    assert paid.outcome == "succeeded"
+
+    first = await provider.refund(f"rf_{pid}_1", pid, session.transaction_id, Money(300, "EUR"))
+    assert (first.status, first.amount) == (RefundStatus.SUCCEEDED, Money(300, "EUR"))
+    assert first.provider_refund_id.startswith("re_")
+    # Always an amount (paystream computes the rest): with none, the sandbox refunds the whole charge.
+    rest = await provider.refund(f"rf_{pid}_2", pid, session.transaction_id, Money(600, "EUR"))
+    assert (rest.status, rest.amount) == (RefundStatus.SUCCEEDED, Money(600, "EUR"))
+
+    by_stripe_id = await provider.sync_refund(first.refund_id, session.transaction_id, first.provider_refund_id)
+    by_our_id = await provider.sync_refund(rest.refund_id, session.transaction_id)
+    assert (by_stripe_id.status, by_stripe_id.amount) == (RefundStatus.SUCCEEDED, Money(300, "EUR"))
+    assert (by_our_id.provider_refund_id, by_our_id.amount) == (rest.provider_refund_id, Money(600, "EUR"))
+    never = await provider.sync_refund(f"rf_{pid}_never", session.transaction_id)
+    assert (never.found, never.status) == (False, RefundStatus.UNKNOWN)
+
+    synced = await provider.sync_payment(session.transaction_id)
+    assert (synced.status, synced.amount, synced.amount_refunded) == \
+        (PaymentStatus.SUCCEEDED, EUR_9, Money(900, "EUR"))
+    assert [c["amount_refunded"] for c in sandbox.charges_for(session.transaction_id)] == [900]
+
+
+async def test_a_payment_not_charged_is_voided(provider):
+    session = await provider.create_session(payment_id(), EUR_9)
+    voided = await provider.void("pay_void", session.transaction_id)
+    assert voided.status is PaymentStatus.CANCELED
+    assert (await provider.sync_payment(session.transaction_id)).status is PaymentStatus.CANCELED
+    gone = await provider.sync_payment("pi_paystream_never_made")
+    assert (gone.found, gone.status) == (False, PaymentStatus.UNKNOWN)
+
+
+@pytest.fixture
+async def webhook_receiver(sandbox):
+    """A local endpoint the sandbox sends its signed events to; unregistered (sent none) afterwards."""
+    received: list[tuple[dict, bytes]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        received.append((dict(request.headers), await request.read()))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    hook_id, secret = f"paystream-port-{uuid.uuid4().hex[:8]}", f"whsec_{uuid.uuid4().hex}"
+    url = f"http://127.0.0.1:{port}/hook"
+    sandbox.call("POST", f"/_config/webhooks/{hook_id}", json_body={
+        "url": url, "secret": secret, "events": ["payment_intent.succeeded"]})
+    yield secret, received
+    # The sandbox cannot forget a webhook: this one is left listening to no event at all.
+    sandbox.call("POST", f"/_config/webhooks/{hook_id}", json_body={"url": url, "secret": secret, "events": []})
+    await runner.cleanup()
+
+
+async def test_the_sandboxs_signed_webhook_verifies_and_parses(settings, sandbox, webhook_receiver):
+    secret, received = webhook_receiver
+    provider = StripeProvider(settings.stripe_api_base, settings.stripe_api_key.get_secret_value(),
+                              webhook_secret=secret)
+    try:
+        pid = payment_id()
+        session = await provider.create_session(pid, EUR_9)
+        _, paid = await charge(provider, pid, "cmd-1", session.transaction_id, card(sandbox, GOOD_CARD))
+        assert paid.outcome == "succeeded"
+
+        def ours() -> list[tuple[dict, bytes]]:
+            return [(h, b) for h, b in received if session.transaction_id.encode() in b]
+        deadline = time.monotonic() + 20
+        while not ours() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        ((headers, body),) = ours()
+        event = provider.parse_webhook(headers, body)
+        assert (event.type, event.object_id, event.payment_id, event.payment_status) == \
+            ("payment_intent.succeeded", session.transaction_id, pid, PaymentStatus.SUCCEEDED)
+        with pytest.raises(InvalidWebhook):
+            provider.parse_webhook(headers, body.replace(b"succeeded", b"canceled"))
+    finally:
+        await provider.close()
