@@ -70,11 +70,14 @@ audit: setup
 schemas: setup
 	$(BIN)/paystream schemas --out docs/schemas
 
+# The unit tier first, before any service starts: a broken core fails in seconds. Then every other
+# test against the local stack, the 25 slowest named at the end.
 test: setup test-tools audit
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 	$(BIN)/paystream dev stack up
 	@$(BIN)/paystream dev apikey >/dev/null
 	$(BIN)/paystream dev pipeline up
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --ignore=tests/unit --durations=25 $(PYTEST_ARGS)
 
 stop:
 	-$(BIN)/paystream dev pipeline down

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import aiohttp
@@ -18,10 +18,11 @@ async def run_demo(settings: DevSettings, api_key: str, say: Callable[[str], Non
             "timestamp": datetime.now(UTC).isoformat(), "payment_type": "credit"}
     auth = {"Authorization": f"Bearer {api_key}"}
     async with aiohttp.ClientSession() as http:
-        async def call(method: str, path: str, body: dict | None = None, **kwargs) -> tuple[int, dict, dict]:
+        async def call(method: str, path: str, body: dict | None = None, **kwargs) -> tuple[int, dict, Mapping]:
             async with http.request(method, base + path, json=body, headers={**auth, **kwargs.pop("headers", {})},
                                     **kwargs) as resp:
-                return resp.status, await resp.json(), dict(resp.headers)
+                # A copy that keeps header names case-insensitive: the balancer sends them in lower case.
+                return resp.status, await resp.json(), resp.headers.copy()
 
         say(f"1. startPayment for {user['user_id']}: 42.00 EUR")
         status, started, _ = await call("POST", "/v1/startPayment", {**user, "amount": "42.00", "currency": "EUR"},

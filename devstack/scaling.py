@@ -31,17 +31,11 @@ def parse(pairs: list[str]) -> dict[str, int]:
     return wanted
 
 
-def limits(settings: DevSettings) -> dict[str, int]:
-    """The most of each kind: a worker beyond the partitions would get none."""
-    return {"ingress": settings.ingress_max_instances,
-            "worker": min(settings.scale_max_instances, settings.payment_topic_partitions),
-            "sinks": min(settings.scale_max_instances, settings.payment_topic_partitions)}
-
-
 def check(settings: DevSettings, wanted: dict[str, int]) -> None:
+    most = instances.limits(settings)
     for kind, count in wanted.items():
-        if not 1 <= count <= limits(settings)[kind]:
-            raise StackError(f"{kind}={count}: choose 1 to {limits(settings)[kind]}")
+        if not 1 <= count <= most[kind]:
+            raise StackError(f"{kind}={count}: choose 1 to {most[kind]}")
 
 
 def scale(settings: DevSettings, wanted: dict[str, int], say: Callable[[str], None] = print) -> dict[str, int]:

@@ -35,8 +35,10 @@ def _id(prefix: str) -> str:
 
 
 class Standin:
-    def __init__(self, latency_ms: tuple[float, float], seed: int | None = None) -> None:
+    def __init__(self, latency_ms: tuple[float, float], seed: int | None = None, sleep=asyncio.sleep) -> None:
         self.latency_ms = latency_ms
+        #: How a call waits out its latency (a test passes its own to watch the calls overlap).
+        self.sleep = sleep
         self.random = random.Random(seed)
         self.intents: dict[str, dict] = {}
         self.setup_intents: dict[str, dict] = {}
@@ -51,7 +53,7 @@ class Standin:
         """Latency first, then Idempotency-Key: a repeated key answers the first response again."""
         low, high = self.latency_ms
         if high > 0:
-            await asyncio.sleep(self.random.uniform(low, high) / 1000)
+            await self.sleep(self.random.uniform(low, high) / 1000)
         if not request.headers.get("Authorization", "").startswith(("Bearer sk_", "Basic ")):
             return _error(401, "invalid_request_error", "api_key_missing", "Invalid API Key provided")
         key = request.headers.get("Idempotency-Key") if request.method == "POST" else None

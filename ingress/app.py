@@ -17,10 +17,7 @@ from ingress.shedding import LoadShedder, shedding_middleware
 from paystream import bootstrap, tuning
 from paystream.domain.sealing import ReplyKey
 from paystream.observability.heartbeat import HeartbeatSource, publish_forever
-from paystream.observability.logs import get_logger
 from paystream.settings import Settings
-
-log = get_logger("paystream.ingress")
 
 #: How long the API waits for the document store at start before serving without it.
 STORE_WAIT_S = 15.0
@@ -46,24 +43,9 @@ async def _freeze_startup_objects(app: web.Application) -> None:
 
 
 async def _adapters(app: web.Application, settings: Settings):
-    await asyncio.to_thread(bootstrap.ensure_topics, settings)
-    cache = bootstrap.read_cache(settings)
-    store = bootstrap.read_store(settings)
-    if not await store.wait_connected(STORE_WAIT_S):
-        log.warning("starting without the document store; it is connected in the background")
-    table = bootstrap.payment_table(settings)
-    bus = bootstrap.command_bus(settings)
-    api_keys, data_keys = bootstrap.remembered(settings, bootstrap.api_key_store(settings),
-                                               bootstrap.data_keys(settings, store, bus.producer))
-    await bus.start()
-    app[CONTEXT] = Context(settings, bus, cache, store, table, keys=data_keys, api_keys=api_keys,
-                           limiter=bootstrap.rate_limiter(settings), reply_key=ReplyKey())
-    yield
-    await bus.stop()
-    await table.close()
-    await store.close()
-    await api_keys.close()
-    await cache.close()
+    async with bootstrap.ingress_adapters(settings, STORE_WAIT_S) as a:
+        app[CONTEXT] = Context(**vars(a), settings=settings, reply_key=ReplyKey())
+        yield
 
 
 async def _heartbeats(app: web.Application):

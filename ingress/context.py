@@ -1,4 +1,5 @@
-"""What every request handler can reach: the settings and the adapters bootstrap wired."""
+"""What every request handler can reach: the settings and the adapters bootstrap wired, each typed by its port
+(paystream/ports.py), so the ingress never names a connector."""
 
 from __future__ import annotations
 
@@ -6,23 +7,16 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from connectors.kafka_commands import KafkaCommandBus
-from connectors.rate_limits import RateLimiter
+from paystream.bootstrap import IngressAdapters
 from paystream.domain.sealing import ReplyKey
-from paystream.ports import ApiKeyStore, DocumentStore, PaymentTable, PersonalDataKeys, ReceiptCache
 from paystream.settings import Settings
 
 
-@dataclass
-class Context:
+@dataclass(frozen=True)
+class Context(IngressAdapters):
+    """The adapters (each typed by its port) with this process's settings and reply key."""
+
     settings: Settings
-    bus: KafkaCommandBus
-    cache: ReceiptCache
-    store: DocumentStore
-    table: PaymentTable
-    keys: PersonalDataKeys
-    api_keys: ApiKeyStore
-    limiter: RateLimiter
     #: This process's ephemeral key: client secrets come back from the worker sealed to it.
     reply_key: ReplyKey
 

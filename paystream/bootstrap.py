@@ -8,13 +8,28 @@ their own fakes to the same handlers instead.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from paystream import tuning
 from paystream.clock import utc_now
 from paystream.data_keys import JournaledDataKeys
 from paystream.handlers import CommandHandler
-from paystream.ports import ApiKeyStore, DataKeyStore, PaymentStore, PersonalDataKeys
+from paystream.observability.logs import get_logger
+from paystream.ports import (
+    ApiKeyStore,
+    CommandBus,
+    DataKeyStore,
+    DocumentStore,
+    PaymentStore,
+    PaymentTable,
+    PersonalDataKeys,
+    RateLimits,
+    ReceiptCache,
+)
 from paystream.rebuild import StoreRebuild
 from paystream.settings import Settings
 from paystream.topics import TopicSpec
@@ -187,3 +202,42 @@ async def store_rebuild(settings: Settings, writer: CouchbaseWriter | None = Non
                         settings.topics, batch=tuning.REBUILD_BATCH)
 
 
+@dataclass(frozen=True)
+class IngressAdapters:
+    """Everything the HTTP API reaches outside itself, each behind its port (ingress/context.py)."""
+
+    bus: CommandBus
+    cache: ReceiptCache
+    store: DocumentStore
+    table: PaymentTable
+    keys: PersonalDataKeys
+    api_keys: ApiKeyStore
+    limiter: RateLimits
+
+
+@contextlib.asynccontextmanager
+async def ingress_adapters(settings: Settings, store_wait_s: float) -> AsyncIterator[IngressAdapters]:
+    """The API's adapters, started (topics ensured, the command bus connected) and closed on exit.
+
+    The document store gets `store_wait_s` to connect; past it the API starts without it and it
+    connects in the background."""
+    await asyncio.to_thread(ensure_topics, settings)
+    cache = read_cache(settings)
+    store = read_store(settings)
+    if not await store.wait_connected(store_wait_s):
+        get_logger("paystream.ingress").warning("starting without the document store; it is connected "
+                                                "in the background")
+    table = payment_table(settings)
+    bus = command_bus(settings)
+    api_keys, keys = remembered(settings, api_key_store(settings), data_keys(settings, store, bus.producer))
+    limiter = rate_limiter(settings)
+    await bus.start()
+    try:
+        yield IngressAdapters(bus, cache, store, table, keys, api_keys, limiter)
+    finally:
+        await bus.stop()
+        await table.close()
+        await store.close()
+        await api_keys.close()
+        await cache.close()
+        await limiter.close()

@@ -204,6 +204,34 @@ class CommandSender(Protocol):
         ...
 
 
+class CommandBus(CommandSender, Protocol):
+    """The ingress's side of Kafka: commands out and replies back, plus its own small messages (heartbeats)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    @property
+    def waiting(self) -> int:
+        """Commands sent whose reply has not come yet."""
+        ...
+
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        """Write one message to `topic`, acknowledged."""
+        ...
+
+
+class RateLimits(Protocol):
+    """Requests admitted per API key over a moving window (Redis in production)."""
+
+    async def hit(self, key_id: str, limit: str) -> tuple[bool, int]:
+        """(admitted, seconds until the next request would be) for one request of this key under `limit`
+        (a rate such as "100/second")."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class ReceiptCache(Protocol):
     """The fast read side (Redis): receipts, the transaction index, idempotency records.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -44,7 +45,8 @@ def rate_limited(status: int, body) -> bool:
 class Response:
     status: int
     body: dict
-    headers: dict
+    #: Case-insensitive, as header names are (the balancer sends them in lower case).
+    headers: Mapping[str, str]
     seconds: float
 
 
@@ -76,7 +78,7 @@ class ApiClient:
                 break
             # Refused before anything was done: try again when told, as the API asks (docs/operations.md "Under overload").
             await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
-        return Response(resp.status, data, dict(resp.headers), time.perf_counter() - started)
+        return Response(resp.status, data, resp.headers.copy(), time.perf_counter() - started)
 
     async def start(self, who: dict, amount: str | None = "12.34", currency: str | None = "EUR",
                     idempotency_key: str | None = None) -> Response:
@@ -110,3 +112,15 @@ class ApiClient:
         }, headers={"Authorization": f"Bearer {self.stripe_key}"}) as resp:
             assert resp.status == 200, await resp.text()
             return (await resp.json())["id"]
+
+
+async def pay(api, n: int) -> list[dict]:
+    """`n` complete payments (start, then post), each by a new user: their receipts."""
+    receipts = []
+    for _ in range(n):
+        who = identity()
+        started = await api.start(who, "4.20", "EUR")
+        posted = await api.post(who, started.body["transaction_id"], await api.card(), "4.20", "EUR")
+        assert posted.status == 201, posted.body
+        receipts.append(posted.body)
+    return receipts

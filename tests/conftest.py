@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,11 @@ from devstack.settings import DevSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYSTREAM = [sys.executable, "-m", "paystream.cli"]
+#: The per-test limit (pytest-timeout, pyproject.toml); a test's own waits stay under it, so a slow run
+#: fails with the test's own message rather than being cut off.
+TEST_TIMEOUT_S = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["timeout"]
+#: The longest single wait a test may make: its limit less a minute for its fixtures and checks.
+LONGEST_WAIT_S = TEST_TIMEOUT_S - 60
 
 
 def paystream(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -96,3 +103,18 @@ def sandbox(stack, settings):
     from tests.stripe_client import SandboxClient
 
     return SandboxClient(stack["stripe"]["address"], settings.stripe_api_key.get_secret_value())
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: a Redis that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def payment_call_paths() -> set[str]:
+    """The paths of the calls the ingress counts as writes (its own bound): the API's and the aliases."""
+    from ingress.middleware import WRITES
+    from ingress.routes import OPERATIONS
+
+    return {path for op in OPERATIONS if op.operation_id in WRITES for path in (op.path, *op.aliases)}

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+from paystream import messages
+from tests.unit.fakes import START
 
 
 def _consumer(bootstrap: str) -> KafkaConsumer:
@@ -71,3 +75,27 @@ def _records_since(bootstrap: str, topic: str, since: dict[int, int], until: flo
         return found
     finally:
         consumer.close()
+
+
+def wait_reply(bootstrap: str, topic: str, since: dict[int, int], correlation_id: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for raw in read_raw_since(bootstrap, topic, since, until=2):
+            reply = json.loads(raw)
+            if reply.get("correlation_id") == correlation_id:
+                return reply
+    raise AssertionError(f"no reply for {correlation_id}")
+
+
+def produce(bootstrap: str, topic: str, key: str, value: bytes, correlation_id: str) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer.send(topic, key=key.encode(), value=value, headers=[("correlation_id", correlation_id.encode())])
+    producer.flush()
+    producer.close()
+
+
+def command(**change) -> bytes:
+    payment_id = f"pay_{uuid.uuid4().hex[:24]}"
+    wire = json.loads(messages.encode(START)) | {"payment_id": payment_id, "command_id": f"cmd_{uuid.uuid4().hex}",
+                                                  "user_id": f"user-{uuid.uuid4().hex[:8]}"}
+    return json.dumps(wire | change).encode(), payment_id

@@ -49,6 +49,21 @@ class SandboxClient:
         sandbox seconds per thousand, and grows with every run)."""
         return self.intent(intent_id)["charges"]["data"]
 
+    def charges_of_payments(self, payment_ids: list[str]) -> dict[str, list[dict]]:
+        """Every charge of each payment: on any provider object carrying its id in the metadata (the session's
+        intent, a fresh intent of a later attempt, ...), not only on the ids paystream returned. Asked of the
+        sandbox's own search (devstack/stack/stripe_sandbox.py), a few hundred ids at a time."""
+        found: dict[str, list[dict]] = {}
+        for i in range(0, len(payment_ids), 200):
+            query = urllib.parse.urlencode([("payment_id", pid) for pid in payment_ids[i:i + 200]])
+            with urllib.request.urlopen(f"{self.base}/_config/charges?{query}", timeout=30) as response:
+                found |= {pid: row["charges"] for pid, row in json.load(response).items()}
+        return found
+
+    def succeeded_charges(self, payment_id: str) -> list[dict]:
+        """The succeeded charges of one payment, over every provider object carrying its id."""
+        return [c for c in self.charges_of_payments([payment_id])[payment_id] if c["status"] == "succeeded"]
+
     def intent(self, intent_id: str) -> dict:
         return self.call("GET", f"/v1/payment_intents/{intent_id}")
 

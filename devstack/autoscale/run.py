@@ -32,7 +32,7 @@ def policy(settings: DevSettings) -> Policy:
         ingress=Bounds(s.autoscale_cpu_low, s.autoscale_cpu_high, s.autoscale_ingress_min,
                        min(s.autoscale_ingress_max, s.ingress_max_instances)),
         worker=Bounds(s.autoscale_lag_low, s.autoscale_lag_high, s.autoscale_worker_min,
-                      min(s.autoscale_worker_max, scaling.limits(s)["worker"])),
+                      min(s.autoscale_worker_max, instances.limits(s)["worker"])),
         sustain=s.autoscale_sustain, cooldown_s=s.autoscale_cooldown_s)
 
 

@@ -19,7 +19,7 @@ import aiohttp
 import psutil
 
 from devstack import envfile
-from devstack.bench import payments, receipts, tools
+from devstack.bench import load, receipts, tools
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import Step
 from devstack.stack import instances
@@ -139,7 +139,7 @@ def run(stack: BenchStack, rates: list[int], seconds: float, say=print) -> dict:
     for workers in (1, 2):
         _scale(stack, ingress=2, worker=workers)
         time.sleep(3)  # the group's rebalance
-        _, post = asyncio.run(payments._paystream(settings, payment_rate, seconds))
+        _, post = asyncio.run(load.paystream_payments(settings, payment_rate, seconds))
         post.target = f"payment post through HAProxy, {workers} worker(s)"
         payment_steps.append(post)
         say(f"  {post.target} at {payment_rate}/s: p50 {post.p50_ms} ms, p99 {post.p99_ms} ms, "

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.bench import tuning as bench_tuning
+from devstack.bench.load import paystream_payments
 from devstack.settings import DevSettings
 from devstack.stack.errors import StackError
 from devstack.stack.process import port_in_use as _listening
@@ -108,11 +109,9 @@ class BenchStack:
         compiling (its JIT) than serving in its first minute (measured: 5.9 s of compiler threads against
         3.6 s of request handling over the first 17 s at 25 payments/s), which the first steps would
         otherwise charge to paystream."""
-        from devstack.bench.payments import _paystream
-
         settings = self.settings()
         self.say(f"  warm-up: {bench_tuning.WARM_UP_RATE} payments/s for {self.warm_up_s:g} s, not reported")
-        asyncio.run(_paystream(settings, bench_tuning.WARM_UP_RATE, self.warm_up_s))
+        asyncio.run(paystream_payments(settings, bench_tuning.WARM_UP_RATE, self.warm_up_s))
         self.wait_drained()
 
     def _start_standin(self, latency_ms: str | None = None) -> None:

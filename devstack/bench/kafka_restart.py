@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from kafka import KafkaProducer
 
 from connectors.kafka_admin import create_topics
-from devstack.chaos.faults import _wait_free, _wait_gone
 from devstack.settings import DevSettings, get_dev_settings
 from devstack.stack.manager import Stack
+from devstack.stack.process import wait_gone, wait_ports_free
 from paystream.topics import TopicSpec
 
 
@@ -68,8 +68,8 @@ def restart(settings: DevSettings, how: str) -> Restart:
     else:
         pid = stack.running(kafka).pid
         os.kill(pid, signal.SIGKILL)
-        _wait_gone(pid)
-        _wait_free(kafka.ports())
+        wait_gone(pid)
+        wait_ports_free(kafka.ports())
     started = time.monotonic()
     served: list[float] = []
     client = threading.Thread(target=lambda: (serving(settings, topic), served.append(time.monotonic() - started)))

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from devstack.bench import kernel, tools
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import Step
+from devstack.bench.load import paystream_payments
 from devstack.bench.payments import P99_TARGET_MS as PAYMENT_P99_MS
-from devstack.bench.payments import _paystream
 from devstack.bench.receipts import P99_TARGET_MS as READ_P99_MS
 from devstack.bench.receipts import make_receipts, receipt_targets
 
@@ -32,7 +32,7 @@ def _one(settings, vegeta, targets: list[dict], multiple: float, seconds: float)
     reads_rate, payments_rate = int(DESIGN_READS * multiple), DESIGN_PAYMENTS * multiple
     with ThreadPoolExecutor(1) as pool, kernel.counted() as tcp:
         reading = pool.submit(tools.vegeta_step, vegeta, "mixed", "mixed getReceipt", targets, reads_rate, seconds)
-        start, post = asyncio.run(_paystream(settings, payments_rate, seconds))
+        start, post = asyncio.run(paystream_payments(settings, payments_rate, seconds))
         reads = reading.result()
     for step in (reads, start, post):
         step.suite, step.extra["multiple"] = "mixed", multiple

@@ -23,7 +23,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from devstack.bench.bench_stack import BenchStack
-from devstack.bench.core import find_section, git_commit, put_section
+from devstack.bench.core import git_commit, put_section
 from devstack.bench.report import machine
 from devstack.settings import DevSettings, get_dev_settings
 from paystream import bootstrap, messages
@@ -119,20 +119,6 @@ def publish(root: Path, payments: int, result: dict, command: str) -> Path:
         END,
     ])
     return put_section(root / "BENCHMARKS.md", BEGIN, END, section)
-
-
-#: The reading of the targets against the figures, written by hand after a run (kept like the sections
-#: other commands own, and to be read again when the figures change).
-TARGETS_BEGIN, TARGETS_END = "<!-- targets -->", "<!-- /targets -->"
-
-
-def kept_sections(old: str) -> str:
-    """The sections other commands own (this one's, the sinks', the overload suite's) and the targets'
-    reading, for a report that replaces BENCHMARKS.md."""
-    from devstack.bench import overload, sinks
-
-    return (find_section(old, BEGIN, END) + find_section(old, sinks.BEGIN, sinks.END)
-            + find_section(old, overload.BEGIN, overload.END) + find_section(old, TARGETS_BEGIN, TARGETS_END))
 
 
 def main() -> None:

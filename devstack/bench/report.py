@@ -2,77 +2,18 @@
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
-import psutil
-
 from devstack.bench.core import Step
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-            f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
-
-
-def _ms(v) -> str:
-    return "–" if v is None else f"{v:,.1f}"
-
-
-def _rate(v) -> str:
-    return "–" if v is None else f"{v:,.0f}"
+from devstack.bench.report_bulkheads import markdown as bulkheads_markdown
+from devstack.bench.report_mixed import section as mixed_section
+from devstack.bench.report_parts import by_target, fmt_ms, fmt_rate, machine, plot
+from devstack.bench.report_standin import section as standin_section
 
 
 def _sustainable(steps: list[Step], target_ms: float) -> float | None:
     ok = [s.achieved_rps for s in steps if s.sustainable(target_ms)]
     return max(ok) if ok else None
-
-
-def _by_target(steps: list[Step]) -> dict[str, list[Step]]:
-    out: dict[str, list[Step]] = {}
-    for step in steps:
-        out.setdefault(step.target, []).append(step)
-    return out
-
-
-def _plot(path: Path, title: str, groups: dict[str, list[Step]], percentiles=("p50_ms", "p99_ms")) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import ScalarFormatter
-
-    fig, (lat, thr) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for name, steps in groups.items():
-        x = [s.offered_rps for s in steps]
-        for p, style in zip(percentiles, ("-o", "--s")):
-            y = [getattr(s, p) for s in steps]
-            lat.plot(x, [v if v is not None else float("nan") for v in y], style, label=f"{name} {p[:-3]}")
-        thr.plot(x, [s.achieved_rps for s in steps], "-o", label=name)
-    top = max((s.offered_rps for steps in groups.values() for s in steps), default=1)
-    thr.plot([0, top], [0, top], ":", color="grey", label="offered")
-    for ax, ylabel in ((lat, "latency (ms)"), (thr, "achieved per second")):
-        ax.set_xscale("log")
-        ax.set_xlabel("offered per second")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    lat.set_yscale("log")
-    for axis in (lat.xaxis, lat.yaxis, thr.xaxis):
-        axis.set_major_formatter(ScalarFormatter())
-    lat.set_title(f"{title}: latency over offered load")
-    thr.set_title(f"{title}: throughput over offered load")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write(out: Path, results: dict, command: str, commit: str) -> Path:
@@ -87,13 +28,9 @@ def write(out: Path, results: dict, command: str, commit: str) -> Path:
     if "payments" in results:
         lines += _payments(out, results["payments"])
     if "mixed" in results:
-        from devstack.bench.report_mixed import section as mixed_section
-
         lines += mixed_section(results["mixed"])
     if "standin" in results:
-        from devstack.bench.report_standin import section
-
-        lines += section(out, results["standin"], results.get("payments"))
+        lines += standin_section(out, results["standin"], results.get("payments"))
     if "scale" in results:
         lines += _scale(results["scale"])
     if "balancer" in results:
@@ -101,15 +38,13 @@ def write(out: Path, results: dict, command: str, commit: str) -> Path:
 
         lines += markdown(results["balancer"])
     if "bulkheads" in results:
-        from devstack.bench.report_bulkheads import markdown as bulkheads_markdown
-
         lines += [*bulkheads_markdown(results["bulkheads"], command, commit), ""]
     if results.get("memory"):
         names = sorted({name for peaks in results["memory"].values() for name in peaks})
         lines += ["## Peak memory (RSS, MiB)", "", "| suite | " + " | ".join(names) + " |",
                   "|---|" + "---:|" * len(names)]
         for suite, peaks in results["memory"].items():
-            lines.append(f"| {suite} | " + " | ".join(_ms(peaks.get(k)) for k in names) + " |")
+            lines.append(f"| {suite} | " + " | ".join(fmt_ms(peaks.get(k)) for k in names) + " |")
         lines += ["", "A blank is a process that was not running during that suite.", ""]
     if results.get("profiles"):
         lines += ["## Where the time goes", "",
@@ -128,24 +63,24 @@ def write(out: Path, results: dict, command: str, commit: str) -> Path:
 
 
 def _receipts(out: Path, r: dict) -> list[str]:
-    groups = _by_target(r["steps"])
-    _plot(out / "receipts.png", "getReceipt (cache hit)", groups)
+    groups = by_target(r["steps"])
+    plot(out / "receipts.png", "getReceipt (cache hit)", groups)
     ours, floor = groups["paystream getReceipt"], groups["floor: aiohttp + Redis GET"]
     lines = ["## getReceipt, cache hit", "",
              "| offered/s | paystream achieved/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | "
              "floor achieved/s | floor p50 ms | floor p99 ms |", "|" + "---:|" * 10]
     for a, b in zip(ours, floor):
-        lines.append(f"| {_rate(a.offered_rps)} | {_rate(a.achieved_rps)} | {_ms(a.p50_ms)} | {_ms(a.p90_ms)} | "
-                     f"{_ms(a.p99_ms)} | {_ms(a.p999_ms)} | {a.errors} | {_rate(b.achieved_rps)} | "
-                     f"{_ms(b.p50_ms)} | {_ms(b.p99_ms)} |")
+        lines.append(f"| {fmt_rate(a.offered_rps)} | {fmt_rate(a.achieved_rps)} | {fmt_ms(a.p50_ms)} | {fmt_ms(a.p90_ms)} | "
+                     f"{fmt_ms(a.p99_ms)} | {fmt_ms(a.p999_ms)} | {a.errors} | {fmt_rate(b.achieved_rps)} | "
+                     f"{fmt_ms(b.p50_ms)} | {fmt_ms(b.p99_ms)} |")
     target = r["p99_target_ms"]
     s_ours, s_floor = _sustainable(ours, target), _sustainable(floor, target)
     ratio = f"{s_ours / s_floor:.0%}" if s_ours and s_floor else "–"
     rb = r["redis_benchmark"]
-    lines += ["", f"Sustainable (p99 ≤ {target:g} ms, errors < 0.1 %): paystream **{_rate(s_ours)}/s**, "
-              f"bare aiohttp + Redis floor **{_rate(s_floor)}/s**: paystream runs at **{ratio}** of its floor "
+    lines += ["", f"Sustainable (p99 ≤ {target:g} ms, errors < 0.1 %): paystream **{fmt_rate(s_ours)}/s**, "
+              f"bare aiohttp + Redis floor **{fmt_rate(s_floor)}/s**: paystream runs at **{ratio}** of its floor "
               f"(both on the {r.get('event_loop', 'asyncio')} event loop). "
-              f"`redis-benchmark` GET (50 clients): {_rate(rb['rps'])} requests/s, p50 {rb['p50_ms']} ms.",
+              f"`redis-benchmark` GET (50 clients): {fmt_rate(rb['rps'])} requests/s, p50 {rb['p50_ms']} ms.",
               f"Targets: ≥ 5,000/s at p99 ≤ 10 ms: **{'met' if (s_ours or 0) >= 5000 else 'missed'}**; "
               f"≥ 80 % of the floor: **{'met' if s_ours and s_floor and s_ours >= 0.8 * s_floor else 'missed'}**.",
               "", "![getReceipt](receipts.png)", ""]
@@ -154,29 +89,29 @@ def _receipts(out: Path, r: dict) -> list[str]:
     if cpu:
         lines[-3:-3] = ["CPU per request (µs of the one process's CPU time over the requests it served; the "
                         "figure a busy neighbour disturbs least): " + ", ".join(
-                            f"at {_rate(rate)}/s paystream {a}, floor {b}" for rate, a, b in cpu) + "."]
+                            f"at {fmt_rate(rate)}/s paystream {a}, floor {b}" for rate, a, b in cpu) + "."]
     return lines
 
 
 def _payments(out: Path, r: dict) -> list[str]:
-    groups = _by_target(r["steps"])
-    _plot(out / "payments.png", "payments", groups)
+    groups = by_target(r["steps"])
+    plot(out / "payments.png", "payments", groups)
     start, post = groups["paystream start"], groups["paystream post"]
     create, confirm = groups["floor: sandbox create"], groups["floor: sandbox attach+confirm"]
     lines = ["## Payments: start + post, with the sandbox as provider", "",
              "| offered/s | achieved/s | start p50 | start p99 | post p50 | post p99 | complete p99 | errors | "
              "sandbox create p50 | p99 | sandbox attach+confirm p50 | p99 |", "|" + "---:|" * 12]
     for s, p, c, f in zip(start, post, create, confirm):
-        lines.append(f"| {_rate(s.offered_rps)} | {_rate(p.achieved_rps)} | {_ms(s.p50_ms)} | {_ms(s.p99_ms)} | "
-                     f"{_ms(p.p50_ms)} | {_ms(p.p99_ms)} | {_ms(p.extra.get('complete_p99_ms'))} | {p.errors} | "
-                     f"{_ms(c.p50_ms)} | {_ms(c.p99_ms)} | {_ms(f.p50_ms)} | {_ms(f.p99_ms)} |")
+        lines.append(f"| {fmt_rate(s.offered_rps)} | {fmt_rate(p.achieved_rps)} | {fmt_ms(s.p50_ms)} | {fmt_ms(s.p99_ms)} | "
+                     f"{fmt_ms(p.p50_ms)} | {fmt_ms(p.p99_ms)} | {fmt_ms(p.extra.get('complete_p99_ms'))} | {p.errors} | "
+                     f"{fmt_ms(c.p50_ms)} | {fmt_ms(c.p99_ms)} | {fmt_ms(f.p50_ms)} | {fmt_ms(f.p99_ms)} |")
     target = r["p99_target_ms"]
     ok = [s.achieved_rps for s, p in zip(start, post) if s.sustainable(target) and p.sustainable(target)]
     floor_ok = [c.achieved_rps for c, f in zip(create, confirm) if c.sustainable(target) and f.sustainable(target)]
     sustained = max(ok) if ok else None
     floor_sustained = max(floor_ok) if floor_ok else None
-    lines += ["", f"Sustainable (p99 ≤ {target:g} ms per call, errors < 0.1 %): paystream **{_rate(sustained)} "
-              f"payments/s**; the sandbox alone **{_rate(floor_sustained)}/s** "
+    lines += ["", f"Sustainable (p99 ≤ {target:g} ms per call, errors < 0.1 %): paystream **{fmt_rate(sustained)} "
+              f"payments/s**; the sandbox alone **{fmt_rate(floor_sustained)}/s** "
               f"({f'{sustained / floor_sustained:.0%}' if sustained and floor_sustained else '–'} of it). "
               f"Target ≥ 300/s: **{'met' if (sustained or 0) >= 300 else 'missed'}**."]
     # The overhead means something only where neither side is queueing: at the target rate when
@@ -195,17 +130,17 @@ def _payments(out: Path, r: dict) -> list[str]:
              "post p50": diff(p.p50_ms, f.p50_ms), "post p99": diff(p.p99_ms, f.p99_ms)}
         met = wanted and all(v is not None for v in o.values()) and max(o["start p50"], o["post p50"]) <= 15 \
             and max(o["start p99"], o["post p99"]) <= 40
-        lines.append(f"paystream's own overhead at {_rate(s.offered_rps)}/s (its latency minus the same provider "
-                     f"calls made directly at that rate): " + ", ".join(f"{k} {_ms(v)} ms" for k, v in o.items())
+        lines.append(f"paystream's own overhead at {fmt_rate(s.offered_rps)}/s (its latency minus the same provider "
+                     f"calls made directly at that rate): " + ", ".join(f"{k} {fmt_ms(v)} ms" for k, v in o.items())
                      + f". Target at {r['overhead_rate']}/s: ≤ 15 ms p50 and ≤ 40 ms p99: "
                      f"**{'met' if met else 'missed'}**"
                      + ("" if wanted else f" (neither side sustains {r['overhead_rate']}/s here)") + ".")
     k = r["kafka"]
     pm, p1k, c = k["producer_max"], k["producer_at_1000"], k["consumer"]
     lines += ["", f"Kafka alone (Apache's perf tools, {pm['record_bytes']}-byte records, acks=all): produce "
-              f"{_rate(pm['rps'])} records/s ({pm['mb_per_s']} MB/s, p50 {pm['p50_ms']} ms, p99 {pm['p99_ms']} ms "
+              f"{fmt_rate(pm['rps'])} records/s ({pm['mb_per_s']} MB/s, p50 {pm['p50_ms']} ms, p99 {pm['p99_ms']} ms "
               f"flat out); at 1,000 records/s p50 {p1k['p50_ms']} ms, p99 {p1k['p99_ms']} ms; consume "
-              f"{_rate(c['rps'])} records/s.", "", "![payments](payments.png)", ""]
+              f"{fmt_rate(c['rps'])} records/s.", "", "![payments](payments.png)", ""]
     return lines
 
 
@@ -218,8 +153,8 @@ def _scale(r: dict) -> list[str]:
              "|" + "---:|" * 9]
     for row in r["rows"]:
         g, s, p = row["receipts"], row["start"], row["post"]
-        lines.append(f"| {row['size']:,} | {_ms(g.p50_ms)} | {_ms(g.p99_ms)} | {_ms(s.p50_ms)} | {_ms(s.p99_ms)} | "
-                     f"{_ms(p.p50_ms)} | {_ms(p.p99_ms)} | {row['rebuild_s']} | {row['redis_used_mib']} |")
+        lines.append(f"| {row['size']:,} | {fmt_ms(g.p50_ms)} | {fmt_ms(g.p99_ms)} | {fmt_ms(s.p50_ms)} | {fmt_ms(s.p99_ms)} | "
+                     f"{fmt_ms(p.p50_ms)} | {fmt_ms(p.p99_ms)} | {row['rebuild_s']} | {row['redis_used_mib']} |")
     rows = r["rows"]
     if len(rows) > 1:
         def flat(key: str) -> str:

@@ -3,7 +3,7 @@ each step read against the targets of issue 26."""
 
 from __future__ import annotations
 
-from devstack.bench.report import machine
+from devstack.bench.report_parts import machine
 
 BEGIN, END = "<!-- bulkheads -->", "<!-- /bulkheads -->"
 #: The issue's targets: (share of reads 200, read p99 ms) up to 20 payments/s, and past it.

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from devstack.bench.core import Step
-from devstack.bench.report import _by_target, _ms, _plot, _rate
+from devstack.bench.report_parts import by_target, fmt_ms, fmt_rate, plot
 from devstack.bench.standin_payments import CALLS, LABEL, added_p99, sustainable
 
 
 def section(out: Path, r: dict, sandbox: dict | None) -> list[str]:
-    groups = _by_target(r["steps"])
-    _plot(out / "payments-standin.png", "payments, stand-in provider", groups)
+    groups = by_target(r["steps"])
+    plot(out / "payments-standin.png", "payments, stand-in provider", groups)
     rows = list(zip(groups["paystream start"], groups["paystream post"], groups[f"floor: {LABEL} create"],
                     groups[f"floor: {LABEL} attach+confirm"]))
     per_call = r["added_p99_ms_per_call"]
@@ -26,17 +26,17 @@ def section(out: Path, r: dict, sandbox: dict | None) -> list[str]:
              "added p99 post | errors | overflows / SYN retx | stand-in alone/s | create p50 | p99 | "
              "attach+confirm p50 | p99 | errors | overflows / SYN retx |", "|" + "---:|" * 17]
     for s, p, c, f in rows:
-        lines.append(f"| {_rate(s.offered_rps)} | {_rate(p.achieved_rps)} | {_ms(s.p50_ms)} | {_ms(s.p99_ms)} | "
-                     f"{_ms(p.p50_ms)} | {_ms(p.p99_ms)} | {_ms(added_p99(s, c))} | {_ms(added_p99(p, f))} | "
-                     f"{p.errors} | {_tcp(p)} | {_rate(f.achieved_rps)} | {_ms(c.p50_ms)} | {_ms(c.p99_ms)} | "
-                     f"{_ms(f.p50_ms)} | {_ms(f.p99_ms)} | {f.errors} | {_tcp(f)} |")
+        lines.append(f"| {fmt_rate(s.offered_rps)} | {fmt_rate(p.achieved_rps)} | {fmt_ms(s.p50_ms)} | {fmt_ms(s.p99_ms)} | "
+                     f"{fmt_ms(p.p50_ms)} | {fmt_ms(p.p99_ms)} | {fmt_ms(added_p99(s, c))} | {fmt_ms(added_p99(p, f))} | "
+                     f"{p.errors} | {_tcp(p)} | {fmt_rate(f.achieved_rps)} | {fmt_ms(c.p50_ms)} | {fmt_ms(c.p99_ms)} | "
+                     f"{fmt_ms(f.p50_ms)} | {fmt_ms(f.p99_ms)} | {f.errors} | {_tcp(f)} |")
     ok = [s.achieved_rps for s, p, c, f in rows if sustainable(s, p, c, f)]
     floor_ok = [f.achieved_rps for *_, f in rows if f.sustainable(float("inf"))]
     sustained = max(ok) if ok else None
     floor_best = max(floor_ok) if floor_ok else None
     lines += ["", f"Sustainable (errors < 0.1 %, paystream adding ≤ {per_call:g} ms p99 per provider call over the "
-              f"stand-in's own: start {CALLS['start']}, post {CALLS['post']} calls): paystream **{_rate(sustained)} "
-              f"payments/s**; the stand-in alone answered every step up to **{_rate(floor_best)}/s** without "
+              f"stand-in's own: start {CALLS['start']}, post {CALLS['post']} calls): paystream **{fmt_rate(sustained)} "
+              f"payments/s**; the stand-in alone answered every step up to **{fmt_rate(floor_best)}/s** without "
               f"errors. Target ≥ 200/s (aim 300/s): **{'met' if (sustained or 0) >= 200 else 'missed'}**."]
     if sandbox is not None:
         lines.append(_side_by_side(sandbox, sustained))
@@ -52,7 +52,7 @@ def _tcp(step: Step) -> str:
 
 def _side_by_side(sandbox: dict, standin_sustained: float | None) -> str:
     """Each provider alone and paystream in front of it, in one sentence."""
-    groups = _by_target(sandbox["steps"])
+    groups = by_target(sandbox["steps"])
     target = sandbox["p99_target_ms"]
 
     def best(steps: list[Step]) -> float | None:
@@ -62,5 +62,5 @@ def _side_by_side(sandbox: dict, standin_sustained: float | None) -> str:
     ours = best(groups["paystream post"])
     alone = best(groups["floor: sandbox attach+confirm"])
     ratio = f"{ours / alone:.0%}" if ours and alone else "–"
-    return (f"Side by side: with localstripe paystream sustains {_rate(ours)}/s against localstripe's own "
-            f"{_rate(alone)}/s ({ratio}; target ≥ 90 %); with the stand-in {_rate(standin_sustained)}/s.")
+    return (f"Side by side: with localstripe paystream sustains {fmt_rate(ours)}/s against localstripe's own "
+            f"{fmt_rate(alone)}/s ({ratio}; target ≥ 90 %); with the stand-in {fmt_rate(standin_sustained)}/s.")

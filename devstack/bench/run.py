@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devstack.bench import balancing, bulkheads, mixed, payments, receipts, report, scale, standin_payments
+from devstack.bench import (
+    balancing,
+    bulkheads,
+    mixed,
+    overload,
+    payments,
+    rebuild,
+    receipts,
+    report,
+    scale,
+    sinks,
+    standin_payments,
+)
 from devstack.bench import tuning as bench_tuning
 from devstack.bench.bench_stack import BenchStack
-from devstack.bench.core import PeakRss, git_commit, results_dir, save_json
+from devstack.bench.core import PeakRss, find_section, git_commit, results_dir, save_json
 from devstack.bench.profiling import Profiler
-from devstack.bench.rebuild import kept_sections
 from devstack.settings import get_dev_settings
 
 # The stand-in's suites last: they switch the stack's provider over.
@@ -22,6 +34,18 @@ FULL = {"receipts": [250, 500, 1000, 2000, 4000, 8000], "payments": [25, 50, 100
         "balancer": [500, 1000], "bulkheads": bulkheads.PAYMENTS_RPS, "seconds": 10.0}
 QUICK = {"receipts": [250, 1000], "payments": [10, 25], "standin": [10, 25], "mixed": [0.25],
          "scale": [2_000], "balancer": [250], "bulkheads": [10], "seconds": 2.0}
+
+
+#: The reading of the targets against the figures, written by hand after a run (kept like the sections
+#: other commands own, and to be read again when the figures change).
+TARGETS_BEGIN, TARGETS_END = "<!-- targets -->", "<!-- /targets -->"
+
+
+def kept_sections(old: str) -> str:
+    """The sections other commands own (the rebuild's, the sinks', the overload suite's) and the targets'
+    reading, for a report that replaces BENCHMARKS.md."""
+    return (find_section(old, rebuild.BEGIN, rebuild.END) + find_section(old, sinks.BEGIN, sinks.END)
+            + find_section(old, overload.BEGIN, overload.END) + find_section(old, TARGETS_BEGIN, TARGETS_END))
 
 
 def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str, say=print) -> Path:
@@ -87,12 +111,30 @@ def _keep_profile(profiler: Profiler, suite: str, result: dict, target: str) -> 
         profiler.keep(suite, f"{suite}@{int(chosen.offered_rps)}")
 
 
+#: Where the charts BENCHMARKS.md shows are kept, in git; a run's own folder (bench/results/...) is not.
+CHARTS = Path("bench/charts")
+#: A Markdown link or image to a file of ours (not a web address).
+LOCAL_LINK = re.compile(r"\]\((?!https?://)([^)]+)\)")
+
+
 def publish(report_path: Path, root: Path) -> Path:
-    """BENCHMARKS.md at the top of the repo: the report, with its links pointing into its folder."""
-    folder = report_path.resolve().parent.relative_to(root.resolve())
-    text = re.sub(r"\]\((?!https?://)([^)]+)\)", lambda m: f"]({folder}/{m.group(1)})", report_path.read_text())
+    """BENCHMARKS.md at the top of the repo: the report, each file it links to (its charts and profiles)
+    copied into bench/charts/ and linked there; charts no section links to any more are removed."""
+    charts = root / CHARTS
+    charts.mkdir(parents=True, exist_ok=True)
+
+    def kept(link: re.Match) -> str:
+        source = report_path.parent / link.group(1)
+        shutil.copyfile(source, charts / source.name)
+        return f"]({CHARTS.as_posix()}/{source.name})"
+
+    text = LOCAL_LINK.sub(kept, report_path.read_text())
     target = root / "BENCHMARKS.md"
     if target.exists():
         text = text.rstrip() + "\n" + kept_sections(target.read_text())
     target.write_text(text)
+    shown = {Path(link).name for link in LOCAL_LINK.findall(text) if link.startswith(f"{CHARTS.as_posix()}/")}
+    for chart in charts.iterdir():
+        if chart.name not in shown:
+            chart.unlink()
     return target

@@ -13,7 +13,7 @@ import redis
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from devstack.bench import payments, tools
+from devstack.bench import load, tools
 from devstack.bench.bench_stack import BenchStack
 
 RECEIPT_READ_RATE = 1000
@@ -103,7 +103,7 @@ def run(stack: BenchStack, sizes: list[int], seconds: float, say=print) -> dict:
         stack.refresh()
 
         stack.wait_drained()
-        start, post = asyncio.run(payments._paystream(settings, PAYMENT_RATE, seconds))
+        start, post = asyncio.run(load.paystream_payments(settings, PAYMENT_RATE, seconds))
         rows.append({"size": size, "fill_s": round(fill_s, 1), "rebuild_s": round(rebuild_s, 1),
                      "receipts": receipt_step, "start": start, "post": post,
                      "redis_used_mib": round(cache.info("memory")["used_memory"] / 2**20, 1)})

@@ -14,7 +14,7 @@ import contextlib
 from devstack.bench import kernel
 from devstack.bench.bench_stack import BenchStack
 from devstack.bench.core import Step
-from devstack.bench.payments import _paystream, _sandbox
+from devstack.bench.load import paystream_payments, sandbox_payments
 
 #: What paystream may add to each provider call at p99 over the stand-in's own p99 (issue 11).
 ADDED_P99_MS_PER_CALL = 50.0
@@ -39,16 +39,16 @@ def sustainable(start: Step, post: Step, create: Step, confirm: Step) -> bool:
 def run(stack: BenchStack, rates: list[int], seconds: float, say=print, profile=None) -> dict:
     settings = stack.settings()
     steps: list[Step] = []
-    asyncio.run(_paystream(settings, rates[0], 2))  # warm-up, not reported
+    asyncio.run(paystream_payments(settings, rates[0], 2))  # warm-up, not reported
     first_missed = None
     for rate in rates:
         with (profile(f"standin@{rate}", seconds) if profile else contextlib.nullcontext()), \
                 kernel.counted() as tcp:
-            start, post = asyncio.run(_paystream(settings, rate, seconds))
+            start, post = asyncio.run(paystream_payments(settings, rate, seconds))
         post.extra.update(tcp)
         drained = stack.wait_drained()
         with kernel.counted() as tcp:
-            create, confirm = asyncio.run(_sandbox(settings, rate, seconds, LABEL))
+            create, confirm = asyncio.run(sandbox_payments(settings, rate, seconds, LABEL))
         confirm.extra.update(tcp)
         steps += [start, post, create, confirm]
         ok = sustainable(start, post, create, confirm)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from devstack.settings import DevSettings
 from devstack.stack.couchbase_cluster import CouchbaseCluster
 from devstack.stack.manager import PipelineStack, Stack
-from devstack.stack.process import port_in_use, spawn
+from devstack.stack.process import spawn, wait_gone, wait_ports_free
 
 PIPELINE = ("worker", "analytics", "sinks", "ingress", "monitor")
 SERVICES = ("kafka", "redis")
@@ -66,8 +66,8 @@ class Faults:
         if kind == "kill" and target in SERVICES:
             pid = self._pid(self.stack, target)
             os.kill(pid, signal.SIGKILL)
-            _wait_gone(pid)
-            _wait_free(self.stack.services[target].ports())
+            wait_gone(pid)
+            wait_ports_free(self.stack.services[target].ports())
             self.stack.up([target])
             return Injected(name, at, f"SIGKILL pid {pid}; `paystream dev stack up {target}`")
         if name == "restart-stripe":
@@ -132,23 +132,3 @@ class Faults:
             raise RuntimeError(f"{name} is not running")
         return record.pid
 
-
-def _wait_free(ports: list[tuple[str, int]], timeout: float = 10.0) -> None:
-    """A killed JVM's threads let go of its sockets a moment after its main thread is gone."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(port_in_use(host, port) for host, port in ports):
-        time.sleep(0.05)
-
-
-def _wait_gone(pid: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.05)

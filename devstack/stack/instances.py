@@ -11,7 +11,22 @@ from pathlib import Path
 
 from devstack.settings import DevSettings
 from devstack.stack.base import Service
-from devstack.stack.pipeline import SCALABLE
+
+#: The kinds `paystream scale` changes the number of (devstack/stack/pipeline.py has their processes),
+#: each with a setting `<kind>_instances` giving its default count.
+SCALABLE_KINDS = ("ingress", "worker", "sinks")
+
+
+def instance_name(kind: str, instance: int) -> str:
+    """A process's name under supervisord: its kind for the first, `kind-N` for the others."""
+    return kind if instance == 1 else f"{kind}-{instance}"
+
+
+def limits(settings: DevSettings) -> dict[str, int]:
+    """The most of each kind: a worker beyond the partitions would get none."""
+    return {"ingress": settings.ingress_max_instances,
+            "worker": min(settings.scale_max_instances, settings.payment_topic_partitions),
+            "sinks": min(settings.scale_max_instances, settings.payment_topic_partitions)}
 
 
 def _path(settings: DevSettings) -> Path:
@@ -19,7 +34,7 @@ def _path(settings: DevSettings) -> Path:
 
 
 def counts(settings: DevSettings) -> dict[str, int]:
-    defaults = {kind: getattr(settings, f"{kind}_instances") for kind in SCALABLE}
+    defaults = {kind: getattr(settings, f"{kind}_instances") for kind in SCALABLE_KINDS}
     try:
         recorded = json.loads(_path(settings).read_text())
     except (OSError, ValueError):
@@ -39,7 +54,7 @@ def expand(settings: DevSettings, types: tuple[type[Service], ...], how_many: di
     """The services of `types` in order, a scalable kind as `how_many[kind]` instances."""
     services: list[Service] = []
     for kind in types:
-        if kind.name in SCALABLE:
+        if kind.name in SCALABLE_KINDS:
             services += [kind(settings, n) for n in range(1, how_many[kind.name] + 1)]
         else:
             services.append(kind(settings))
@@ -48,4 +63,5 @@ def expand(settings: DevSettings, types: tuple[type[Service], ...], how_many: di
 
 def ingress_ports(settings: DevSettings) -> dict[str, int]:
     """The balancer's servers: program name -> port, for the recorded number of ingress processes."""
-    return {s.name: s.port for s in expand(settings, (SCALABLE["ingress"],), counts(settings))}
+    return {instance_name("ingress", n): settings.ingress_instance_port(n)
+            for n in range(1, counts(settings)["ingress"] + 1)}

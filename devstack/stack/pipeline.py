@@ -11,7 +11,9 @@ import sys
 import urllib.request
 
 from devstack import envfile
+from devstack.stack.balancer import Balancer
 from devstack.stack.base import Service
+from devstack.stack.instances import SCALABLE_KINDS, instance_name, limits
 
 
 class _PaystreamProcess(Service):
@@ -27,8 +29,7 @@ class _PaystreamProcess(Service):
     def __init__(self, settings, instance: int = 1) -> None:
         self.kind = type(self).name
         self.instance = instance
-        if instance > 1:
-            self.name = f"{self.kind}-{instance}"
+        self.name = instance_name(self.kind, instance)
         super().__init__(settings)
 
     @property
@@ -82,9 +83,6 @@ class MonitorProcess(_PaystreamProcess):
 
     def env(self) -> dict[str, str]:
         # Every instance `paystream scale` may start is the monitor's to scrape (each on a port of its own).
-        # (Imported here: devstack.scaling imports this module.)
-        from devstack.scaling import limits
-
         s = self.settings
         ports = [s.ingress_instance_port(n) for n in range(1, limits(s)["ingress"] + 1)]
         ports += [s.worker_instance_port(n) for n in range(1, limits(s)["worker"] + 1)]
@@ -123,8 +121,6 @@ class IngressProcess(_PaystreamProcess):
         detail = super().probe()
         # Ready once the balancer sends it requests too (its checks take a moment to say UP), where
         # the balancer runs and knows this instance.
-        from devstack.stack.balancer import Balancer
-
         try:
             state = Balancer(self.settings).servers().get(self.name)
         except OSError:
@@ -136,3 +132,4 @@ class IngressProcess(_PaystreamProcess):
 
 #: The kinds `paystream scale` changes the number of, with the setting giving their default count.
 SCALABLE = {"ingress": IngressProcess, "worker": WorkerProcess, "sinks": SinksProcess}
+assert tuple(SCALABLE) == SCALABLE_KINDS

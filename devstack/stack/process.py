@@ -95,3 +95,25 @@ def tail(path: Path, lines: int = 30) -> str:
             return "".join(deque(f, maxlen=lines))
     except OSError:
         return "(no log written)"
+
+
+def wait_ports_free(ports: list[tuple[str, int]], timeout: float = 10.0) -> None:
+    """A killed JVM's threads let go of its sockets a moment after its main thread is gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(port_in_use(host, port) for host, port in ports):
+        time.sleep(0.05)
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Until the process is gone (reaped when it is our child), at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)

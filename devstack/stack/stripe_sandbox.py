@@ -16,7 +16,10 @@ For fault tests it adds `/_config/faults` (beside localstripe's own `/_config/`
 pages, loopback only): `POST {"path_suffix": "/confirm", "hold_s": 30, "times": 1}`
 makes the next matching request take effect and then hold its answer, as a
 provider whose answer is lost on the way back; `GET` shows what is armed and
-held, `DELETE` disarms.
+held, `DELETE` disarms. And `GET /_config/charges?payment_id=...` (repeatable):
+for each payment id, every object that carries it in its metadata and every
+charge made on one of them, however it came to be, for the tests' "charged once"
+checks (Stripe itself would answer a search on the metadata).
 """
 
 from __future__ import annotations
@@ -242,6 +245,37 @@ class _DebouncedStore:
         self.save()
 
 
+def by_payment(objects, payment_ids: set[str]) -> dict[str, dict]:
+    """For each payment id: the objects whose metadata carry it, and every charge made on one of them (its
+    intent's charges, or a charge carrying the id itself), each as {id, status, amount, currency, on}."""
+    found: dict[str, dict] = {pid: {"objects": [], "charges": []} for pid in payment_ids}
+    owner: dict[str, str] = {}
+    charges = []
+    for thing in objects:
+        metadata = getattr(thing, "metadata", None) or {}
+        payment_id = metadata.get("payment_id")
+        if getattr(thing, "object", None) == "charge":
+            charges.append((thing, payment_id))
+        elif payment_id in found:
+            found[payment_id]["objects"].append(thing.id)
+            owner[thing.id] = payment_id
+    for charge, payment_id in charges:
+        payment_id = payment_id if payment_id in found else owner.get(getattr(charge, "payment_intent", None))
+        if payment_id is not None:
+            found[payment_id]["charges"].append({"id": charge.id, "status": charge.status, "amount": charge.amount,
+                                                 "currency": charge.currency, "on": charge.payment_intent})
+    return found
+
+
+def _add_search(app, store) -> None:
+    from aiohttp import web
+
+    async def charges(request):
+        return web.json_response(by_payment(list(store.values()), set(request.query.getall("payment_id", []))))
+
+    app.router.add_get("/_config/charges", charges)
+
+
 def main() -> None:
     from aiohttp import web
     from localstripe.resources import store
@@ -264,6 +298,7 @@ def main() -> None:
         store.dump_to_disk = persistence.mark_dirty  # type: ignore[method-assign]
         app.cleanup_ctx.append(persistence.save_periodically)
     _Faults().install(app)
+    _add_search(app, store)
     web.run_app(app, host=args.host, port=args.port, print=None)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import paystream
+from tests.conftest import LONGEST_WAIT_S, paystream
 
 
 def _bench_processes(state_dir: Path) -> list[int]:
@@ -21,7 +21,7 @@ def _bench_processes(state_dir: Path) -> list[int]:
 
 
 def test_quick_benchmark_writes_a_full_report(tmp_path, stack, settings):
-    result = paystream("bench", "all", "--quick", "--out", str(tmp_path), timeout=600)
+    result = paystream("bench", "all", "--quick", "--out", str(tmp_path), timeout=LONGEST_WAIT_S)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = Path(result.stdout.strip().splitlines()[-1])
     assert report.parent.parent == tmp_path

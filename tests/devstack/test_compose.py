@@ -307,7 +307,7 @@ def test_both_balancer_configurations_split_reads_from_payment_calls_alike(tmp_p
     the payment calls routed to the writes' backend are those the ingress counts as writes."""
     from devstack.settings import DevSettings
     from devstack.stack.balancer import PAYMENT_PATHS, Balancer
-    from tests.devstack.test_kubernetes import payment_call_paths
+    from tests.conftest import payment_call_paths
 
     compose = bulkhead_lines((DOCKER / "haproxy" / "haproxy.cfg").read_text())
     stack = bulkhead_lines(Balancer(DevSettings(_env_file=None, state_dir=tmp_path)).render({"ingress": 8081}))

@@ -15,7 +15,7 @@ from aiohttp import web
 from devstack import gotools
 from paystream.settings import Settings
 from paystream.topics import TopicNames
-from tests.conftest import ROOT
+from tests.conftest import ROOT, payment_call_paths
 
 KUBERNETES = "1.31.0"
 SERVES = {"ingress": "http", "worker": "web", "analytics": "web", "sinks": "web", "monitor": "http"}
@@ -73,7 +73,9 @@ def _served_paths(component: str) -> set[str]:
         from monitor.app import create_app
 
         return {r.resource.canonical for r in create_app(Settings(_env_file=None)).router.routes()}
-    module = __import__(f"streams.{component}", fromlist=["app"])
+    # The Faust apps: the worker's and the sinks' in streams/, the analytics' beside its tables.
+    module = __import__("tables.analytics.agents" if component == "analytics" else f"streams.{component}",
+                        fromlist=["app"])
     return {r.resource.canonical for r in module.app.web.web_app.router.routes()}
 
 
@@ -112,14 +114,6 @@ def test_the_image_installs_paystream_alone():
     copied = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ") and "--from" not in line]
     assert set(copied) == {"pyproject.toml", "paystream", "ingress", "streams", "tables", "connectors", "monitor"}
     assert 'ENTRYPOINT ["paystream"]' in dockerfile
-
-
-def payment_call_paths() -> set[str]:
-    """The paths of the calls the ingress counts as writes (its own bound): the API's and the aliases."""
-    from ingress.middleware import WRITES
-    from ingress.routes import OPERATIONS
-
-    return {path for op in OPERATIONS if op.operation_id in WRITES for path in (op.path, *op.aliases)}
 
 
 def test_payment_calls_and_reads_reach_the_pods_through_bulkheads(manifests):

@@ -4,7 +4,6 @@ idempotency, and adds the latency it was told to, without serialising calls."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -20,8 +19,8 @@ EUR_5 = Money(500, "EUR")
 async def standin():
     made = []
 
-    async def start(latency=(0.0, 0.0)):
-        server = TestServer(Standin(latency, seed=1).app())
+    async def start(latency=(0.0, 0.0), sleep=asyncio.sleep):
+        server = TestServer(Standin(latency, seed=1, sleep=sleep).app())
         await server.start_server()
         provider = StripeProvider(str(server.make_url("")), "sk_test_x", timeout_s=5, max_attempts=2)
         made.append((server, provider))
@@ -66,12 +65,20 @@ async def test_a_repeated_idempotency_key_answers_the_first_response(standin):
 
 
 async def test_latency_is_added_per_call_and_calls_overlap(standin):
-    provider = await standin((100.0, 100.0))
-    started = time.perf_counter()
-    await asyncio.gather(*(provider.create_session(f"pay-{i}", EUR_5) for i in range(50)))
-    elapsed = time.perf_counter() - started
-    # 50 calls of 100 ms each: one after another would take 5 s.
-    assert 0.1 <= elapsed < 2.5
+    calls, everyone_waiting = [], asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        calls.append(seconds)
+        if len(calls) == 50:
+            everyone_waiting.set()
+        # No call's latency ends before all 50 are in theirs: a stand-in that served calls one after
+        # another would never get there (and the wait below would time out).
+        await asyncio.wait_for(everyone_waiting.wait(), 30)
+
+    provider = await standin((100.0, 100.0), sleep)
+    sessions = await asyncio.gather(*(provider.create_session(f"pay-{i}", EUR_5) for i in range(50)))
+    assert calls == [0.1] * 50
+    assert len({s.transaction_id for s in sessions}) == 50
 
 
 def test_latency_ranges():

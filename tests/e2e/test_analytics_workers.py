@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import aiohttp
@@ -101,13 +102,13 @@ class Harness:
             out[key][1] += amount.get("amount_minor", 0)
         return {key: tuple(value) for key, value in out.items()}
 
-    async def get(self, url: str, path: str, **params: str) -> tuple[int, dict | str, dict]:
+    async def get(self, url: str, path: str, **params: str) -> tuple[int, dict | str, Mapping[str, str]]:
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{url}{path}", params=params,
                                    headers={"Authorization": f"Bearer {self.token}"}) as response:
                 body = await response.text()
                 kind = response.headers.get("Content-Type", "")
-                return response.status, json.loads(body) if "json" in kind else body, dict(response.headers)
+                return response.status, json.loads(body) if "json" in kind else body, response.headers.copy()
 
     async def answers(self, url: str, worker: str) -> dict:
         """Every query this module checks, from one analytics process and one worker (all must answer 200)."""

@@ -7,8 +7,8 @@ import asyncio
 import uuid
 
 from tests.api_client import identity
-from tests.e2e.test_accounts import wait_listed
 from tests.kafka_probe import end_offsets, read_raw_headers_since
+from tests.waits import wait_listed
 
 
 async def test_a_lowercase_currency_is_taken_and_answered_in_upper_case(api):

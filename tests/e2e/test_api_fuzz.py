@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from openapi_spec_validator import validate
 
-from tests.conftest import ROOT, paystream
+from tests.conftest import LONGEST_WAIT_S, ROOT, paystream
 from tests.kafka_probe import end_offsets, read_raw_headers_since
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -81,7 +81,7 @@ def test_schemathesis_finds_no_server_error_no_schema_violation_and_nothing_refu
          "--request-timeout", str(settings.reply_timeout_s + 20),
          "--max-response-time", str(settings.reply_timeout_s + 20),
          "--seed", "1", "--no-shrink", "--report", "har", "--report-har-path", str(har)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900)
+        cwd=ROOT, capture_output=True, text=True, timeout=LONGEST_WAIT_S)
     summary = run.stdout[-6000:]
     assert run.returncode == 0, summary
 

@@ -10,11 +10,11 @@ import json
 
 from devstack.chaos.faults import SHORT
 from devstack.chaos.run import BAD
-from tests.conftest import ROOT, paystream
+from tests.conftest import LONGEST_WAIT_S, ROOT, paystream
 
 
 def test_short_chaos_run_loses_and_doubles_nothing(pipeline):
-    result = paystream("chaos", "--short", "--json", timeout=900)
+    result = paystream("chaos", "--short", "--json", timeout=LONGEST_WAIT_S)
     report = json.loads(result.stdout)
     out = ROOT / "test-output"
     out.mkdir(exist_ok=True)

@@ -143,7 +143,7 @@ async def test_redis_restarted_then_down_payments_and_reads_go_on(api, pipeline,
         assert posted.status == 201, posted.body
         repeated = await api.post(who, first.body["transaction_id"], method, idempotency_key=post_key)
         assert (repeated.status, repeated.body["receipt_id"]) == (201, posted.body["receipt_id"])
-        assert len(sandbox.charges_for(first.body["transaction_id"])) == 1
+        assert len(sandbox.succeeded_charges(first.body["payment_id"])) == 1
         assert (await api.payment(who, first.body["payment_id"])).body["status"] == "receipted"
     finally:
         run_ok("stack", "up", "redis")
@@ -151,19 +151,17 @@ async def test_redis_restarted_then_down_payments_and_reads_go_on(api, pipeline,
 
 
 # --- Kafka --------------------------------------------------------------------------------------------
-async def test_kafka_down_is_a_quick_503_that_writes_nothing(api, pipeline, stack, settings, no_500s):
+async def test_kafka_down_is_a_503_at_once_that_writes_nothing(api, pipeline, stack, settings, no_500s):
     bootstrap, commands = stack["kafka"]["address"], settings.topics.commands
     before = end_offsets(bootstrap, commands)
     who, key = identity(), uuid.uuid4().hex
     run_ok("stack", "down", "kafka")
     try:
-        started_at = time.monotonic()
         refused = await api.start(who, idempotency_key=key)
-        waited = time.monotonic() - started_at
+        # Refused at once, before any wait for an outcome: such a wait would end in a 202 (accepted, poll
+        # its Location), never in this 503 that names Kafka. (How fast is the benchmarks' business.)
         assert_unavailable(refused)
-        assert refused.body["error"]["code"] == "kafka_unavailable"
-        # Refused at once, not after the wait for an outcome (which would end in a 202).
-        assert waited < settings.reply_timeout_s / 2, waited
+        assert refused.body["error"]["code"] == "kafka_unavailable" and "Location" not in refused.headers
     finally:
         run_ok("stack", "up", "kafka")
         run_ok("pipeline", "up")

@@ -11,8 +11,7 @@ import aiohttp
 
 from paystream import messages
 from tests.conftest import paystream
-from tests.e2e.test_topic_messages import command, produce, wait_reply
-from tests.kafka_probe import end_offsets, read_raw_since
+from tests.kafka_probe import command, end_offsets, produce, read_raw_since, wait_reply
 
 #: Well-formed base64 but no X25519 public key: the worker cannot seal the client secret to it, every time
 #: (what a buggy producer's command does; the command itself reads fine).

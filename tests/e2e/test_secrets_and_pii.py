@@ -17,8 +17,8 @@ from couchbase.exceptions import DocumentNotFoundException, DocumentUnretrievabl
 from paystream.domain.sealing import unseal_personal
 from tests.api_client import identity
 from tests.conftest import paystream
-from tests.e2e.test_accounts import wait_listed
 from tests.kafka_probe import end_offsets, read_raw_since
+from tests.waits import wait_listed
 
 
 def every_topic(settings) -> list[str]:
@@ -38,7 +38,7 @@ def redis_values(client: redis.Redis) -> list[bytes]:
 
 
 @pytest.fixture
-async def paid(api, stack, settings):
+async def paid(api, stack, settings, couchbase_collection):
     """A user with a unique e-mail who paid once; the offsets of every topic before they did."""
     bootstrap = stack["kafka"]["address"]
     since = {topic: end_offsets(bootstrap, topic) for topic in every_topic(settings)}
@@ -50,7 +50,15 @@ async def paid(api, stack, settings):
     posted = await api.post(who, started.body["transaction_id"], method, "6.66", "EUR", idempotency_key=key)
     assert posted.status == 201 and posted.body["email_id"] == who["email_id"]
     await wait_listed(api, "/v1/receipts", who, 1)
-    await asyncio.sleep(1)  # the sinks' last writes
+    # The sinks' last writes: every document the checks read is there (polled).
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            documents(couchbase_collection, posted.body)
+            break
+        except DocumentNotFoundException:
+            assert time.monotonic() < deadline, "the sinks did not write every document"
+            await asyncio.sleep(0.2)
     return {"who": who, "since": since, "secret": started.body["client_secret"], "receipt": posted.body,
             "post_key": key, "method": method, "transaction_id": started.body["transaction_id"]}
 
@@ -100,9 +108,11 @@ async def test_forget_user_makes_every_copy_of_the_email_unreadable(paid, api, s
         assert time.monotonic() < deadline, "a replica still holds the key"
         time.sleep(0.2)
     # Every read answers without the e-mail, the rest of the receipt intact (once the ingress's memory of
-    # the key, PAYSTREAM_KEY_CACHE_S, has lapsed).
-    await asyncio.sleep(settings.key_cache_s)
-    after = await api.receipt(who, receipt["receipt_id"])
+    # the key, PAYSTREAM_KEY_CACHE_S, has lapsed: asked until then).
+    deadline = time.monotonic() + settings.key_cache_s + 15
+    while (after := await api.receipt(who, receipt["receipt_id"])).body.get("email_id") is not None:
+        assert time.monotonic() < deadline, "the e-mail is still opened"
+        await asyncio.sleep(0.2)
     assert after.status == 200 and after.body == receipt | {"email_id": None}
     listed = await api.call("GET", "/v1/receipts", params={"user_id": who["user_id"]})
     assert listed.body["data"] == [receipt | {"email_id": None}]

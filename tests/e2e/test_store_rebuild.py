@@ -17,8 +17,8 @@ from connectors.couchbase_store import data_key_key, payment_key, receipt_key, t
 from connectors.redis_cache import receipt_key as cached_receipt_key
 from devstack.dev_key import DEV_ACCOUNT
 from paystream.domain.sealing import is_sealed
+from tests.api_client import pay
 from tests.conftest import ROOT, paystream
-from tests.e2e.test_monitoring import pay
 
 PAYMENTS = 6
 
@@ -76,11 +76,19 @@ def documents(collection, cache, receipts: list[dict]) -> dict[str, dict | None]
 
 
 async def written(collection, cache, receipts: list[dict], timeout: float = 30) -> dict[str, dict | None]:
-    """The documents, once the sinks wrote every one (the receipts' agent writes a moment later)."""
+    """The documents, once the sinks wrote every one (the receipts' agent writes a moment later), each
+    payment's in its last version (the sinks write each version in turn: an earlier one read here would
+    differ from what a rebuild writes back)."""
     deadline = time.monotonic() + timeout
-    while None in (docs := documents(collection, cache, receipts)).values() and time.monotonic() < deadline:
+
+    def done(docs: dict[str, dict | None]) -> bool:
+        return None not in docs.values() and all(doc["status"] == "receipted" for key, doc in docs.items()
+                                                 if key.startswith("payment::"))
+
+    while not done(docs := documents(collection, cache, receipts)) and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
     assert None not in docs.values(), [k for k, v in docs.items() if v is None]
+    assert done(docs), {k: v["status"] for k, v in docs.items() if k.startswith("payment::")}
     return docs
 
 

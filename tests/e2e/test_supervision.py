@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 
 from tests.conftest import ROOT, paystream
-from tests.e2e.test_monitoring import all_up, wait_for
 from tests.kafka_probe import end_offsets, read_since
 from tests.pipeline_procs import pid_of, pipeline_rows, wait_gone, wait_restarted
+from tests.waits import all_up, wait_for
 
 
 @pytest.mark.parametrize("name", ["sinks", "ingress", "monitor"])

@@ -56,4 +56,4 @@ async def test_a_worker_without_its_local_table_restores_it_and_goes_on(api, pip
         await asyncio.sleep(0.2)
         status = await api.payment(who, payment_id)
     assert status.body["status"] == "receipted", status.body
-    assert len(sandbox.charges_for(transaction_id)) == 1
+    assert len(sandbox.succeeded_charges(payment_id)) == 1

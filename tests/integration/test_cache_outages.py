@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 
 import pytest
@@ -12,14 +11,8 @@ import redis
 from paystream import bootstrap
 from paystream.domain.errors import Unavailable
 from paystream.ports import TransactionRef
-from tests.integration.test_store_adapters import fresh_payment
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on: a Redis that is down."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import closed_port
+from tests.unit.fakes import fresh_payment
 
 
 @pytest.fixture

@@ -51,8 +51,11 @@ def test_write_on_active_then_read_from_a_replica(bucket):
             time.sleep(0.05)
     assert replica.content_as[dict] == doc
 
-    time.sleep(0.3)
-    copies = list(collection.get_all_replicas(key))
+    # Every copy lands (polled: the replicas are eventually consistent).
+    deadline = time.monotonic() + 5
+    while len(copies := [c for c in collection.get_all_replicas(key) if c.content_as[dict] == doc]) < 3:
+        assert time.monotonic() < deadline, copies
+        time.sleep(0.05)
     assert len(copies) == 3
     assert sorted(c.is_replica for c in copies) == [False, True, True]
     assert all(c.content_as[dict] == doc for c in copies)

@@ -13,7 +13,7 @@ from connectors.kafka_admin import ensure_topics
 from connectors.kafka_commands import KafkaCommandBus
 from paystream import messages
 from paystream.domain.commands import CommandReply
-from tests.unit.test_messages import START
+from tests.unit.fakes import START
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ async def test_a_session_then_a_charge(provider, sandbox):
     (after,) = await provider.look_up([session.transaction_id])
     assert after.result.charge_id == result.charge_id
     assert [(c.charge_id, c.amount_minor, c.currency) for c in after.succeeded_charges] == [(result.charge_id, 900, "EUR")]
-    assert [c["amount"] for c in sandbox.charges_for(session.transaction_id)] == [900]
+    assert [(c["amount"], c["on"]) for c in sandbox.succeeded_charges(pid)] == [(900, session.transaction_id)]
 
 
 async def test_prepare_charges_nothing_at_the_sandbox(provider, sandbox):
@@ -70,7 +70,8 @@ async def test_prepare_charges_nothing_at_the_sandbox(provider, sandbox):
     assert first.intent_id == session.transaction_id and fresh.intent_id not in (None, session.transaction_id)
     records = await provider.look_up([first.intent_id, fresh.intent_id])
     assert [r.result.outcome for r in records] == ["not_charged", "not_charged"]
-    assert sandbox.charges_for(session.transaction_id) == sandbox.charges_for(fresh.intent_id) == []
+    found = sandbox.charges_of_payments([pid])
+    assert found == {pid: []}
 
 
 async def test_a_decline_then_another_card_charges_once(provider, sandbox):
@@ -86,6 +87,7 @@ async def test_a_decline_then_another_card_charges_once(provider, sandbox):
     records = await provider.look_up([first.intent_id, second.intent_id])
     assert [r.result.outcome for r in records] == ["declined", "succeeded"]
     assert [len(r.succeeded_charges) for r in records] == [0, 1]
+    assert [c["on"] for c in sandbox.succeeded_charges(pid)] == [second.intent_id]
 
 
 async def test_a_charge_repeated_after_success_charges_nothing_more(provider, sandbox):
@@ -97,7 +99,7 @@ async def test_a_charge_repeated_after_success_charges_nothing_more(provider, sa
     assert again.outcome == "succeeded" and again.charge_id == first.charge_id
     prepared_again, result = await charge(provider, pid, "cmd-1", session.transaction_id, method)
     assert prepared_again.result is not None and result.charge_id == first.charge_id
-    assert len(sandbox.charges_for(session.transaction_id)) == 1
+    assert len(sandbox.succeeded_charges(pid)) == 1
 
 
 async def test_an_unknown_intent_is_found_not_charged(provider):

@@ -12,7 +12,7 @@ import asyncio
 
 from paystream.handlers import CommandHandler
 from paystream.ports import ChargeResult, ProviderIntent
-from tests.unit.test_handlers import DictStore, FakeProvider, clock, post_cmd, start_cmd
+from tests.unit.fakes import DictStore, FakeProvider, clock, post_cmd, start_cmd
 
 
 class SlowProvider(FakeProvider):

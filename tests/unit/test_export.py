@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from tables.export import EXPORTS, ExportFailed, write_export
-from tests.unit.test_walls import ROOT
+from tests.conftest import ROOT
 
 PAYMENT = {"payment_id": "pay_1", "account": "acct_1", "user_id": "u1", "email": "jane@example.com", "status": "receipted",
            "payment_type": "credit", "amount": {"amount": "12.34", "amount_minor": 1234, "currency": "EUR"},

@@ -3,122 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 from dataclasses import dataclass
 
 import pytest
 
 from paystream.domain.commands import PostPayment, StartPayment
-from paystream.domain.errors import ProviderUnavailable
 from paystream.domain.model import Payment, Status, receipt_id_for
 from paystream.domain.money import Money
 from paystream.domain.sealing import ReplyKey
 from paystream.handlers import handle_post, handle_start, settle
-from paystream.ports import ChargeResult, PreparedCharge, ProviderIntent, ProviderSession
-
-EUR_10 = Money(1000, "EUR")
-
-
-# --- test doubles ------------------------------------------------------------------
-class DictStore:
-    """The table in memory. `durable` is what a crash would leave: the state as of the last flush."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, dict] = {}
-        self.durable: dict[str, dict] = {}
-        self.flushed: list[list[str]] = []
-        self.puts = 0
-
-    def get(self, payment_id: str) -> Payment | None:
-        data = self.data.get(payment_id)
-        return Payment.from_dict(data) if data is not None else None
-
-    def put(self, payment: Payment) -> None:
-        # Stored serialised, as the real table does, so round-trip bugs show up here.
-        self.data[payment.payment_id] = payment.as_dict()
-        self.puts += 1
-
-    async def flush(self, changes) -> None:
-        self.durable = dict(self.data)
-        self.flushed.append([p.status.value for p in changes])
-
-    def crash(self) -> None:
-        """Lose everything not flushed, as a SIGKILL would."""
-        self.data = dict(self.durable)
-
-
-class FakeProvider:
-    """A provider that remembers each intent's outcome, with per-method scripts (values or exceptions).
-
-    A `confirm` answer scripted as `Lost(result)` charges but raises, as a confirm whose answer
-    never came back. Every call is recorded, and each confirm checks that what it charges was
-    already on durable record in `store` (when one is given)."""
-
-    def __init__(self, *, sessions=(), prepares=(), charges=(), look_ups=(), store: DictStore | None = None) -> None:
-        self.scripts = {"create_session": list(sessions), "prepare_charge": list(prepares),
-                        "confirm": list(charges), "look_up": list(look_ups), "session_secret": []}
-        self.calls: list[tuple] = []
-        self.intents: dict[str, ChargeResult] = {}
-        self.store = store
-        self.confirmed_unrecorded: list[str] = []
-
-    def count(self, method: str) -> int:
-        return sum(1 for call in self.calls if call[0] == method)
-
-    def _answer(self, method: str, default):
-        script = self.scripts[method]
-        answer = script.pop(0) if script else default
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    async def create_session(self, payment_id, amount):
-        self.calls.append(("create_session", payment_id, amount))
-        session = self._answer("create_session", ProviderSession(f"pi_{payment_id}", f"secret_{payment_id}"))
-        self.intents.setdefault(session.transaction_id, ChargeResult("not_charged"))
-        return session
-
-    async def prepare_charge(self, payment_id, attempt, transaction_id, amount, payment_method, used=()):
-        self.calls.append(("prepare_charge", payment_id, attempt, transaction_id, amount, payment_method, tuple(used)))
-        intent_id = transaction_id if transaction_id not in used else f"pi_{payment_id}_{attempt}"
-        prepared = self._answer("prepare_charge", PreparedCharge(intent_id))
-        if prepared.intent_id is not None:
-            self.intents.setdefault(prepared.intent_id, ChargeResult("not_charged"))
-        return prepared
-
-    async def session_secret(self, transaction_id):
-        self.calls.append(("session_secret", transaction_id))
-        return self._answer("session_secret", f"secret_{transaction_id.removeprefix('pi_')}")
-
-    async def confirm(self, payment_id, attempt, intent_id):
-        self.calls.append(("confirm", payment_id, attempt, intent_id))
-        if self.store is not None and intent_id not in Payment.from_dict(self.store.durable[payment_id]).charge_intent_ids:
-            self.confirmed_unrecorded.append(intent_id)
-        script = self.scripts["confirm"]
-        answer = script.pop(0) if script else ChargeResult("succeeded", charge_id=f"ch_{attempt}")
-        if isinstance(answer, Lost):
-            self.intents[intent_id] = answer.result
-            raise unavailable("timeout")
-        if isinstance(answer, BaseException):
-            raise answer
-        if answer.outcome != "not_charged":
-            self.intents[intent_id] = answer
-        return answer
-
-    async def look_up(self, intent_ids):
-        self.calls.append(("look_up", tuple(intent_ids)))
-        scripted = self._answer("look_up", None)
-        if scripted is not None:
-            return scripted
-        return [ProviderIntent(i, found=i in self.intents, result=self.intents.get(i, ChargeResult("not_charged")))
-                for i in intent_ids]
-
-
-@dataclass(frozen=True)
-class Lost:
-    """A confirm that charged, but whose answer was lost."""
-
-    result: ChargeResult
+from paystream.ports import ChargeResult, PreparedCharge, ProviderIntent
+from tests.unit.fakes import EUR_10, DictStore, FakeProvider, Lost, clock, post_cmd, start_cmd, unavailable
 
 
 def reply_of(outcome) -> dict:
@@ -126,28 +21,6 @@ def reply_of(outcome) -> dict:
     wire = outcome.reply(post_cmd(), "correlation-1").model_dump(mode="json")
     keys = ("ok", "payment", "receipt", "sealed_client_secret") if wire["ok"] else ("ok", "error", "payment")
     return {k: wire[k] for k in keys}
-
-
-def clock():
-    ticks = itertools.count()
-    return lambda: f"2024-05-01T12:00:{next(ticks):02d}Z"
-
-
-def unavailable(what: str = "connection refused") -> ProviderUnavailable:
-    return ProviderUnavailable("provider_unavailable", what)
-
-
-def start_cmd(**kw) -> StartPayment:
-    base = dict(command_id="cmd-start", payment_id="pay-1", account="acct-1", user_id="user-1", email="a@example.com",
-                requested_at="2024-05-01T12:00:00Z", payment_type="credit", amount=EUR_10)
-    return StartPayment(**{**base, **kw})
-
-
-def post_cmd(command_id: str = "cmd-post", **kw) -> PostPayment:
-    base = dict(command_id=command_id, payment_id="pay-1", account="acct-1", user_id="user-1", email="a@example.com",
-                requested_at="2024-05-01T12:00:01Z", payment_type="credit", transaction_id="pi_pay-1",
-                amount=EUR_10, payment_method="pm_card_visa")
-    return PostPayment(**{**base, **kw})
 
 
 class World:
@@ -663,7 +536,6 @@ def test_handlers_do_not_mutate_stored_payment_in_place():
     snapshot = started.model_copy(deep=True)
     w.post()
     assert started == snapshot
-
 
 
 def test_replayed_start_for_another_user_reveals_nothing():

@@ -10,23 +10,13 @@ import jsonschema
 import pytest
 
 from paystream import messages
-from paystream.domain.commands import CommandReply, ErrorBody, PostPayment, StartPayment
+from paystream.domain.commands import CommandReply, ErrorBody
 from paystream.domain.events import PaymentChanged
-from paystream.domain.model import Payment
-from paystream.domain.money import Money
 from paystream.messages import Alert, Heartbeat, UnreadableMessage
+from tests.unit.fakes import POST, RECEIPTED, START, START_NO_AMOUNT
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
-START = StartPayment(command_id="cmd-1", payment_id="pay-1", account="acct-1", user_id="user-1", email="sealed1.x",
-                     requested_at="2024-05-01T12:00:00Z", payment_type="credit", amount=Money(1234, "EUR"))
-START_NO_AMOUNT = START.model_copy(update={"amount": None, "payment_type": "debit"})
-POST = PostPayment(command_id="cmd-2", payment_id="pay-1", account="acct-1", user_id="user-1", email="sealed1.x",
-                   requested_at="2024-05-01T12:00:01Z", payment_type="credit", transaction_id="pi_1",
-                   amount=Money(1500, "JPY"), payment_method="pm_card_visa")
-RECEIPTED = (Payment.start(START, "2024-05-01T12:00:00Z").tokenized("pi_1", "2024-05-01T12:00:01Z")
-             .posting(POST.model_copy(update={"amount": Money(1234, "EUR")}), "2024-05-01T12:00:02Z")
-             .succeeded("ch_1", "2024-05-01T12:00:03Z").receipted("2024-05-01T12:00:04Z"))
 BEAT = Heartbeat(component_id="worker@h:6066", kind="worker", host="h", pid=1, at="2024-05-01T12:00:00.000Z",
                  uptime_s=1.5, rss_bytes=1, cpu_percent=0.0, open_connections=2, consumer_lag=0)
 SAMPLES = {

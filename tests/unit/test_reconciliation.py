@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from monitor.reconciliation.differences import Case, Reconciler, cases, judge, reconcile
 from paystream.domain.model import ChargeIntent, Payment
 from paystream.ports import ChargeResult, ProviderCharge, ProviderIntent
-from tests.unit.test_handlers import post_cmd, start_cmd
+from tests.unit.fakes import post_cmd, start_cmd
 
 NOW = datetime(2024, 5, 1, 13, 0, tzinfo=UTC)
 T = "2024-05-01T12:00:0{}Z"

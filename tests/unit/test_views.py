@@ -13,85 +13,20 @@ import pytest
 from paystream import views
 from paystream.domain.errors import InvalidRequest, NotFound, Unavailable
 from paystream.domain.model import Payment
-from paystream.domain.sealing import new_data_key, seal_personal
+from paystream.domain.sealing import seal_personal
 from paystream.ports import TransactionRef
-from tests.unit.test_handlers import post_cmd, start_cmd
-from tests.unit.test_messages import RECEIPTED
+from tests.unit.fakes import (
+    KEY,
+    RECEIPTED,
+    MemoryCache,
+    MemoryKeys,
+    MemoryStore,
+    MemoryTable,
+    post_cmd,
+    start_cmd,
+)
 
-KEY = new_data_key()
 RECEIPT = RECEIPTED.receipt().model_copy(update={"email_id": seal_personal(KEY, "a@example.com", "acct-1", "user-1")})
-
-
-def down(what: str):
-    raise Unavailable(f"{what}_unavailable", f"{what} is down")
-
-
-class MemoryCache:
-    def __init__(self, is_down: bool = False) -> None:
-        self.receipts: dict[tuple[str, str, str], bytes] = {}
-        self.transactions: dict[str, TransactionRef] = {}
-        self.accepted: dict = {}
-        self.is_down = is_down
-
-    async def get_receipt(self, account, user_id, receipt_id):
-        if self.is_down:
-            down("cache")
-        return self.receipts.get((account, user_id, receipt_id))
-
-    async def put_receipt(self, receipt):
-        self.receipts[(receipt.account, receipt.user_id, receipt.receipt_id)] = receipt.model_dump_json().encode()
-
-    async def get_transaction(self, transaction_id):
-        if self.is_down:
-            down("cache")
-        return self.transactions.get(transaction_id)
-
-    async def put_transaction(self, transaction_id, ref):
-        self.transactions[transaction_id] = ref
-
-    async def put_accepted(self, accepted):
-        self.accepted[accepted.view.payment_id] = accepted
-
-    async def get_accepted(self, payment_id):
-        if self.is_down:
-            down("cache")
-        return self.accepted.get(payment_id)
-
-
-class MemoryStore:
-    def __init__(self, payments=(), receipts=(), transactions=None, index=None, is_down=False,
-                 history=True) -> None:
-        self.history = history
-        self.payments = {p.payment_id: p for p in payments}
-        self.receipts = {r.receipt_id: r for r in receipts}
-        self.transactions = transactions or {}
-        self.index = index or {}
-        self.is_down = is_down
-
-    async def get_payment(self, payment_id):
-        if self.is_down:
-            down("store")
-        return self.payments.get(payment_id)
-
-    async def get_receipt(self, receipt_id):
-        return self.receipts.get(receipt_id)
-
-    async def get_transaction(self, transaction_id):
-        return self.transactions.get(transaction_id)
-
-    async def user_index(self, kind, account, user_id):
-        return self.index.get((kind, account, user_id), {})
-
-    async def holds_history(self):
-        return self.history
-
-
-class MemoryKeys:
-    def __init__(self, keys=None) -> None:
-        self.keys = dict(keys if keys is not None else {("acct-1", "user-1"): KEY})
-
-    async def get(self, account, user_id):
-        return self.keys.get((account, user_id))
 
 
 def run(coro):
@@ -125,23 +60,6 @@ def test_a_receipt_that_is_not_yours_is_not_found(account, user_id, receipt_id):
         run(views.receipt(cache, MemoryStore(receipts=[RECEIPT]), MemoryKeys(), account, user_id, receipt_id))
     assert (info.value.code, info.value.field) == ("receipt_not_found", "receipt_id")
     assert cache.receipts == {}
-
-
-class MemoryTable:
-    """The workers' table: the latest state of each payment."""
-
-    def __init__(self, payments=(), is_down=False) -> None:
-        self.payments = {p.payment_id: p for p in payments}
-        self.is_down = is_down
-        self.asked = 0
-
-    async def get_payment(self, payment_id, account, user_id):
-        self.asked += 1
-        if self.is_down:
-            down("table")
-        found = self.payments.get(payment_id)
-        mine = found is not None and found.account == account and user_id in (None, found.user_id)
-        return found.public_view() if mine else None
 
 
 T = "2024-05-01T12:00:0{}Z"
