@@ -32,11 +32,14 @@ from couchbase.exceptions import (
     CasMismatchException,
     DocumentExistsException,
     DocumentNotFoundException,
+    InternalServerFailureException,
     PathMismatchException,
+    TemporaryFailException,
 )
 from couchbase.options import ClusterOptions, MutateInOptions, ReplaceOptions
 from couchbase.subdocument import StoreSemantics
 from couchbase.subdocument import upsert as subdoc_upsert
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from connectors.couchbase_store import (
     data_key_document,
@@ -55,6 +58,8 @@ from paystream.settings import Settings
 
 #: Rounds of read-compare-replace before a payment whose CAS keeps changing is given up on (the caller retries).
 CAS_RETRIES = 5
+#: Tries of one index write that met a transient store failure (it is idempotent).
+INDEX_WRITE_ATTEMPTS = 4
 #: The most sub-document operations one mutate_in may carry (a Couchbase limit).
 MUTATE_IN_MAX_SPECS = 16
 #: Payments whose CAS the writer remembers: a few batches' worth is all the fast path needs.
@@ -257,7 +262,7 @@ class CouchbaseWriter:
                       for object_id, created_at in ids],
                 MutateInOptions(store_semantics=StoreSemantics.UPSERT))
 
-        try:
+        async def add_or_create() -> None:
             try:
                 await add()
             except PathMismatchException:
@@ -267,6 +272,17 @@ class CouchbaseWriter:
                     await self.index_collection.insert(key, {"ids": dict(ids)})
                 except DocumentExistsException:
                     await add()
+
+        try:
+            # Two writers adding to one index document at once (the live sinks and a rebuild, say) can get
+            # a transient failure from the store (seen: InternalServerFailure during `store rebuild`); the
+            # write is idempotent, so it is tried again.
+            async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type((InternalServerFailureException, TemporaryFailException)),
+                    stop=stop_after_attempt(INDEX_WRITE_ATTEMPTS), wait=wait_exponential_jitter(0.05, 1.0),
+                    reraise=True):
+                with attempt:
+                    await add_or_create()
         except Exception:
             metrics.COUCHBASE_WRITE_ERRORS.labels("user_index").inc()
             raise
