@@ -279,7 +279,7 @@ class CouchbaseWriter:
             # write is idempotent, so it is tried again.
             async for attempt in AsyncRetrying(
                     retry=retry_if_exception_type((InternalServerFailureException, TemporaryFailException)),
-                    stop=stop_after_attempt(INDEX_WRITE_ATTEMPTS), wait=wait_exponential_jitter(0.05, 1.0),
+                    stop=stop_after_attempt(INDEX_WRITE_ATTEMPTS), wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
                     reraise=True):
                 with attempt:
                     await add_or_create()
