@@ -151,8 +151,15 @@ class CouchbaseStore:
         return stored
 
     async def mark_journaled(self, account: str, user_id: str) -> None:
-        with contextlib.suppress(DocumentNotFoundException):  # forgotten meanwhile: nothing to mark
+        try:
             await self.collection.mutate_in(data_key_key(account, user_id), [subdoc_upsert("journaled", True)])
+        except DocumentNotFoundException:  # forgotten meanwhile: nothing to mark
+            pass
+        except CouchbaseException as exc:
+            # A cluster going away mid-write (seen in the chaos run: RequestCanceled while the store was
+            # wiped) is an outage, not a bug: a 503 the client retries, and the retry journals the key again.
+            raise Unavailable("store_unavailable", "the document store cannot answer right now; "
+                              "retry shortly") from exc
 
     async def remove_data_key(self, account: str, user_id: str) -> bool:
         try:
@@ -160,6 +167,9 @@ class CouchbaseStore:
             return True
         except DocumentNotFoundException:
             return False
+        except CouchbaseException as exc:
+            raise Unavailable("store_unavailable", "the document store cannot answer right now; "
+                              "retry shortly") from exc
 
     async def holds_history(self) -> bool:
         return await self._get(marker_key(self.history_marker)) is not None

@@ -60,6 +60,9 @@ def logging_config(level: str = "INFO") -> dict:
             # Per-request and per-poll chatter of the clients.
             "aiokafka": {"level": "WARNING"},
             "kafka": {"level": "WARNING"},
+            # The Stripe SDK logs two info lines per provider call (request, response): the worker's own
+            # "command handled" line already says what a call did.
+            "stripe": {"level": "WARNING"},
         },
     }
 
