@@ -29,12 +29,14 @@ from acouchbase.cluster import Cluster as AsyncCluster
 from couchbase.auth import PasswordAuthenticator
 from couchbase.cluster import Cluster
 from couchbase.exceptions import (
+    AmbiguousTimeoutException,
     CasMismatchException,
     DocumentExistsException,
     DocumentNotFoundException,
     InternalServerFailureException,
     PathMismatchException,
     TemporaryFailException,
+    UnAmbiguousTimeoutException,
 )
 from couchbase.options import ClusterOptions, MutateInOptions, ReplaceOptions
 from couchbase.subdocument import StoreSemantics
@@ -60,6 +62,9 @@ from paystream.settings import Settings
 CAS_RETRIES = 5
 #: Tries of one index write that met a transient store failure (it is idempotent).
 INDEX_WRITE_ATTEMPTS = 4
+#: What an index write may meet and succeed on a later try.
+INDEX_WRITE_TRANSIENT = (InternalServerFailureException, TemporaryFailException,
+                         UnAmbiguousTimeoutException, AmbiguousTimeoutException)
 #: The most sub-document operations one mutate_in may carry (a Couchbase limit).
 MUTATE_IN_MAX_SPECS = 16
 #: Payments whose CAS the writer remembers: a few batches' worth is all the fast path needs.
@@ -275,10 +280,11 @@ class CouchbaseWriter:
 
         try:
             # Two writers adding to one index document at once (the live sinks and a rebuild, say) can get
-            # a transient failure from the store (seen: InternalServerFailure during `store rebuild`); the
-            # write is idempotent, so it is tried again.
+            # a transient failure from the store (seen: InternalServerFailure during `store rebuild`), and a
+            # loaded machine can hold a write past its timeout (seen in CI: an UnAmbiguousTimeout never
+            # dispatched). The write is idempotent (the same ids, the same values), so it is tried again.
             async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type((InternalServerFailureException, TemporaryFailException)),
+                    retry=retry_if_exception_type(INDEX_WRITE_TRANSIENT),
                     stop=stop_after_attempt(INDEX_WRITE_ATTEMPTS), wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
                     reraise=True):
                 with attempt:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from couchbase.exceptions import InternalServerFailureException, PathMismatchException
+from couchbase.exceptions import (
+    InternalServerFailureException,
+    PathMismatchException,
+    TemporaryFailException,
+    UnAmbiguousTimeoutException,
+)
 
 from connectors.couchbase_writer import INDEX_WRITE_ATTEMPTS, CouchbaseWriter
 
@@ -38,8 +43,10 @@ def writer(collection: IndexCollection) -> CouchbaseWriter:
     return CouchbaseWriter(Cluster(None), Cluster(collection), "paystream")
 
 
-def test_a_transient_failure_is_tried_again_until_the_write_is_taken():
-    collection = IndexCollection([InternalServerFailureException(), InternalServerFailureException()])
+@pytest.mark.parametrize("transient", [InternalServerFailureException, TemporaryFailException,
+                                       UnAmbiguousTimeoutException])
+def test_a_transient_failure_is_tried_again_until_the_write_is_taken(transient):
+    collection = IndexCollection([transient(), transient()])
     written = asyncio.run(writer(collection).write_user_index({("payments", "acct", "u1"): {"pay_1": "t"}}))
     assert written == 1 and len(collection.writes) == 3
 
