@@ -68,6 +68,11 @@ class DevSettings(Settings):
         description="Failed starts in a row (backoff 1, 2, 3 ... s) before supervisord gives up.")
     pipeline_log_max_bytes: int = Field(20 * 1024 * 1024, json_schema_extra=in_group("pipeline"),
                                         description="A pipeline log is rotated at this size.")
+    pipeline_nice: int = Field(
+        10, ge=0, le=19, json_schema_extra=in_group("pipeline"),
+        description="CPU niceness of the processes behind the read path (Kafka, workers, sinks, analytics, "
+                    "the monitor) on this one machine: the ingress, HAProxy and Redis get the CPU first, as the "
+                    "Kubernetes manifests' CPU requests give them theirs (docs/admission.md); 0 turns it off.")
     pipeline_log_backups: int = Field(5, json_schema_extra=in_group("pipeline"), description="Rotated pipeline logs kept.")
     ingress_instances: int = Field(
         2, ge=1, json_schema_extra=in_group("pipeline"),

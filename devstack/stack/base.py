@@ -14,6 +14,9 @@ class Service(ABC):
     name: str
     #: When True the service runs elsewhere (a real cluster) and is only probed.
     external: bool = False
+    #: When True the process runs behind the read path at a lower CPU priority (`pipeline_nice`): on one
+    #: machine, payments and derived views take what the ingress, HAProxy and Redis leave (docs/admission.md).
+    behind_reads: bool = False
 
     def __init__(self, settings: DevSettings) -> None:
         self.settings = settings
@@ -49,6 +52,11 @@ class Service(ABC):
 
     @abstractmethod
     def command(self) -> list[str]: ...
+
+    def launch_command(self) -> list[str]:
+        """The command as started: under `nice` when the process runs behind the read path."""
+        niceness = self.settings.pipeline_nice if self.behind_reads else 0
+        return ["nice", "-n", str(niceness), *self.command()] if niceness else self.command()
 
     def env(self) -> dict[str, str]:
         """Environment of the service's process, on top of ours."""

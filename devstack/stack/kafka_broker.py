@@ -27,6 +27,7 @@ logger.state.level = warn
 
 class KafkaBroker(Service):
     name = "kafka"
+    behind_reads = True  # only payments go through Kafka; a read never waits on it
 
     @property
     def libs(self):

@@ -72,7 +72,7 @@ class Stack:
     def _start(self, service: Service) -> Callable[[], str | None]:
         """Start one service; return a check that says why it exited while starting, or None."""
         service.prepare()
-        proc = spawn(service.command(), log_path=service.log_path, pid_path=service.pid_path,
+        proc = spawn(service.launch_command(), log_path=service.log_path, pid_path=service.pid_path,
                      marker=service.marker, env=service.env())
 
         def exited() -> str | None:

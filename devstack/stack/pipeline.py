@@ -78,6 +78,7 @@ class _PaystreamProcess(Service):
 
 class MonitorProcess(_PaystreamProcess):
     name = "monitor"
+    behind_reads = True
     host_setting, port_setting = "monitor_host", "monitor_port"
     probe_path, probe_field = "/api/status", "overall"
 
@@ -94,6 +95,7 @@ class MonitorProcess(_PaystreamProcess):
 
 class WorkerProcess(_PaystreamProcess):
     name = "worker"
+    behind_reads = True
     port_setting, instance_port = "worker_web_port", "worker_instance_port"
     # 200 only once partitions are assigned and the table is recovered.
     probe_path, probe_field = "/ready/", "status"
@@ -101,12 +103,14 @@ class WorkerProcess(_PaystreamProcess):
 
 class AnalyticsProcess(_PaystreamProcess):
     name = "analytics"
+    behind_reads = True
     port_setting = "analytics_port"
     probe_path, probe_field = "/ready/", "status"
 
 
 class SinksProcess(_PaystreamProcess):
     name = "sinks"
+    behind_reads = True
     port_setting, instance_port = "sinks_web_port", "sinks_instance_port"
     probe_path, probe_field = "/ready/", "status"
 

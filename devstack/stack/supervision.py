@@ -77,7 +77,7 @@ class Supervisor:
                 config[f"program:{service.name}"] = kept[service.name]
                 continue
             config[f"program:{service.name}"] = {
-                "command": " ".join(_quote(part) for part in service.command()),
+                "command": " ".join(_quote(part) for part in service.launch_command()),
                 "directory": str(Path.cwd()),
                 "environment": ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(self._env(service).items())),
                 "autostart": "false",
