@@ -46,7 +46,7 @@ def scale(settings: DevSettings, wanted: dict[str, int], say: Callable[[str], No
     if after == before:
         return after
     stack = PipelineStack(settings, say=say, keep_running=True)
-    if stack.supervisor.running() is None:
+    if not stack.supervised():
         instances.record(settings, after)
         say("the pipeline is not running; `paystream dev pipeline up` will start " + _counts(after))
         return after

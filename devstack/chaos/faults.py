@@ -106,8 +106,8 @@ class Faults:
         worker = self.pipeline.services["worker"]
         env = {**worker.env(), "PAYSTREAM_DATA_DIR": str((s.pipeline_data_dir / "worker-2").resolve()),
                "PAYSTREAM_WORKER_WEB_PORT": str(s.second_worker_web_port)}
-        proc = spawn(worker.launch_command(), log_path=folder / "worker-2.log", pid_path=folder / "pid",
-                     marker="paystream.cli\0worker", env=env)
+        proc = spawn(worker.command(), log_path=folder / "worker-2.log", pid_path=folder / "pid",
+                     marker="paystream.cli\0worker", env=env, niceness=worker.niceness)
         deadline = time.monotonic() + s.service_start_timeout_s
         url = f"http://{s.ingress_host}:{s.second_worker_web_port}/ready/"
         while time.monotonic() < deadline and proc.poll() is None:

@@ -16,6 +16,7 @@ class Service(ABC):
     external: bool = False
     #: When True the process runs behind the read path at a lower CPU priority (`pipeline_nice`): on one
     #: machine, payments and derived views take what the ingress, HAProxy and Redis leave (docs/admission.md).
+    #: `spawn(niceness=...)` lowers a service of its own; the pipeline's run under the lowered supervisord.
     behind_reads: bool = False
 
     def __init__(self, settings: DevSettings) -> None:
@@ -53,10 +54,9 @@ class Service(ABC):
     @abstractmethod
     def command(self) -> list[str]: ...
 
-    def launch_command(self) -> list[str]:
-        """The command as started: under `nice` when the process runs behind the read path."""
-        niceness = self.settings.pipeline_nice if self.behind_reads else 0
-        return ["nice", "-n", str(niceness), *self.command()] if niceness else self.command()
+    @property
+    def niceness(self) -> int:
+        return self.settings.pipeline_nice if self.behind_reads else 0
 
     def env(self) -> dict[str, str]:
         """Environment of the service's process, on top of ours."""

@@ -72,8 +72,8 @@ class Stack:
     def _start(self, service: Service) -> Callable[[], str | None]:
         """Start one service; return a check that says why it exited while starting, or None."""
         service.prepare()
-        proc = spawn(service.launch_command(), log_path=service.log_path, pid_path=service.pid_path,
-                     marker=service.marker, env=service.env())
+        proc = spawn(service.command(), log_path=service.log_path, pid_path=service.pid_path,
+                     marker=service.marker, env=service.env(), niceness=service.niceness)
 
         def exited() -> str | None:
             return None if proc.poll() is None else f"exited with status {proc.returncode}"
@@ -219,22 +219,33 @@ class PipelineStack(Stack):
         self.keep_running = keep_running
         # Ingress, worker and sinks as many times as recorded (devstack/stack/instances.py).
         self.services = {s.name: s for s in instances.expand(settings, types, instances.counts(settings))}
-        self.supervisor = Supervisor(settings)
+        self.supervisors = {tier: Supervisor(settings, behind_reads=tier) for tier in (False, True)}
+
+    def supervisor_of(self, service: Service) -> Supervisor:
+        return self.supervisors[service.behind_reads]
+
+    def supervised(self) -> bool:
+        """Whether any of the pipeline's supervisords runs."""
+        return any(s.running() is not None for s in self.supervisors.values())
 
     def running(self, service: Service) -> PidRecord | None:
-        info = self.supervisor.info(service.name)
+        info = self.supervisor_of(service).info(service.name)
         if info is None or info["statename"] not in LIVE or not info["pid"]:
             return None
         return PidRecord(info["pid"], service.marker)
 
     def _launch(self, services: list[Service]) -> None:
-        self.supervisor.ensure(list(self.services.values()), keep_existing=self.keep_running)
+        for tier, supervisor in self.supervisors.items():
+            programs = [s for s in self.services.values() if s.behind_reads == tier]
+            if programs or supervisor.running() is not None:  # one left running drops what it no longer has
+                supervisor.ensure(programs, keep_existing=self.keep_running)
 
     def _start(self, service: Service) -> Callable[[], str | None]:
-        self.supervisor.start(service.name)
+        supervisor = self.supervisor_of(service)
+        supervisor.start(service.name)
 
         def exited() -> str | None:
-            info = self.supervisor.info(service.name)
+            info = supervisor.info(service.name)
             if info is None:
                 return "is unknown to supervisord"
             return None if info["statename"] in LIVE else f"is {info['statename']} ({info['description']})"
@@ -245,16 +256,17 @@ class PipelineStack(Stack):
         record = self.running(service)
         if record is not None:
             self.say(f"stopping {service.name} (pid {record.pid}) ...")
-        self.supervisor.stop(service.name)
+        self.supervisor_of(service).stop(service.name)
 
     def _after_down(self) -> None:
-        if not self.supervisor.any_live():
-            self.supervisor.shutdown()
+        for supervisor in self.supervisors.values():
+            if not supervisor.any_live():
+                supervisor.shutdown()
 
     def status(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
         rows = super().status(names)
         for row in rows:
-            info = self.supervisor.info(row.service)
+            info = self.supervisor_of(self.services[row.service]).info(row.service)
             if row.state == "stopped" and info is not None and info["statename"] == "FATAL":
                 row.state, row.detail = "fatal", f"supervisord gave up: {info['description']}"
         return rows

@@ -41,9 +41,22 @@ def read_pid(path: Path) -> PidRecord | None:
         return None
 
 
+def lower_priority(niceness: int) -> None:
+    """Run this process (and what it starts) `niceness` lower. A process in a session of its own is its
+    own scheduling group where the kernel groups by session (autogroup): its nice value then weighs
+    only against its own threads, so the group's is lowered too."""
+    if niceness <= 0:
+        return
+    os.nice(niceness)
+    try:
+        Path("/proc/self/autogroup").write_text(str(niceness))
+    except OSError:
+        pass  # no autogroup here: the process's own nice value is what counts
+
+
 def spawn(
     cmd: list[str], *, log_path: Path, pid_path: Path, marker: str,
-    env: dict[str, str] | None = None, cwd: Path | None = None,
+    env: dict[str, str] | None = None, cwd: Path | None = None, niceness: int = 0,
 ) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -53,6 +66,8 @@ def spawn(
             # Its own session: the service outlives `stack up` and a Ctrl-C
             # in the terminal does not reach it.
             start_new_session=True,
+            # After the new session is made, so a lowered group is the service's own.
+            preexec_fn=(lambda: lower_priority(niceness)) if niceness else None,
         )
     pid_path.write_text(json.dumps({"pid": proc.pid, "marker": marker, "cmd": cmd}))
     return proc

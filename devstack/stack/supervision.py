@@ -1,8 +1,9 @@
 """supervisord runs paystream's pipeline processes: restarts with backoff, rotated logs.
 
-One supervisord per state folder (`.stack/supervisor/`), started by the first
-`paystream pipeline up` and shut down by the `pipeline down` that stops its last
-process. It is spoken to over its XML-RPC interface on a unix socket in that
+Two supervisords per state folder: `.stack/supervisor/` runs the ingress and
+`.stack/supervisor-behind/` what runs behind it, at a lower CPU priority (`Supervisor`);
+each is started by the first `paystream pipeline up` and shut down by the `pipeline down`
+that stops its last process. It is spoken to over its XML-RPC interface on a unix socket in that
 folder, so two checkouts (or the benchmark stack) never share one.
 
 A process that exits is started again at once; one that dies within
@@ -39,9 +40,15 @@ PASSED_ON = ("PAYSTREAM_", "COUCHBASE_")
 
 
 class Supervisor:
-    def __init__(self, settings: DevSettings) -> None:
+    """One supervisord. The pipeline has two: the read path's (the ingress) and, `behind_reads`, the one
+    for what runs behind it (workers, sinks, analytics, the monitor), started `pipeline_nice` lower. Each
+    runs in a session of its own, so where the kernel schedules by session (autogroup) the two are apart
+    and the lowered one's processes take only what the ingress leaves."""
+
+    def __init__(self, settings: DevSettings, behind_reads: bool = False) -> None:
         self.settings = settings
-        self.dir = settings.state_dir / "supervisor"
+        self.behind_reads = behind_reads
+        self.dir = settings.state_dir / ("supervisor-behind" if behind_reads else "supervisor")
 
     @property
     def config_path(self) -> Path:
@@ -77,7 +84,7 @@ class Supervisor:
                 config[f"program:{service.name}"] = kept[service.name]
                 continue
             config[f"program:{service.name}"] = {
-                "command": " ".join(_quote(part) for part in service.launch_command()),
+                "command": " ".join(_quote(part) for part in service.command()),
                 "directory": str(Path.cwd()),
                 "environment": ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(self._env(service).items())),
                 "autostart": "false",
@@ -129,7 +136,8 @@ class Supervisor:
             self.socket_path.unlink(missing_ok=True)
             proc = spawn([sys.executable, "-m", "supervisor.supervisord", "-c", str(self.config_path.resolve())],
                          log_path=self.dir / "supervisord.out", pid_path=self.pid_path,
-                         marker=str(self.config_path.resolve()))
+                         marker=str(self.config_path.resolve()),
+                         niceness=self.settings.pipeline_nice if self.behind_reads else 0)
             self._wait_answering(proc)
         elif changed:
             self._apply_config()

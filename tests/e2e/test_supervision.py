@@ -24,7 +24,8 @@ async def test_a_killed_process_is_back_without_a_command(pipeline, settings, na
     row = await asyncio.to_thread(wait_restarted, name, pid)
 
     assert row["state"] == "running" and row["healthy"]
-    supervisor_log = (ROOT / settings.state_dir / "supervisor" / "supervisord.log").read_text()
+    folder = "supervisor" if name == "ingress" else "supervisor-behind"  # the read path's supervisord, or the other
+    supervisor_log = (ROOT / settings.state_dir / folder / "supervisord.log").read_text()
     assert f"exited: {name} (terminated by SIGKILL; not expected)" in supervisor_log
 
 
@@ -79,3 +80,13 @@ async def test_a_process_that_keeps_dying_is_reported_as_a_crash_loop(pipeline, 
             return await all_up(get)
 
     assert await wait_for(healthy, timeout=30)
+
+
+def test_what_runs_behind_the_reads_runs_at_a_lower_cpu_priority_than_the_ingress(stack, pipeline, settings):
+    # On one machine a read's ingress gets the CPU first (docs/admission.md): the payment pipeline, in a
+    # supervisord and a session of its own, and Kafka run `pipeline_nice` lower.
+    ingress = os.getpriority(os.PRIO_PROCESS, pid_of("ingress"))
+    behind = {name: pid_of(name) for name in ("worker", "sinks", "analytics", "monitor")}
+    for name, pid in {**behind, "kafka": stack["kafka"]["pid"]}.items():
+        assert os.getpriority(os.PRIO_PROCESS, pid) == ingress + settings.pipeline_nice, name
+        assert os.getsid(pid) != os.getsid(pid_of("ingress")), name
