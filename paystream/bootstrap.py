@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from connectors.kafka_commands import KafkaCommandBus
     from connectors.kafka_data_keys import KafkaDataKeyJournal
     from connectors.kafka_log import KafkaEventLog
+    from connectors.paypal import PayPalProvider
     from connectors.rate_limits import RateLimiter
     from connectors.redis_apikeys import RedisApiKeys
     from connectors.redis_cache import BestEffortCache, RedisCache
@@ -59,6 +60,17 @@ def provider(settings: Settings) -> StripeProvider:
         max_connections=tuning.STRIPE_MAX_CONNECTIONS,
         webhook_secret=settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None,
     )
+
+
+def paypal_provider(settings: Settings) -> PayPalProvider | None:
+    """The PayPal connector, or None when no PayPal credentials are set (PayPal is then not offered)."""
+    if not settings.paypal_client_id:
+        return None
+    from connectors.paypal import PayPalProvider
+
+    return PayPalProvider(settings.paypal_api_base, settings.paypal_client_id,
+                          settings.paypal_secret.get_secret_value(), timeout_s=settings.paypal_timeout_s,
+                          max_attempts=settings.paypal_max_attempts, max_connections=tuning.STRIPE_MAX_CONNECTIONS)
 
 
 def command_handler(store: PaymentStore, settings: Settings) -> CommandHandler:
