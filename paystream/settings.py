@@ -312,6 +312,11 @@ class Settings(BaseSettings):
         description="How far back the monitor's first run reaches; later runs read what changed since.")
 
     @property
+    def providers_offered(self) -> tuple[ProviderName, ...]:
+        """The providers a payment may go to: Stripe, and PayPal once its credentials are set."""
+        return PROVIDERS if self.paypal_client_id else ("stripe",)
+
+    @property
     def worker_url_list(self) -> list[str]:
         """Where status reads ask the workers' table: the given addresses, else the worker's own."""
         given = [u.strip().rstrip("/") for u in self.worker_urls.split(",") if u.strip()]
