@@ -15,12 +15,10 @@ from decimal import Context, Decimal
 from paystream.domain.errors import InvalidRequest, PaymentError
 from paystream.domain.money import MAX_MINOR_UNITS, Money, currency_exponent
 from paystream.domain.provider import PaymentStatus, RefundStatus
+from paystream.domain.routing import PAYPAL_CURRENCIES, PAYPAL_WHOLE_UNITS
 
-#: The currencies PayPal's REST API takes (developer.paypal.com, "Currency codes").
-PAYPAL_CURRENCIES = frozenset({"AUD", "BRL", "CAD", "CNY", "CZK", "DKK", "EUR", "HKD", "HUF", "ILS", "JPY", "MYR",
-                               "MXN", "TWD", "NZD", "NOK", "PHP", "PLN", "GBP", "SGD", "SEK", "CHF", "THB", "USD"})
-#: Taken by PayPal as whole units only.
-NO_DECIMALS_AT_PAYPAL = frozenset({"HUF", "JPY", "TWD"})
+#: The currencies PayPal takes, and those in whole units only: the core's table (the API checks it first).
+NO_DECIMALS_AT_PAYPAL = PAYPAL_WHOLE_UNITS
 _VALUE = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 

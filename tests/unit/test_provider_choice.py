@@ -37,7 +37,15 @@ def test_a_provider_not_offered_or_without_an_amount_is_refused_with_its_field()
     with pytest.raises(InvalidRequest) as refused:
         choose_provider("paypal", None, False, "stripe", BOTH, None)
     assert (refused.value.code, refused.value.field) == ("amount_required", "amount")
-    # Without an amount a Stripe start cannot fall back to PayPal (an order names its amount).
+    with pytest.raises(InvalidRequest) as refused:
+        choose_provider("paypal", None, False, "stripe", BOTH, Money(500, "ISK"))
+    assert (refused.value.code, refused.value.field) == ("currency_not_supported", "currency")
+    with pytest.raises(InvalidRequest) as refused:
+        choose_provider("paypal", None, False, "stripe", BOTH, Money(123450, "HUF"))
+    assert (refused.value.code, refused.value.field) == ("amount_not_supported", "amount")
+    assert choose_provider("paypal", None, False, "stripe", BOTH, Money(123400, "HUF")).provider == "paypal"
+    # A fallback only to a provider that can take the payment: PayPal needs an amount, and takes no ISK.
+    assert choose_provider(None, None, True, "stripe", BOTH, Money(500, "ISK")) == ProviderChoice("stripe", None)
     assert choose_provider(None, None, True, "stripe", BOTH, None) == ProviderChoice("stripe", None)
     assert choose_provider(None, None, True, "stripe", ("stripe",), EUR_10) == ProviderChoice("stripe", None)
 
