@@ -12,10 +12,14 @@ import aiohttp
 import pytest
 
 from connectors.paypal import PayPalProvider
+from connectors.stripe import StripeProvider
 from paystream import bootstrap
+from paystream.domain.commands import StartPayment
 from paystream.domain.errors import InvalidRequest, ProviderUnavailable, ProviderUnreachable
 from paystream.domain.money import Money
 from paystream.domain.provider import PaymentStatus, RefundReason, RefundStatus
+from paystream.handlers import handle_start
+from tests.unit.fakes import DictStore, clock
 from tests.waits import wait_for
 
 EUR_25 = Money(2500, "EUR")
@@ -267,3 +271,32 @@ async def test_an_unknown_order_and_a_provider_that_cannot_be_reached(paypal):
             await nowhere.create_session(payment_id(), EUR_25)
     finally:
         await nowhere.close()
+
+
+async def test_a_start_falls_back_to_paypal_only_when_stripe_cannot_be_reached(paypal):
+    """The worker's start over the real connectors: Stripe at a port nothing listens on (no request can
+    have made anything there) and the PayPal stand-in; an account that opts in starts at PayPal."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    stripe = StripeProvider(f"http://127.0.0.1:{closed}", "sk_test_x", max_attempts=2)
+    try:
+        store, pid = DictStore(), payment_id()
+        command = StartPayment(command_id="cmd-1", payment_id=pid, account="acme", user_id="u1", email="sealed",
+                               requested_at="2026-12-08T00:00:00Z", payment_type="credit", amount=EUR_25,
+                               provider="stripe", fallback_provider="paypal")
+        outcome = await handle_start(command, store, {"stripe": stripe, "paypal": paypal}, clock())
+        assert outcome.error is None, outcome.error
+        payment = store.get(pid)
+        assert (payment.provider, payment.status.value) == ("paypal", "tokenized")
+        assert (await paypal.sync_payment(payment.transaction_id)).amount == EUR_25
+        assert outcome.client_secret and payment.transaction_id in outcome.client_secret
+
+        # Not opted in: 503 (provider_unavailable), nothing made anywhere.
+        other = payment_id()
+        refused = await handle_start(command.model_copy(update={"payment_id": other, "fallback_provider": None}),
+                                     store, {"stripe": stripe, "paypal": paypal}, clock())
+        assert isinstance(refused.error, ProviderUnreachable)
+        assert (store.get(other).status.value, store.get(other).transaction_id) == ("failed", None)
+    finally:
+        await stripe.close()
