@@ -27,7 +27,7 @@ import aiohttp
 import stripe as stripe_sdk
 
 from connectors.stripe_rules import from_stripe_amount, payment_status, refund_status, to_stripe_amount
-from paystream.domain.errors import ProviderUnavailable
+from paystream.domain.errors import ProviderUnavailable, ProviderUnreachable
 from paystream.domain.money import Money
 from paystream.domain.provider import InvalidWebhook, PaymentStatus, RefundReason, RefundStatus
 from paystream.observability import metrics
@@ -53,6 +53,8 @@ WEBHOOK_TOLERANCE_S = 300
 
 #: The operation the current request belongs to, for the metrics of each HTTP attempt.
 _operation: contextvars.ContextVar[str] = contextvars.ContextVar("stripe_operation", default="unknown")
+#: Whether any HTTP attempt of the current call reached Stripe (was sent): when none did, nothing was made.
+_reached: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("stripe_reached", default=None)
 
 
 class StripeError(Exception):
@@ -82,11 +84,14 @@ class _MeteredClient(stripe_sdk.AIOHTTPClient):
                 # retryable connection error, so the SDK retries it with the same idempotency key.
                 self._handle_request_error(exc)
         except stripe_sdk.APIConnectionError as exc:
+            if not isinstance(exc.__cause__, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+                _mark_reached()
             metrics.PROVIDER_ERRORS.labels(operation, "network").inc()
             log.warning("provider request failed", operation=operation, error=repr(exc.__cause__ or exc))
             raise
         finally:
             metrics.PROVIDER_LATENCY.labels(operation).observe(time.perf_counter() - started)
+        _mark_reached()
         if status >= 500 or status == 429:
             metrics.PROVIDER_ERRORS.labels(operation, f"http_{status}").inc()
             log.warning("provider answered an error", operation=operation, status=status,
@@ -314,19 +319,30 @@ class StripeProvider:
         call = getattr(getattr(self._stripe.v1, service), f"{action}_async")
         options = {"idempotency_key": f"paystream-{key}"} if key is not None else {}
         token = _operation.set(operation)
+        reached = [False]
+        reached_token = _reached.set(reached)
         try:
             answer = await call(*ids, params or {}, options)
         except stripe_sdk.StripeError as exc:
             status = exc.http_status or 0
             if isinstance(exc, stripe_sdk.APIConnectionError | stripe_sdk.RateLimitError) or status >= 500 or not status:
-                raise ProviderUnavailable("provider_unavailable", f"card provider unavailable: {exc.user_message or exc}") from None
+                # No attempt connected: nothing was sent, so nothing was made (what allows a fallback).
+                error = ProviderUnavailable if reached[0] else ProviderUnreachable
+                raise error("provider_unavailable", f"card provider unavailable: {exc.user_message or exc}") from None
             error = (exc.json_body or {}).get("error") if isinstance(exc.json_body, dict) else None
             error = error or {"message": exc.user_message or str(exc), "code": exc.code}
             metrics.PROVIDER_ERRORS.labels(operation, error.get("code") or f"http_{status}").inc()
             raise StripeError(status, error) from None
         finally:
             _operation.reset(token)
+            _reached.reset(reached_token)
         return answer.to_dict()
+
+
+def _mark_reached() -> None:
+    reached = _reached.get()
+    if reached is not None:
+        reached[0] = True
 
 def _is_decline(exc: StripeError) -> bool:
     return exc.status == 402 or exc.error.get("type") == "card_error" or exc.error.get("code") == "card_declined"

@@ -190,8 +190,13 @@ def autoscale(
         pass
 
 
-def demo() -> None:
+def demo(
+    provider: Annotated[str, typer.Option(help="The provider to pay through: stripe, or paypal (the stand-in).")
+                        ] = "stripe",
+) -> None:
     """Run one complete payment against the running system and print each step."""
+    if provider not in ("stripe", "paypal"):
+        raise _fail(f"--provider is stripe or paypal, not {provider}")
     import asyncio
 
     from devstack.demo import run_demo
@@ -202,7 +207,7 @@ def demo() -> None:
 
     async def demo_with_dev_key() -> None:
         key, _ = await dev_key(settings)
-        await run_demo(settings, key, typer.echo)
+        await run_demo(settings, key, typer.echo, provider)
 
     try:
         asyncio.run(demo_with_dev_key())

@@ -12,7 +12,8 @@ import aiohttp
 from devstack.settings import DevSettings
 
 
-async def run_demo(settings: DevSettings, api_key: str, say: Callable[[str], None]) -> dict:
+async def run_demo(settings: DevSettings, api_key: str, say: Callable[[str], None], provider: str = "stripe") -> dict:
+    """Start, pay and read the receipt of one payment, through `provider` (stripe or paypal)."""
     base = f"http://{settings.ingress_host}:{settings.ingress_port}"
     user = {"user_id": f"demo-{uuid.uuid4().hex[:8]}", "email_id": "demo.user@example.com",
             "timestamp": datetime.now(UTC).isoformat(), "payment_type": "credit"}
@@ -24,19 +25,29 @@ async def run_demo(settings: DevSettings, api_key: str, say: Callable[[str], Non
                 # A copy that keeps header names case-insensitive: the balancer sends them in lower case.
                 return resp.status, await resp.json(), resp.headers.copy()
 
-        say(f"1. startPayment for {user['user_id']}: 42.00 EUR")
-        status, started, _ = await call("POST", "/v1/startPayment", {**user, "amount": "42.00", "currency": "EUR"},
+        say(f"1. startPayment for {user['user_id']}: 42.00 EUR, provider {provider}")
+        status, started, _ = await call("POST", "/v1/startPayment", {**user, "amount": "42.00", "currency": "EUR",
+                                                                     "provider": provider},
                                         headers={"Idempotency-Key": uuid.uuid4().hex})
         say(f"   {status} {json.dumps(started)}")
         if status != 201:
             raise RuntimeError("startPayment failed")
 
-        say("2. the client enters a test card with the provider and gets a payment method")
-        async with http.post(f"{settings.stripe_api_base}/v1/payment_methods", data={
-            "type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
-            "card[exp_year]": str(datetime.now(UTC).year + 2), "card[cvc]": "123",
-        }, headers={"Authorization": f"Bearer {settings.stripe_api_key.get_secret_value()}"}) as resp:
-            method = (await resp.json())["id"]
+        if provider == "paypal":
+            say(f"2. the payer approves the order at its approval link ({started['client_secret']}); "
+                "here, the stand-in's test-only approval page")
+            async with http.post(f"{settings.paypal_sandbox_base}/_test/orders/{started['transaction_id']}/approve",
+                                 json={}) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"the stand-in did not approve the order: {await resp.text()}")
+            method = "paypal"  # the approval is the payment method
+        else:
+            say("2. the client enters a test card with the provider and gets a payment method")
+            async with http.post(f"{settings.stripe_api_base}/v1/payment_methods", data={
+                "type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
+                "card[exp_year]": str(datetime.now(UTC).year + 2), "card[cvc]": "123",
+            }, headers={"Authorization": f"Bearer {settings.stripe_api_key.get_secret_value()}"}) as resp:
+                method = (await resp.json())["id"]
         say(f"   payment_method {method}")
 
         say("3. postPayment")

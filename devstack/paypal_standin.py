@@ -225,6 +225,9 @@ class PayPalStandin:
 
     async def _answer(self, request: web.Request, handler) -> web.StreamResponse:
         if self.latency_s > 0:
+            # A request received is carried out even if its client stops waiting (an answer lost, as at PayPal):
+            # its body is read before the wait, while the client is still there.
+            await request.read()
             await asyncio.sleep(self.latency_s)
         try:
             return await handler(request)
@@ -253,7 +256,7 @@ class PayPalStandin:
 
     @staticmethod
     async def _body(request: web.Request) -> dict:
-        if not request.can_read_body:
+        if not request.body_exists:  # (not can_read_body: a body read already before a wait is still there)
             return {}
         try:
             body = await request.json()

@@ -170,7 +170,7 @@ class DevSettings(Settings):
         return f"http://{self.stripe_host}:{self.standin_port or self.stripe_port + 1}"
 
     @property
-    def paypal_api_base(self) -> str:
+    def paypal_sandbox_base(self) -> str:
         return f"http://{self.stripe_host}:{self.paypal_sandbox_port or self.stripe_port + 3}"
 
     @property

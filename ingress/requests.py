@@ -51,6 +51,10 @@ class StartPaymentRequest(_Identity):
 
     amount: Amount | None = None
     currency: Currency | None = None
+    provider: Literal["stripe", "paypal"] | None = Field(
+        None, description="Where the payment is made (default: the account's provider, else the installation's). "
+                          "A PayPal payment needs its amount and currency here; its `client_secret` is the "
+                          "order's approval link, where the payer approves it before postPayment.")
 
     @model_validator(mode="after")
     def _amount_with_currency(self):

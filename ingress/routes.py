@@ -35,10 +35,13 @@ from paystream.clock import utc_now
 from paystream.domain.commands import Command, CommandReply, PostPayment, StartPayment
 from paystream.domain.errors import NotFound, PaymentError, Unavailable
 from paystream.domain.ids import derived_id
+from paystream.domain.money import Money
 from paystream.domain.records import PaymentView, Receipt
+from paystream.domain.routing import ProviderChoice, choose_provider
 from paystream.domain.sealing import seal_personal
 from paystream.observability import metrics
 from paystream.observability.logs import get_logger
+from paystream.settings import Settings
 
 log = get_logger("paystream.ingress")
 
@@ -73,6 +76,7 @@ async def start_payment(request: web.Request) -> web.Response:
     body = StartPaymentRequest.model_validate_json(await request.read())
     money = body.money()
     _as(request, body.user_id, "user", "user_id")
+    choice = _provider_choice(context(request).settings, request["account"], body.provider, money)
     claimed = await idempotency.claim(request, "start", body)
     if isinstance(claimed, web.Response):
         return claimed
@@ -81,7 +85,7 @@ async def start_payment(request: web.Request) -> web.Response:
         command_id=derived_id("cmd", key), payment_id=derived_id("pay", key), account=request["account"],
         user_id=body.user_id, email=await _sealed_email(request, body.user_id, str(body.email_id)),
         requested_at=body.timestamp.isoformat(), payment_type=body.payment_type, amount=money,
-        reply_key=ctx.reply_key.public,
+        reply_key=ctx.reply_key.public, provider=choice.provider, fallback_provider=choice.fallback,
     )
     reply = await send(request, command, claimed)
     if not isinstance(reply, CommandReply):
@@ -92,6 +96,13 @@ async def start_payment(request: web.Request) -> web.Response:
     answer = StartedPayment(**payment.model_dump(), client_secret=ctx.reply_key.open(reply.sealed_client_secret))
     await idempotency.remember(request, claimed, 201, answer.model_dump(mode="json"))
     return _json(answer, 201)
+
+
+def _provider_choice(settings: Settings, account: str, requested: str | None, money: Money | None) -> ProviderChoice:
+    """The payment's provider: the request's, else its account's, else the setting's (and the account's fallback)."""
+    own = settings.account_providers.get(account)
+    return choose_provider(requested, own.provider if own else None, bool(own and own.fallback),
+                           settings.default_provider, settings.providers_offered, money)
 
 
 async def post_payment(request: web.Request) -> web.Response:
@@ -220,8 +231,10 @@ ERRORS = {401: "No valid API key.", 422: "A parameter is invalid; `param` names 
           429: "Too many requests with this API key; retry after `Retry-After` seconds."}
 WRITE_ERRORS = {**ERRORS, 400: "The body is not valid JSON.", 409: "The Idempotency-Key was used with another "
                 "body, or the payment is in a state that forbids this.", 413: "The body is over the size limit.",
-                503: "The worker could not take the command, or the card provider could not be reached "
-                     "(`provider_unavailable`); retry with the same Idempotency-Key after `Retry-After` seconds."}
+                503: "The worker could not take the command, or the payment's provider could not be reached "
+                     "(`provider_unavailable`; a start of an account that opts in to fallback goes to its other "
+                     "provider instead, while nothing was made at the first); retry with the same "
+                     "Idempotency-Key after `Retry-After` seconds."}
 
 
 @dataclass(frozen=True)
@@ -243,7 +256,8 @@ class Operation:
 
 OPERATIONS = (
     Operation("startPayment", "POST", "/v1/startPayment", start_payment,
-              "Start a payment: a session with the card provider, and its client secret (once).",
+              "Start a payment: a session with its provider (`provider`: Stripe or PayPal), and its client "
+              "secret (once; for PayPal, the order's approval link).",
               {201: ("The payment, tokenized, with the provider's client secret.", StartedPayment),
                202: ("No outcome yet: poll `Location`.", Accepted)},
               body=StartPaymentRequest, idempotent=True, aliases=("/startPayment",), errors=dict(WRITE_ERRORS)),

@@ -30,6 +30,7 @@ from paystream.ports import (
     RateLimits,
     ReceiptCache,
 )
+from paystream.providers import Providers
 from paystream.rebuild import StoreRebuild
 from paystream.settings import Settings
 from paystream.topics import TopicSpec
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from connectors.kafka_commands import KafkaCommandBus
     from connectors.kafka_data_keys import KafkaDataKeyJournal
     from connectors.kafka_log import KafkaEventLog
+    from connectors.paypal import PayPalProvider
     from connectors.rate_limits import RateLimiter
     from connectors.redis_apikeys import RedisApiKeys
     from connectors.redis_cache import BestEffortCache, RedisCache
@@ -61,9 +63,26 @@ def provider(settings: Settings) -> StripeProvider:
     )
 
 
+def paypal_provider(settings: Settings) -> PayPalProvider | None:
+    """The PayPal connector, or None when no PayPal credentials are set (PayPal is then not offered)."""
+    if "paypal" not in settings.providers_offered:
+        return None
+    from connectors.paypal import PayPalProvider
+
+    return PayPalProvider(settings.paypal_api_base, settings.paypal_client_id,
+                          settings.paypal_secret.get_secret_value(), timeout_s=settings.paypal_timeout_s,
+                          max_attempts=settings.paypal_max_attempts, max_connections=tuning.STRIPE_MAX_CONNECTIONS)
+
+
+def providers(settings: Settings) -> Providers:
+    """Every provider offered, by name: Stripe, and PayPal when its credentials are set."""
+    paypal = paypal_provider(settings) if "paypal" in settings.providers_offered else None
+    return Providers({"stripe": provider(settings), **({"paypal": paypal} if paypal is not None else {})})
+
+
 def command_handler(store: PaymentStore, settings: Settings) -> CommandHandler:
-    """The worker's handler of commands, over its table of payments and the card provider."""
-    return CommandHandler(store, provider(settings), utc_now)
+    """The worker's handler of commands, over its table of payments and every provider's connector."""
+    return CommandHandler(store, providers(settings), utc_now)
 
 
 def command_bus(settings: Settings) -> KafkaCommandBus:

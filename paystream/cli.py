@@ -119,7 +119,7 @@ def reconcile(
     settings = get_settings()
 
     async def once():
-        provider = bootstrap.provider(settings)
+        provider = bootstrap.providers(settings)
         try:
             return await run(KafkaHistory.of(settings), provider, datetime.now(UTC),
                              settings.reconcile_settle_s if settle is None else settle, _moment(since))

@@ -13,16 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from paystream.domain.commands import Command, CommandReply, ErrorBody, PostPayment, StartPayment
-from paystream.domain.errors import CardDeclined, PaymentError, ProviderUnavailable
+from paystream.domain.errors import (
+    CardDeclined,
+    InvalidRequest,
+    PaymentError,
+    ProviderUnavailable,
+    ProviderUnreachable,
+)
 from paystream.domain.model import CHARGED, Payment, Status, check_owner, payment_for_post, validate_post_target
 from paystream.domain.money import Money
 from paystream.domain.records import Receipt
 from paystream.domain.sealing import seal_to
 from paystream.ports import ChargeResult, PaymentProvider, PaymentStore, PreparedCharge, ProviderIntent
+from paystream.providers import Providers
 
 Clock = Callable[[], str]
 
@@ -83,8 +90,11 @@ class _Recorder:
 
 
 async def handle_start(
-    command: StartPayment, store: PaymentStore, provider: PaymentProvider, now: Clock
+    command: StartPayment, store: PaymentStore, provider: PaymentProvider | Mapping[str, PaymentProvider],
+    now: Clock
 ) -> Outcome:
+    """`provider`: every connector by name (a lone one is Stripe's); the payment's own is asked."""
+    providers = Providers.of(provider)
     rec = _Recorder(store)
     payment = store.get(command.payment_id)
     if payment is None:
@@ -105,12 +115,34 @@ async def handle_start(
         elif payment.status != Status.STARTED:
             # A replay of a start already done: the same answer, nothing new. The client secret was
             # never kept, so it is asked of the provider again.
-            return rec.outcome(payment, client_secret=await _session_secret(provider, payment))
+            return rec.outcome(payment, client_secret=await _session_secret(providers.of_payment(payment), payment))
 
     try:
-        session = await provider.create_session(payment.payment_id, payment.amount)
-    except ProviderUnavailable as exc:
+        try:
+            session = await providers.of_payment(payment).create_session(payment.payment_id, payment.amount)
+        except ProviderUnreachable:
+            if payment.fallback_provider not in providers:
+                raise
+            # Not reached, so nothing was made there: the account's other provider takes the start, and
+            # keeps it unless it could not be reached either (then nothing was made anywhere).
+            fallen = payment.falling_back()
+            try:
+                session = await providers.of_payment(fallen).create_session(payment.payment_id, payment.amount)
+            except ProviderUnreachable:
+                raise
+            except PaymentError:
+                payment = fallen
+                raise
+            payment = fallen
+    except ProviderUnreachable as exc:
         return rec.outcome(rec.save(payment.failed(f"provider unavailable: {exc.message}", now())), exc)
+    except ProviderUnavailable as exc:
+        # Reached, its answer lost: a session may exist there now, so this payment stays with it.
+        payment = payment.provider_reached()
+        return rec.outcome(rec.save(payment.failed(f"provider unavailable: {exc.message}", now())), exc)
+    except InvalidRequest as exc:
+        # Refused by the provider (a currency it does not take, say): nothing was made.
+        return rec.outcome(rec.save(payment.failed(f"provider refused: {exc.message}", now())), exc)
     payment = rec.save(payment.tokenized(session.transaction_id, now()))
     return rec.outcome(payment, client_secret=session.client_secret)
 
@@ -244,9 +276,11 @@ class CommandHandler:
     asyncio.Lock wakes waiters in the order they came, so the order holds.
     """
 
-    def __init__(self, store: PaymentStore, provider: PaymentProvider, now: Clock) -> None:
+    def __init__(self, store: PaymentStore, providers: PaymentProvider | Mapping[str, PaymentProvider],
+                 now: Clock) -> None:
         self.store = store
-        self.provider = provider
+        #: Every provider's connector by name: each command goes to its payment's (paystream/providers.py).
+        self.providers = Providers.of(providers)
         self.now = now
         # A lock lives only while some command of its payment holds or awaits it.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -255,8 +289,14 @@ class CommandHandler:
         lock = self._locks.setdefault(command.payment_id, asyncio.Lock())
         async with lock:
             if isinstance(command, StartPayment):
-                return await handle_start(command, self.store, self.provider, self.now)
-            return await handle_post(command, self.store, self.provider, self.now)
+                return await handle_start(command, self.store, self.providers, self.now)
+            return await handle_post(command, self.store, self._provider_of(command), self.now)
+
+    def _provider_of(self, command: Command) -> PaymentProvider:
+        """The connector of the provider the command's payment went to (Stripe's for one not found:
+        the handler answers that it is not found before asking any provider)."""
+        payment = self.store.get(command.payment_id)
+        return self.providers.of_payment(payment) if payment is not None else self.providers.named("stripe")
 
     @property
     def in_flight(self) -> int:

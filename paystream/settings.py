@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paystream.topics import TopicNames
@@ -30,7 +30,9 @@ GROUPS = {
     "kafka": "Kafka (every process)",
     "store": "Couchbase, the read model (ingress, sinks, monitor, `store rebuild`)",
     "cache": "Redis: receipt cache, idempotency, API keys, rate limits (ingress, sinks)",
-    "provider": "The card-payment provider (worker, reconciliation)",
+    "provider": "The card-payment provider, Stripe's shape (worker, reconciliation)",
+    "paypal": "PayPal, the second provider (worker, reconciliation), and which provider a payment goes to "
+              "(ingress)",
     "ingress": "Ingress: the HTTP API",
     "worker": "Worker: the payments agent and its table",
     "sinks": "Sinks: events and receipts into the stores",
@@ -42,6 +44,19 @@ GROUPS = {
 def in_group(group: str) -> dict[str, Any]:
     """A field's group, kept in its JSON-schema extras for the settings table."""
     return {"group": group}
+
+
+ProviderName = Literal["stripe", "paypal"]
+PROVIDERS: tuple[ProviderName, ...] = ("stripe", "paypal")
+
+
+class AccountProviders(BaseModel):
+    """One account's choice of provider (`account_providers`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: ProviderName | None = None
+    fallback: bool = False
 
 
 class Settings(BaseSettings):
@@ -128,6 +143,33 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = Field(
         None, json_schema_extra=in_group("provider"),
         description="The secret Stripe signs webhooks with (`whsec_…`); unset: every webhook is refused.")
+
+    # --- PayPal, and the choice of provider ---------------------------------
+    paypal_api_base: str = Field(
+        "http://127.0.0.1:8423", json_schema_extra=in_group("paypal"),
+        description="PayPal's REST API (Orders v2, Payments v2): PayPal's live or sandbox address, or the dev "
+                    "stack's stand-in (`stack up` writes its address into .env).")
+    paypal_client_id: str = Field(
+        "", json_schema_extra=in_group("paypal"),
+        description="The PayPal app's client id (OAuth 2 client credentials); empty: PayPal is not offered "
+                    "(`stack up` writes the stand-in's dev credentials into .env).")
+    paypal_secret: SecretStr = Field(SecretStr(""), json_schema_extra=in_group("paypal"),
+                                     description="The PayPal app's secret.")
+    paypal_timeout_s: float = Field(10.0, json_schema_extra=in_group("paypal"),
+                                    description="Timeout of one PayPal request (seconds).")
+    paypal_max_attempts: int = Field(
+        4, ge=1, json_schema_extra=in_group("paypal"),
+        description="Tries of one PayPal request on network errors, 5xx, 429 and 409 PREVIOUS_REQUEST_IN_PROGRESS, "
+                    "each with the same PayPal-Request-Id (never on a refusal).")
+    default_provider: ProviderName = Field(
+        "stripe", json_schema_extra=in_group("paypal"),
+        description="The provider a payment goes to when its start names none and its account has no choice of "
+                    "its own.")
+    account_providers: dict[str, AccountProviders] = Field(
+        {}, json_schema_extra=in_group("paypal"),
+        description='Accounts\' own choice, JSON: `{"acme": {"provider": "paypal", "fallback": true}}`. '
+                    "`provider`: the account's default; `fallback`: a start whose provider cannot be reached "
+                    "(nothing made there yet) goes to the other provider instead of answering 503.")
 
     # --- ingress -----------------------------------------------------------
     ingress_host: str = Field("127.0.0.1", json_schema_extra=in_group("ingress"),
@@ -268,6 +310,11 @@ class Settings(BaseSettings):
     reconcile_lookback_s: float = Field(
         3600.0, json_schema_extra=in_group("monitor"),
         description="How far back the monitor's first run reaches; later runs read what changed since.")
+
+    @property
+    def providers_offered(self) -> tuple[ProviderName, ...]:
+        """The providers a payment may go to: Stripe, and PayPal once its credentials are set."""
+        return PROVIDERS if self.paypal_client_id else ("stripe",)
 
     @property
     def worker_url_list(self) -> list[str]:

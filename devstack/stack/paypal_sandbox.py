@@ -20,11 +20,16 @@ class PayPalSandbox(Service):
 
     @property
     def address(self) -> str:
-        return self.settings.paypal_api_base
+        return self.settings.paypal_sandbox_base
 
     def ports(self) -> list[tuple[str, int]]:
         where = urlsplit(self.address)
         return [(where.hostname or "127.0.0.1", where.port or 8423)]
+
+    def exports(self) -> dict[str, str]:
+        """Where paystream reaches the stand-in, and dev credentials (it takes any client id and secret)."""
+        return {"PAYSTREAM_PAYPAL_API_BASE": self.address, "PAYSTREAM_PAYPAL_CLIENT_ID": "paystream-dev",
+                "PAYSTREAM_PAYPAL_SECRET": "paystream-dev-secret"}
 
     def install(self) -> None:
         from devstack import npmtools

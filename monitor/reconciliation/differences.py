@@ -24,6 +24,7 @@ from typing import Protocol
 from paystream.domain.model import FINISHED, Payment, Status
 from paystream.domain.records import Receipt
 from paystream.ports import PaymentProvider, ProviderIntent
+from paystream.providers import Providers
 
 KINDS = ("charged_not_receipted", "receipted_not_charged", "amount_mismatch", "charged_twice")
 LOOK_UP_BATCH = 20
@@ -139,16 +140,22 @@ def _expected_money(case: Case, receipt: Receipt | None) -> tuple[int, str] | No
     return None
 
 
-async def reconcile_cases(found: Mapping[str, Case], provider: PaymentProvider, now: datetime, settle_s: float,
+async def reconcile_cases(found: Mapping[str, Case], provider: PaymentProvider | Providers, now: datetime, settle_s: float,
                           since: datetime | None = None) -> Report:
     report = Report(at=_iso(now), since=_iso(since) if since else None)
     judged = [c for c in found.values() if c.settled(now, settle_s)]
     report.in_flight = len(found) - len(judged)
     report.payments = sum(1 for c in judged if c.payment is not None)
     report.receipts = sum(1 for c in judged if c.receipt is not None)
-    ids = list(dict.fromkeys(i for c in judged for i in c.intent_ids))
-    records = {r.intent_id: r for r in await _look_up(provider, ids)}
-    report.look_ups = len(ids)
+    providers = Providers.of(provider)
+    by_provider: dict[str, list[str]] = {}
+    for case in judged:  # each payment's objects are looked up at its own provider
+        by_provider.setdefault(case.payment.provider if case.payment else "stripe", []).extend(case.intent_ids)
+    records = {}
+    for name, ids in by_provider.items():
+        ids = list(dict.fromkeys(ids))
+        records.update({r.intent_id: r for r in await _look_up(providers.named(name), ids)})
+        report.look_ups += len(ids)
     for case in sorted(judged, key=lambda c: c.payment_id):
         report.differences += judge(case, records)
     return report

@@ -31,7 +31,7 @@ class ReconciliationWatch:
     def __init__(self, settings: Settings, announce: Callable[[Change], Awaitable[None]]) -> None:
         self.settings = settings
         self.announce = announce
-        self.provider = bootstrap.provider(settings)
+        self.provider = bootstrap.providers(settings)
         self.reconciler = Reconciler(KafkaHistory.of(settings), self.provider,
                                      settings.reconcile_settle_s, settings.reconcile_lookback_s)
         self.last: Report | None = None

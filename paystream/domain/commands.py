@@ -29,6 +29,10 @@ class StartPayment(Message):
     requested_at: str  # ISO 8601, as the client sent it
     payment_type: PaymentType
     amount: WireMoney | None = None
+    #: The provider the payment goes to (paystream/domain/routing.py), and the one it may start with
+    #: instead when that one cannot be reached. Commands written before there was a choice: Stripe.
+    provider: str = "stripe"
+    fallback_provider: str | None = None
     #: The asking ingress's ephemeral public key: the client secret comes back sealed to it.
     reply_key: str | None = None
 

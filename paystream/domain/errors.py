@@ -42,6 +42,11 @@ class ProviderUnavailable(PaymentError):
     type = "provider_error"
 
 
+class ProviderUnreachable(ProviderUnavailable):
+    """The provider was not reached at all (the connection was refused, no answer to connect): no request
+    got there, so nothing was made there. What allows a start to fall back to another provider."""
+
+
 class Unavailable(PaymentError):
     """A part of paystream itself cannot answer now; the same request may be repeated later."""
 

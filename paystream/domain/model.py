@@ -67,6 +67,11 @@ class Payment(BaseModel):
     start_command_id: str
     amount: WireMoney | None = None
     transaction_id: str | None = None
+    #: The provider this payment goes to, for every step, refund and sync (payments stored before there
+    #: was a choice were Stripe's); and the one its start may still fall back to, None once anything
+    #: may exist at `provider` (paystream/domain/routing.py).
+    provider: str = "stripe"
+    fallback_provider: str | None = None
     # No client secret: it goes to the client once, sealed in the reply, and is never kept.
     payment_method: str | None = None
     post_command_id: str | None = None
@@ -85,12 +90,26 @@ class Payment(BaseModel):
             payment_id=command.payment_id, account=command.account, user_id=command.user_id, email=command.email,
             payment_type=command.payment_type, status=Status.STARTED, created_at=now,
             updated_at=now, start_command_id=command.command_id, amount=command.amount,
-            history=((Status.STARTED.value, now),),
+            history=((Status.STARTED.value, now),), provider=command.provider,
+            fallback_provider=command.fallback_provider,
         )
 
     def tokenized(self, transaction_id: str, now: str) -> Payment:
         self._require({Status.STARTED}, "tokenize")
-        return self._to(Status.TOKENIZED, now, transaction_id=transaction_id)
+        return self._to(Status.TOKENIZED, now, transaction_id=transaction_id, fallback_provider=None)
+
+    def falling_back(self) -> Payment:
+        """Its start goes to the fallback provider: the chosen one could not be reached, nothing was made
+        there. For good (no way back: something may be made at the fallback from now on); recorded by the
+        transition that follows (tokenized, or failed)."""
+        self._require({Status.STARTED}, "fall back to another provider for")
+        if self.fallback_provider is None or self.transaction_id is not None:
+            raise IllegalTransition("no_fallback", "this payment cannot go to another provider")
+        return self.model_copy(update={"provider": self.fallback_provider, "fallback_provider": None})
+
+    def provider_reached(self) -> Payment:
+        """Its provider was reached (an answer lost may have made something there): no fallback from now on."""
+        return self if self.fallback_provider is None else self.model_copy(update={"fallback_provider": None})
 
     def check_post(self, command: PostPayment) -> None:
         """Raise unless `command` may post this payment (before anything is asked of the provider)."""
@@ -202,7 +221,7 @@ class Payment(BaseModel):
         """What the payment's owner may see of it (no card or provider secrets)."""
         return PaymentView(
             payment_id=self.payment_id, user_id=self.user_id, status=self.status.value, transaction_id=self.transaction_id,
-            payment_type=self.payment_type, **(self.amount.as_dict() if self.amount else {}),
+            provider=self.provider, payment_type=self.payment_type, **(self.amount.as_dict() if self.amount else {}),
             receipt_id=self.receipt_id, decline_code=self.decline_code, failure_reason=self.failure_reason,
             created_at=self.created_at, updated_at=self.updated_at,
         )

@@ -40,6 +40,8 @@ class PaymentView(BaseModel):
     user_id: str
     status: str
     transaction_id: str | None = None
+    #: Where the payment is made: "stripe" or "paypal" (its transaction id is that provider's).
+    provider: str = "stripe"
     payment_type: Literal["credit", "debit"]
     amount: str | None = None
     amount_minor: int | None = None

@@ -16,3 +16,12 @@ def test_the_demo_through_the_balancer_reads_its_receipt_from_the_cache_the_seco
     reads = dict(re.findall(r"^4\.(\d) getReceipt: 200, X-Cache: (\S+)$", demo.stdout, re.M))
     # The first read may be the cache's too (postPayment fills it); the second always is.
     assert reads.get("1") in ("hit", "miss") and reads.get("2") == "hit", demo.stdout
+
+
+def test_the_demo_through_paypal_pays_an_approved_order(stack, pipeline):
+    demo = paystream("dev", "demo", "--provider", "paypal", timeout=120)
+    assert demo.returncode == 0, demo.stderr
+    started = re.search(r'^   201 (\{.*"provider": "paypal".*\})$', demo.stdout, re.M)
+    assert started is not None, demo.stdout  # an order, with its approval link as the client secret
+    assert re.search(r"^   201 \{.*\"status\": \"succeeded\"", demo.stdout, re.M), demo.stdout
+    assert re.search(r"^4\.2 getReceipt: 200, X-Cache: hit$", demo.stdout, re.M), demo.stdout

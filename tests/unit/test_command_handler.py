@@ -58,7 +58,7 @@ def test_a_post_delivered_twice_at_once_charges_once():
         return handler, first, second
 
     handler, first, second = asyncio.run(scenario())
-    assert handler.provider.count("confirm") == 1
+    assert handler.providers["stripe"].count("confirm") == 1
     assert first.payment.status == second.payment.status == "receipted"
     assert first.receipt == second.receipt
 
@@ -86,5 +86,5 @@ def test_different_payments_are_charged_at_the_same_time():
 
     handler, outcomes = asyncio.run(scenario())
     assert all(o.payment.status == "receipted" for o in outcomes)
-    assert handler.provider.most_at_once == len(ids)
+    assert handler.providers["stripe"].most_at_once == len(ids)
     assert handler.in_flight == 0

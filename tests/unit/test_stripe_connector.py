@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import socket
 import time
 
 import pytest
@@ -18,7 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from connectors.stripe import STRIPE_API_VERSION, StripeProvider
-from paystream.domain.errors import ProviderUnavailable
+from paystream.domain.errors import ProviderUnavailable, ProviderUnreachable
 from paystream.domain.money import Money
 from paystream.domain.provider import InvalidWebhook, PaymentStatus, RefundReason, RefundStatus
 
@@ -256,7 +257,21 @@ async def test_a_provider_that_keeps_failing_is_unavailable(stripe):
     with pytest.raises(ProviderUnavailable) as info:
         await provider.create_session("pay-1", EUR_12)
     assert info.value.code == "provider_unavailable"
+    assert not isinstance(info.value, ProviderUnreachable)  # reached: something may have been made
     assert len(fake.requests) == 3  # max_attempts
+
+
+async def test_a_provider_never_connected_to_is_unreachable():
+    """No attempt connected, so nothing was sent: what lets a start fall back to another provider."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    provider = StripeProvider(f"http://127.0.0.1:{closed}", "sk_test_x", max_attempts=2)
+    try:
+        with pytest.raises(ProviderUnreachable):
+            await provider.create_session("pay-1", EUR_12)
+    finally:
+        await provider.close()
 
 
 async def test_a_refused_payment_method_is_a_decline_nothing_charged(stripe):
@@ -419,8 +434,9 @@ async def test_an_answer_cut_off_mid_body_is_retried_with_the_same_key_then_unav
     await server.start_server()
     provider = StripeProvider(str(server.make_url("")), "sk_test_x", timeout_s=0.5, max_attempts=2)
     try:
-        with pytest.raises(ProviderUnavailable):
+        with pytest.raises(ProviderUnavailable) as info:
             await provider.create_session("pay-1", EUR_12)
+        assert not isinstance(info.value, ProviderUnreachable)
     finally:
         await provider.close()
         await server.close()
