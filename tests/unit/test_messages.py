@@ -57,7 +57,7 @@ def test_an_unknown_field_is_ignored_not_refused():
 
 @pytest.mark.parametrize(
     ("change", "where"),
-    [({"kind": "refund"}, "kind"), ({"payment_id": None}, "payment_id"),
+    [({"kind": "chargeback"}, "kind"), ({"payment_id": None}, "payment_id"),
      ({"amount": {"amount": "15", "amount_minor": 15.5, "currency": "JPY"}}, "amount"),
      ({"amount": {"amount_minor": 1500, "currency": "XXX"}}, "amount"),
      ({"payment_type": "cash"}, "payment_type")],
