@@ -12,8 +12,8 @@ from paystream.domain.commands import PostPayment, RefundPayment, StartPayment
 from paystream.domain.errors import ProviderUnavailable, Unavailable
 from paystream.domain.model import Payment
 from paystream.domain.money import Money
-from paystream.domain.sealing import new_data_key
 from paystream.domain.provider import RefundStatus
+from paystream.domain.sealing import new_data_key
 from paystream.ports import (
     ChargeResult,
     PreparedCharge,
