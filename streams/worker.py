@@ -27,7 +27,7 @@ from faust.web import Request, Response, View
 from paystream import bootstrap, messages
 from paystream.domain.commands import CommandReply, ErrorBody
 from paystream.domain.errors import NotFound, Unavailable
-from paystream.domain.events import PaymentChanged
+from paystream.domain.events import PaymentChanged, RefundChanged
 from paystream.domain.model import Payment, Status, check_owner
 from paystream.observability import metrics
 from paystream.observability.logs import get_logger
@@ -52,6 +52,7 @@ commands_topic = app.topic(topics.commands, key_serializer="raw", value_serializ
 replies_topic = app.topic(topics.replies, key_serializer="raw", value_serializer="raw")
 events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
 receipts_topic = app.topic(topics.receipts, key_serializer="raw", value_serializer="raw")
+refunds_topic = app.topic(topics.refunds, key_serializer="raw", value_serializer="raw")
 # The payments summary and export, gathered from every worker (the analysts' windows are tables/analytics/agents.py).
 payments_pages(app, settings, payments)
 
@@ -86,9 +87,14 @@ async def publish(changes: Sequence[Payment], before: str = "charge") -> None:
         log.info("payment changed", status=payment.status.value, transaction_id=payment.transaction_id)
         sent.append(await events_topic.send(key=payment.payment_id.encode(),
                                             value=messages.encode(PaymentChanged.of(payment)), force=True))
-        if payment.status == Status.RECEIPTED:
+        if payment.status == Status.RECEIPTED and payment.entered_status:
+            # Once: a refund later is a newer version of the payment, not of its receipt.
             sent.append(await receipts_topic.send(key=payment.receipt_id.encode(),
                                                   value=messages.encode(payment.receipt()), force=True))
+        for refund in payment.changed_refunds:
+            sent.append(await refunds_topic.send(key=refund.refund_id.encode(), value=messages.encode(
+                RefundChanged(at=payment.updated_at, account=payment.account, user_id=payment.user_id,
+                              refund=refund.view())), force=True))
     if sent:
         await asyncio.gather(*sent)
     metrics.DURABLE_FLUSH.labels(before).observe(time.perf_counter() - started)

@@ -217,6 +217,11 @@ class Payment(BaseModel):
         return next((i.intent_id for i in reversed(self.charge_intents) if i.attempt == self.post_command_id), None)
 
     @property
+    def changed_refunds(self) -> tuple[Refund, ...]:
+        """The refunds this version changed (made, or settled)."""
+        return tuple(r for r in self.refunds if r.updated_at == self.updated_at)
+
+    @property
     def entered_status(self) -> bool:
         """Whether this version is the one that entered its status (not a later record within it)."""
         return self.history[-1] == (self.status.value, self.updated_at)
@@ -226,13 +231,12 @@ class Payment(BaseModel):
         if self.status != Status.RECEIPTED or self.amount is None:
             raise IllegalTransition("no_receipt", f"a {self.status.value} payment has no receipt")
         paid_at = next(at for status, at in self.history if status == Status.SUCCEEDED.value)
-        # Issued when receipted: a later refund changes what it says was given back, not when it was issued.
+        # Issued when receipted (a refund later makes a newer version of the payment, not of its receipt).
         issued_at = next(at for status, at in self.history if status == Status.RECEIPTED.value)
         return Receipt(
             receipt_id=self.receipt_id, payment_id=self.payment_id, transaction_id=self.transaction_id,
             account=self.account, user_id=self.user_id, email_id=self.email, payment_type=self.payment_type, **self.amount.as_dict(),
             charge_id=self.charge_id, created_at=self.created_at, paid_at=paid_at, issued_at=issued_at,
-            **self._refund_fields(),
         )
 
     def as_dict(self) -> dict:

@@ -29,10 +29,6 @@ class Receipt(Message):
     created_at: str
     paid_at: str
     issued_at: str
-    #: Given back so far (succeeded refunds), once there is any; and whether that is part or all of it.
-    amount_refunded: str | None = None
-    amount_refunded_minor: int | None = None
-    refund_status: Literal["partially_refunded", "refunded"] | None = None
 
 
 class RefundView(Message):
@@ -69,6 +65,7 @@ class PaymentView(BaseModel):
     failure_reason: str | None = None
     created_at: str
     updated_at: str
+    #: Given back so far (succeeded refunds), once there is any; and whether that is part or all of it.
     amount_refunded: str | None = None
     amount_refunded_minor: int | None = None
     refund_status: Literal["partially_refunded", "refunded"] | None = None

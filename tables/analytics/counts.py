@@ -77,7 +77,8 @@ def counted(payment: Payment) -> bool:
     # (its failure stays counted: it happened).
     if payment.status is Status.STARTED and payment.version > 1:
         return False
-    return payment.status.value in COUNTED_STATES
+    # A refund's change of a receipted payment is a new version in the same state: not receipted again.
+    return payment.status.value in COUNTED_STATES and payment.entered_status
 
 
 def contribution(payment: Payment, partition: int) -> tuple[Group, dict[str, list[int]]]:

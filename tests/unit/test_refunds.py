@@ -13,6 +13,8 @@ from paystream.domain.provider import RefundStatus
 from paystream.domain.refunds import MAX_REFUNDS
 from paystream.handlers import CommandHandler, handle_refund
 from paystream.ports import ProviderRefund
+from paystream.projection import Projection
+from tables.analytics.counts import counted
 from tests.unit.fakes import RECEIPTED, DictStore, FakeProvider, Lost, clock, refund_cmd, unavailable
 
 NOW = "2024-05-01T13:00:00Z"
@@ -42,7 +44,6 @@ def test_partial_then_full_refund_status_and_amount_refunded():
     assert view.status == "receipted" and len(view.refunds) == 1
     full = partial.refunding(refund_cmd("rf_x"), NOW).refund_settled("rf_x", RefundStatus.SUCCEEDED, NOW)
     assert (full.refund_status, full.amount_refunded.minor) == ("refunded", 1234)
-    assert full.receipt().refund_status == "refunded" and full.receipt().amount_refunded == "12.34"
     assert full.receipt().issued_at == PAID.receipt().issued_at
 
 
@@ -220,3 +221,16 @@ def test_simultaneous_refunds_of_the_rest_make_exactly_one():
     assert sum(1 for o in outcomes if o.error is None) == 1
     assert {o.error.code for o in outcomes if o.error} == {"charge_already_refunded"}
     assert len(w.provider.refunds) == 1
+
+
+# --- the read side ---------------------------------------------------------------------------
+def test_a_refunds_change_of_a_receipted_payment_is_not_counted_as_another_receipt():
+    assert counted(PAID)
+    assert not counted(refunded(PAID, "1.00"))
+
+
+def test_the_projection_indexes_each_refund_to_its_payment_and_keeps_the_latest_version():
+    payment = refunded(PAID, "1.00", "2.00")
+    projection = Projection.of_payments([PAID, payment])
+    assert projection.payments["pay-1"].refunds == payment.refunds
+    assert {k: v.payment_id for k, v in projection.transactions.items()} == {"rf_0": "pay-1", "rf_1": "pay-1"}
