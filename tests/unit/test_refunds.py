@@ -234,3 +234,13 @@ def test_the_projection_indexes_each_refund_to_its_payment_and_keeps_the_latest_
     projection = Projection.of_payments([PAID, payment])
     assert projection.payments["pay-1"].refunds == payment.refunds
     assert {k: v.payment_id for k, v in projection.transactions.items()} == {"rf_0": "pay-1", "rf_1": "pay-1"}
+
+
+def test_the_openapi_document_has_the_refund_operations():
+    from ingress.openapi import document
+
+    operations = {op["operationId"]: (path, method) for path, item in document()["paths"].items()
+                  for method, op in item.items() if isinstance(op, dict) and "operationId" in op}
+    assert operations["createRefund"] == ("/v1/refunds", "post")
+    assert operations["getRefund"] == ("/v1/refunds/{refund_id}", "get")
+    assert operations["listRefunds"] == ("/v1/payments/{payment_id}/refunds", "get")
