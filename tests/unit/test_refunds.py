@@ -14,7 +14,7 @@ from paystream.domain.refunds import MAX_REFUNDS
 from paystream.handlers import CommandHandler, handle_refund
 from paystream.ports import ProviderRefund
 from paystream.projection import Projection
-from tables.analytics.counts import counted
+from tables.analytics.counts import add_to_user, contribution, counted, counted_state
 from tests.unit.fakes import RECEIPTED, DictStore, FakeProvider, Lost, clock, refund_cmd, unavailable
 
 NOW = "2024-05-01T13:00:00Z"
@@ -225,8 +225,14 @@ def test_simultaneous_refunds_of_the_rest_make_exactly_one():
 
 # --- the read side ---------------------------------------------------------------------------
 def test_a_refunds_change_of_a_receipted_payment_is_not_counted_as_another_receipt():
-    assert counted(PAID)
-    assert not counted(refunded(PAID, "1.00"))
+    assert counted_state(PAID)
+    done = refunded(PAID, "1.00")
+    assert counted(done) and not counted_state(done)
+    assert contribution(done, 0)[1] == {"status|refunded": [1, 100]}
+    pending = PAID.refunding(refund_cmd("rf_p", "1.00"), NOW)
+    assert not counted(pending)  # counted once it succeeds
+    user = add_to_user(None, PAID, "0", 1)
+    assert add_to_user(user, done, "0", 2)["currencies"] == user["currencies"]
 
 
 def test_the_projection_indexes_each_refund_to_its_payment_and_keeps_the_latest_version():
