@@ -250,3 +250,39 @@ def test_the_openapi_document_has_the_refund_operations():
     assert operations["createRefund"] == ("/v1/refunds", "post")
     assert operations["getRefund"] == ("/v1/refunds/{refund_id}", "get")
     assert operations["listRefunds"] == ("/v1/payments/{payment_id}/refunds", "get")
+
+
+# --- reconciliation -----------------------------------------------------------------------------
+def _records(provider_refunded: int | None, **refunds: ProviderRefund):
+    from monitor.reconciliation.differences import RefundRecords
+    from paystream.domain.money import Money
+    from paystream.domain.provider import PaymentStatus
+    from paystream.ports import ProviderPayment
+
+    synced = ProviderPayment("pi_1", found=True, status=PaymentStatus.SUCCEEDED,
+                             amount_refunded=Money(provider_refunded, "EUR") if provider_refunded else None)
+    return RefundRecords(synced, refunds)
+
+
+def _made(refund_id: str, minor: int, status=RefundStatus.SUCCEEDED) -> ProviderRefund:
+    from paystream.domain.money import Money
+
+    return ProviderRefund(refund_id, found=True, status=status, provider_refund_id="re_x", amount=Money(minor, "EUR"))
+
+
+def test_reconciliation_finds_refunds_as_the_provider_holds_them_clean():
+    from monitor.reconciliation.differences import judge_refunds
+
+    payment = refunded(PAID, "1.00", "2.00")
+    assert judge_refunds(payment, _records(300, rf_0=_made("rf_0", 100), rf_1=_made("rf_1", 200))) == []
+
+
+def test_reconciliation_finds_a_double_refund_a_missing_one_and_a_pending_one():
+    from monitor.reconciliation.differences import judge_refunds
+
+    payment = refunded(PAID, "1.00", "2.00").refunding(refund_cmd("rf_p", "1.00"), NOW)
+    missing = ProviderRefund("rf_1", found=False, status=RefundStatus.UNKNOWN)
+    found = judge_refunds(payment, _records(200, rf_0=_made("rf_0", 100), rf_1=missing))
+    assert sorted(d.kind for d in found) == ["refund_mismatch", "refund_pending", "refunded_amount_mismatch"]
+    doubled = judge_refunds(refunded(PAID, "1.00"), _records(200, rf_0=_made("rf_0", 100)))
+    assert [d.kind for d in doubled] == ["refunded_amount_mismatch"]
