@@ -303,6 +303,14 @@ def _settle_refund(rec: _Recorder, payment: Payment, answer: ProviderRefund, now
     return rec.outcome(payment, refund_id=answer.refund_id)
 
 
+def refund_sync_command(payment: Payment, refund_id: str, now: str) -> RefundPayment:
+    """The refund command asked again, as a client's retry would be: its handler syncs the refund."""
+    refund = payment.refund(refund_id)
+    return RefundPayment(command_id=refund.command_id, payment_id=payment.payment_id, refund_id=refund_id,
+                         account=payment.account, user_id=payment.user_id, requested_at=now,
+                         amount=refund.amount.decimal, reason=refund.reason.value if refund.reason else None)
+
+
 class CommandHandler:
     """Runs commands through the handlers, one at a time per payment however many run at once.
 
@@ -320,6 +328,9 @@ class CommandHandler:
         self.now = now
         # A lock lives only while some command of its payment holds or awaits it.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        #: Refunds this process left pending (the provider said pending, or could not say), by payment id:
+        #: what the worker asks again until they are terminal.
+        self.pending_refunds: dict[str, set[str]] = {}
 
     async def __call__(self, command: Command) -> Outcome:
         lock = self._locks.setdefault(command.payment_id, asyncio.Lock())
@@ -327,8 +338,19 @@ class CommandHandler:
             if isinstance(command, StartPayment):
                 return await handle_start(command, self.store, self.provider, self.now)
             if isinstance(command, RefundPayment):
-                return await handle_refund(command, self.store, self.provider, self.now)
+                outcome = await handle_refund(command, self.store, self.provider, self.now)
+                self._note_pending(outcome.payment)
+                return outcome
             return await handle_post(command, self.store, self.provider, self.now)
+
+    def _note_pending(self, payment: Payment | None) -> None:
+        if payment is None:
+            return
+        pending = {r.refund_id for r in payment.refunds if not r.terminal}
+        if pending:
+            self.pending_refunds[payment.payment_id] = pending
+        else:
+            self.pending_refunds.pop(payment.payment_id, None)
 
     @property
     def in_flight(self) -> int:

@@ -286,3 +286,21 @@ def test_reconciliation_finds_a_double_refund_a_missing_one_and_a_pending_one():
     assert sorted(d.kind for d in found) == ["refund_mismatch", "refund_pending", "refunded_amount_mismatch"]
     doubled = judge_refunds(refunded(PAID, "1.00"), _records(200, rf_0=_made("rf_0", 100)))
     assert [d.kind for d in doubled] == ["refunded_amount_mismatch"]
+
+
+def test_the_handler_remembers_pending_refunds_and_their_sync_command_settles_them():
+    from paystream.handlers import refund_sync_command
+
+    w = World()
+    handler = CommandHandler(w.store, w.provider, w.now)
+    w.provider.scripts["refund"].append(RefundStatus.PENDING)
+    asyncio.run(handler(refund_cmd("rf_a", "1.00", reason="duplicate")))
+    assert handler.pending_refunds == {"pay-1": {"rf_a"}}
+    again = refund_sync_command(w.store.get("pay-1"), "rf_a", NOW)
+    assert (again.command_id, again.amount, again.reason) == ("cmd-rf_a", "1.00", "duplicate")
+    made = w.provider.refunds["rf_a"]
+    w.provider.refunds["rf_a"] = ProviderRefund("rf_a", True, RefundStatus.SUCCEEDED, made.provider_refund_id,
+                                                made.amount)  # the provider settled it meanwhile
+    outcome = asyncio.run(handler(again))
+    assert outcome.payment.refund("rf_a").status == "succeeded" and handler.pending_refunds == {}
+    assert w.provider.count("refund") == 1
