@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from tests.api_client import identity
-from tests.conftest import new_api_key
+from tests.conftest import new_api_key, paystream
 from tests.kafka_probe import end_offsets
 from tests.waits import wait_for
 
@@ -155,3 +155,23 @@ async def test_a_payment_not_charged_cannot_be_refunded(api):
     started = await api.start(who, "5.00", "EUR")
     tried = await refund(api, who, started.body["payment_id"])
     assert (tried.status, tried.body["error"]["code"]) == (409, "payment_not_refundable")
+
+
+async def test_reconciliation_finds_refunds_clean_and_a_refund_made_behind_paystreams_back(api, sandbox):
+    """`paystream reconcile` syncs each refund by id and the payment's refunded total at the sandbox."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    who, payment = await paid(api, "10.00")
+    assert (await refund(api, who, payment["payment_id"], "4.00")).status == 201
+
+    def differences() -> list[str]:
+        run = paystream("reconcile", "--since", since, "--settle", "0", "--json")
+        assert run.returncode in (0, 1), run.stdout + run.stderr
+        return sorted(d["kind"] for d in json.loads(run.stdout)["differences"]
+                      if d["payment_id"] == payment["payment_id"])
+    assert differences() == []
+    # Someone with the provider's dashboard refunds it again: paystream's refunds no longer add up.
+    sandbox.call("POST", "/v1/refunds", payment_intent=payment["transaction_id"], amount=100)
+    assert differences() == ["refunded_amount_mismatch"]
