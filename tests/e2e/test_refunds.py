@@ -175,3 +175,60 @@ async def test_reconciliation_finds_refunds_clean_and_a_refund_made_behind_payst
     # Someone with the provider's dashboard refunds it again: paystream's refunds no longer add up.
     sandbox.call("POST", "/v1/refunds", payment_intent=payment["transaction_id"], amount=100)
     assert differences() == ["refunded_amount_mismatch"]
+
+
+async def test_store_rebuild_and_query_include_refunds(api, couchbase_collection, stack):
+    """The refunds are in the store from the events alone: `paystream store rebuild` writes back the payment with
+    its refunds and the refund ids' index entries exactly as the sinks wrote them; `paystream query summary` shows
+    them."""
+    import json
+    import time
+
+    import redis
+    from couchbase.exceptions import DocumentNotFoundException
+
+    from connectors.couchbase_store import payment_key, transaction_key
+    from connectors.redis_cache import transaction_key as cached_transaction_key
+
+    who, payment = await paid(api, "10.00")
+    made = [(await refund(api, who, payment["payment_id"], amount)).body for amount in ("1.00", "2.00")]
+    keys = [payment_key(payment["payment_id"]), *(transaction_key(r["id"]) for r in made)]
+
+    def docs() -> dict:
+        found = {}
+        for key in keys:
+            try:
+                found[key] = couchbase_collection.get(key).content_as[dict]
+            except DocumentNotFoundException:
+                found[key] = None
+        return found
+
+    deadline = time.monotonic() + 30
+    while (None in docs().values() or len(docs()[keys[0]]["refunds"]) < 2
+           or {r["status"] for r in docs()[keys[0]]["refunds"]} != {"succeeded"}) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    before = docs()
+    assert [r["refund_id"] for r in before[keys[0]]["refunds"]] == [r["id"] for r in made]
+    assert {before[k]["payment_id"] for k in keys[1:]} == {payment["payment_id"]}
+
+    cache = redis.Redis.from_url(stack["redis"]["address"])
+    try:
+        for key in keys:
+            couchbase_collection.remove(key)
+        for r in made:
+            cache.delete(cached_transaction_key(r["id"]))
+    finally:
+        cache.close()
+    assert set(docs().values()) == {None}
+
+    result = await asyncio.to_thread(paystream, "store", "rebuild")
+    assert result.returncode == 0, result.stderr
+    assert docs() == before
+    read = await api.call("GET", f"/v1/refunds/{made[0]['id']}", params={"user_id": who["user_id"]})
+    assert (read.status, read.body["amount"], read.body["status"]) == (200, "1.00", "succeeded")
+
+    summary = await asyncio.to_thread(paystream, "query", "summary")
+    assert summary.returncode == 0, summary.stderr
+    shown = json.loads(summary.stdout)
+    assert shown["refunds_by_status"].get("succeeded", 0) >= 2 and "EUR" in shown["refunded_totals"]
+    assert shown["net_totals"]["EUR"] != shown["receipted_totals"]["EUR"]
