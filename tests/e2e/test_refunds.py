@@ -232,3 +232,41 @@ async def test_store_rebuild_and_query_include_refunds(api, couchbase_collection
     shown = json.loads(summary.stdout)
     assert shown["refunds_by_status"].get("succeeded", 0) >= 2 and "EUR" in shown["refunded_totals"]
     assert shown["net_totals"]["EUR"] != shown["receipted_totals"]["EUR"]
+
+
+async def test_a_worker_killed_mid_refund_settles_it_by_a_sync_never_a_second_refund(api, sandbox, settings):
+    """The sandbox makes the refund but its answer is held; the worker is killed. Kafka hands the command to
+    the restarted worker, which finds the refund pending, syncs it by id and records it succeeded: one refund
+    at the provider (the sandbox has no idempotency: a second call would have made a second one)."""
+    import os
+    import signal
+
+    from tests.kafka_probe import uncommitted
+    from tests.pipeline_procs import wait_gone, wait_restarted, worker_pid
+
+    who, payment = await paid(api, "10.00")
+    assert await wait_for(lambda: asyncio.to_thread(
+        lambda: uncommitted(settings.kafka_bootstrap, settings.worker_id, settings.topics.commands) == 0), 30)
+    key = f"refund-{uuid.uuid4().hex}"
+    sandbox.hold_answers("/v1/refunds", hold_s=60)
+    asking = asyncio.create_task(refund(api, who, payment["payment_id"], "3.00", key=key))
+    try:
+        assert await wait_for(lambda: asyncio.to_thread(provider_refunds, sandbox, payment["transaction_id"]), 30)
+        pid = worker_pid()
+        os.kill(pid, signal.SIGKILL)
+        wait_gone(pid)
+    finally:
+        sandbox.clear_faults()
+    await asyncio.to_thread(wait_restarted, "worker", pid)
+    first = await asking
+    assert first.status in (201, 202), first.body
+    refund_id = first.body.get("id") or first.body["refund_id"]
+
+    async def settled():
+        read = await api.call("GET", f"/v1/refunds/{refund_id}", params={"user_id": who["user_id"]})
+        return read.body if read.status == 200 and read.body["status"] == "succeeded" else None
+    assert (await wait_for(settled, 60) or {}).get("amount") == "3.00"
+    assert [r["amount"] for r in provider_refunds(sandbox, payment["transaction_id"])] == [300]
+    again = await refund(api, who, payment["payment_id"], "3.00", key=key)
+    assert (again.status, again.body["id"], again.body["status"]) == (201, refund_id, "succeeded")
+    assert [r["amount"] for r in provider_refunds(sandbox, payment["transaction_id"])] == [300]
