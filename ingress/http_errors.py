@@ -27,7 +27,9 @@ STATUS_BY_TYPE = {
     "unavailable_error": 503,
     "rate_limit_error": 429,
 }
-STATUS_BY_CODE = {"amount_mismatch": 422, "invalid_json": 400, "body_too_large": 413}
+STATUS_BY_CODE = {"amount_mismatch": 422, "invalid_json": 400, "body_too_large": 413,
+                  # Stripe's statuses for a refund over what is left: a 400 naming `amount`.
+                  "amount_too_large": 400, "charge_already_refunded": 400}
 #: Seconds a client should wait before trying again, for the statuses where trying again helps.
 RETRY_AFTER_S = {503: 1}
 

@@ -15,7 +15,7 @@ from functools import cache
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from ingress.requests import PaymentPath
+from ingress.requests import PaymentPath, RefundPath
 from ingress.responses import ApiError
 from ingress.routes import OPERATIONS, POLL_AFTER_S, Operation
 from paystream import __version__
@@ -25,7 +25,8 @@ REF = "#/components/schemas/{model}"
 _HEADERS = {
     "Request-Id": {"description": "This request's id, as in paystream's logs.", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "string"}},
-    "Location": {"description": "Where to poll for the outcome (`/v1/payments/{payment_id}?user_id=…`).",
+    "Location": {"description": "Where to poll for the outcome (`/v1/payments/{payment_id}?user_id=…`, or "
+                                "`/v1/refunds/{refund_id}?user_id=…` for a refund).",
                  "schema": {"type": "string"}},
     "X-Cache": {"description": "`hit`: from the cache; `miss`: from a store replica.",
                 "schema": {"type": "string", "enum": ["hit", "miss"]}},
@@ -44,7 +45,8 @@ def _plain(schema: dict) -> dict:
 def _parameters(op: Operation) -> list[dict]:
     params = []
     for name in op.path_params:
-        prop = PaymentPath.model_json_schema()["properties"][name]
+        prop = next(m.model_json_schema()["properties"][name] for m in (PaymentPath, RefundPath)
+                    if name in m.model_fields)
         params.append({"name": name, "in": "path", "required": True, "schema": _plain(prop)})
     if op.query is not None:
         schema = op.query.model_json_schema()

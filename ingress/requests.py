@@ -110,3 +110,20 @@ class ListQuery(_Request):
     user_id: Id
     limit: int = Field(10, ge=1, le=100, description="How many objects, 1 to 100 (default 10).")
     starting_after: Id | None = Field(None, description="The last id of the previous page.")
+
+
+class RefundRequest(_Request):
+    """createRefund: give back `amount` of a succeeded payment (no amount: what is left to refund)."""
+
+    payment_id: Id
+    user_id: Id
+    amount: Amount | None = Field(None, description="In the payment's currency; none: the rest.")
+    reason: Literal["duplicate", "fraudulent", "requested_by_customer"] | None = None
+
+
+class RefundPath(_Request):
+    refund_id: Id
+
+
+class RefundListQuery(ListQuery):
+    """A payment's refunds, newest first."""

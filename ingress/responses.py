@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from paystream.domain.records import PaymentView, Receipt
+from paystream.domain.records import PaymentView, Receipt, RefundView
 
 
 class ErrorObject(BaseModel):
@@ -44,6 +44,8 @@ class Accepted(BaseModel):
     payment_id: str
     status: Literal["processing"] = "processing"
     message: str = "the payment is being processed; poll its Location for the outcome"
+    #: On a refund: the refund being made.
+    refund_id: str | None = None
 
 
 class PaymentList(BaseModel):
@@ -58,6 +60,13 @@ class ReceiptList(BaseModel):
     url: str
     has_more: bool
     data: list[Receipt]
+
+
+class RefundList(BaseModel):
+    object: Literal["list"] = "list"
+    url: str
+    has_more: bool
+    data: list[RefundView]
 
 
 class UserTokenIssued(BaseModel):

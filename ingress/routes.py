@@ -26,17 +26,28 @@ from ingress.requests import (
     PaymentQuery,
     PostPaymentRequest,
     ReceiptRequest,
+    RefundListQuery,
+    RefundPath,
+    RefundRequest,
     StartPaymentRequest,
     UserTokenRequest,
 )
-from ingress.responses import Accepted, Health, PaymentList, ReceiptList, StartedPayment, UserTokenIssued
+from ingress.responses import (
+    Accepted,
+    Health,
+    PaymentList,
+    ReceiptList,
+    RefundList,
+    StartedPayment,
+    UserTokenIssued,
+)
 from paystream import early_writes, user_tokens, views
 from paystream.clock import utc_now
-from paystream.domain.commands import Command, CommandReply, PostPayment, StartPayment
+from paystream.domain.commands import Command, CommandReply, PostPayment, RefundPayment, StartPayment
 from paystream.domain.errors import NotFound, PaymentError, Unavailable
 from paystream.domain.ids import derived_id
 from paystream.domain.money import Money
-from paystream.domain.records import PaymentView, Receipt
+from paystream.domain.records import PaymentView, Receipt, RefundView
 from paystream.domain.routing import ProviderChoice, choose_provider
 from paystream.domain.sealing import seal_personal
 from paystream.observability import metrics
@@ -132,9 +143,58 @@ async def post_payment(request: web.Request) -> web.Response:
     return _json(views.opened(key, reply.receipt), 201)
 
 
-async def send(request: web.Request, command: Command,
-               claimed: idempotency.Claim | None) -> CommandReply | web.Response:
-    """The worker's successful reply, or the response that tells the client otherwise."""
+async def create_refund(request: web.Request) -> web.Response:
+    body = RefundRequest.model_validate_json(await request.read())
+    _as(request, body.user_id, "payment", "payment_id")
+    ctx, account = context(request), request["account"]
+    # Another account's or user's payment is a 404 here, and an amount the payment's currency cannot
+    # hold a 422, before anything is written; the worker that owns the payment checks the rest.
+    payment = await views.live_payment(ctx.store, ctx.table, account, body.payment_id, body.user_id)
+    if body.amount is not None and payment.currency is not None:
+        Money.parse(body.amount, payment.currency)
+    claimed = await idempotency.claim(request, "refund", body)
+    if isinstance(claimed, web.Response):
+        return claimed
+    scoped = claimed.scoped if claimed else None
+    command = RefundPayment(
+        command_id=derived_id("cmd", scoped), payment_id=body.payment_id,
+        refund_id=derived_id("rf", f"{scoped}:{body.payment_id}" if scoped else None), account=account,
+        user_id=body.user_id, requested_at=utc_now(), amount=body.amount, reason=body.reason,
+    )
+    location = f"/v1/refunds/{command.refund_id}?user_id={quote(body.user_id)}"
+    await early_writes.refund_asked(ctx.cache, command)
+    reply = await send(request, command, claimed, location)
+    if not isinstance(reply, CommandReply):
+        return reply
+    if reply.refund.status == "pending":
+        # The provider has not said yet: its sync settles it; poll `Location`.
+        return _json(reply.refund, 202, headers={"Location": location, "Retry-After": str(POLL_AFTER_S)})
+    await idempotency.remember(request, claimed, 201, reply.refund.model_dump(mode="json"))
+    return _json(reply.refund, 201)
+
+
+async def get_refund(request: web.Request) -> web.Response:
+    query = PaymentQuery.model_validate(dict(request.query), strict=False)
+    refund_id = RefundPath.model_validate(dict(request.match_info)).refund_id
+    _as(request, query.user_id, "refund", "refund_id")
+    ctx = context(request)
+    return _json(await views.refund(ctx.cache, ctx.store, ctx.table, request["account"], refund_id, query.user_id))
+
+
+async def list_refunds(request: web.Request) -> web.Response:
+    query = RefundListQuery.model_validate(dict(request.query), strict=False)
+    payment_id = PaymentPath.model_validate(dict(request.match_info)).payment_id
+    _as(request, query.user_id, "payment", "payment_id")
+    ctx = context(request)
+    payment = await views.live_payment(ctx.store, ctx.table, request["account"], payment_id, query.user_id)
+    data, more = views.refunds_page(payment, query.limit, query.starting_after)
+    return _json(RefundList(url=f"/v1/payments/{payment_id}/refunds", has_more=more, data=data))
+
+
+async def send(request: web.Request, command: Command, claimed: idempotency.Claim | None,
+               location: str | None = None) -> CommandReply | web.Response:
+    """The worker's successful reply, or the response that tells the client otherwise (`location`: where
+    to poll when no outcome comes within the wait; the payment's unless given)."""
     structlog.contextvars.bind_contextvars(payment_id=command.payment_id)
     ctx = context(request)
     correlation_id = structlog.contextvars.get_contextvars()["correlation_id"]
@@ -143,8 +203,8 @@ async def send(request: web.Request, command: Command,
         log.warning("no outcome within the wait; answering 202", kind=command.kind)
         if isinstance(command, StartPayment):
             await early_writes.payment_accepted(ctx.cache, command, utc_now())
-        location = f"/v1/payments/{command.payment_id}?user_id={quote(command.user_id)}"
-        return _json(Accepted(payment_id=command.payment_id), 202,
+        location = location or f"/v1/payments/{command.payment_id}?user_id={quote(command.user_id)}"
+        return _json(Accepted(payment_id=command.payment_id, refund_id=getattr(command, "refund_id", None)), 202,
                      headers={"Location": location, "Retry-After": str(POLL_AFTER_S)})
     if not reply.ok:
         error = reply.error
@@ -285,6 +345,25 @@ OPERATIONS = (
     Operation("listReceipts", "GET", "/v1/receipts", list_receipts,
               "A user's receipts, newest first, `limit` at a time after `starting_after`.",
               {200: ("A page of receipts.", ReceiptList)}, query=ListQuery),
+    Operation("createRefund", "POST", "/v1/refunds", create_refund,
+              "Give back all or part of a succeeded payment (no `amount`: what is left to refund). The refunds not "
+              "failed or canceled never add up to more than the payment; at most 10 a payment.",
+              {201: ("The refund, settled by the provider (`succeeded`, or `failed` with `failure_reason`).",
+                     RefundView),
+               202: ("The refund is pending at the provider: poll `Location`.", RefundView)},
+              body=RefundRequest, idempotent=True,
+              errors={**WRITE_ERRORS, 400: "The body is not valid JSON, or `amount` is more than what is left to "
+                      "refund (`amount_too_large`, `charge_already_refunded`); `param` names it.",
+                      404: "No such payment for this user.",
+                      409: "The payment cannot be refunded (`payment_not_refundable`, `too_many_refunds`), or the "
+                           "Idempotency-Key was used with another body."}),
+    Operation("getRefund", "GET", "/v1/refunds/{refund_id}", get_refund,
+              "One refund (what a 202's `Location` points to).", {200: ("The refund.", RefundView)},
+              query=PaymentQuery, path_params=("refund_id",), errors={**ERRORS, 404: "No such refund for this user."}),
+    Operation("listRefunds", "GET", "/v1/payments/{payment_id}/refunds", list_refunds,
+              "A payment's refunds, newest first, `limit` at a time after `starting_after`.",
+              {200: ("A page of refunds.", RefundList)}, query=RefundListQuery, path_params=("payment_id",),
+              errors={**ERRORS, 404: "No such payment for this user."}),
     Operation("createUserToken", "POST", "/v1/user_tokens", create_user_token,
               "Mint a short-lived token for one user of your account, for a client app to call the API with: "
               "it sees and acts for that user only (another user's objects answer 404).",

@@ -187,7 +187,8 @@ def user(user_id: str, account: Annotated[str, typer.Option(help="The account th
 
 @query.command()
 def summary(url: Url = None) -> None:
-    """The payments table over every partition: counts by state, money taken, payments stuck in flight (JSON)."""
+    """The payments table over every partition: counts by state, money taken, refunds (by status, money given
+    back) and the net, payments stuck in flight (JSON)."""
     try:
         _, body = _client(url, payments=True).get("/tables/payments/summary/", {})
     except WorkerError as exc:

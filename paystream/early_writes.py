@@ -13,7 +13,7 @@ them). Only ports here; no I/O of its own.
 from __future__ import annotations
 
 from paystream import views
-from paystream.domain.commands import StartPayment
+from paystream.domain.commands import RefundPayment, StartPayment
 from paystream.domain.records import PaymentView, Receipt
 from paystream.ports import ReceiptCache
 from paystream.projection import transaction_ref
@@ -34,3 +34,11 @@ async def payment_accepted(cache: ReceiptCache, command: StartPayment, at: str) 
     """A new payment a client was told 202 for: its status reads say "processing", never 404, until the
     pipeline has it."""
     await cache.put_accepted(views.accepted(command, at))
+
+
+async def refund_asked(cache: ReceiptCache, command: RefundPayment) -> None:
+    """Which payment a refund id belongs to, indexed before the client can poll it (refund ids share the
+    transaction index: `rf_…` is no provider's id). Harmless for a refund the worker then refuses: its
+    payment has no such refund, so reading it is a 404."""
+    await cache.put_transaction(command.refund_id, transaction_ref(command.payment_id, command.user_id,
+                                                                   command.account))

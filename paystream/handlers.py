@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from paystream.domain.commands import Command, CommandReply, ErrorBody, PostPayment, StartPayment
+from paystream.domain.commands import Command, CommandReply, ErrorBody, PostPayment, RefundPayment, StartPayment
 from paystream.domain.errors import (
     CardDeclined,
     InvalidRequest,
@@ -26,9 +26,17 @@ from paystream.domain.errors import (
 )
 from paystream.domain.model import CHARGED, Payment, Status, check_owner, payment_for_post, validate_post_target
 from paystream.domain.money import Money
+from paystream.domain.provider import RefundStatus
 from paystream.domain.records import Receipt
 from paystream.domain.sealing import seal_to
-from paystream.ports import ChargeResult, PaymentProvider, PaymentStore, PreparedCharge, ProviderIntent
+from paystream.ports import (
+    ChargeResult,
+    PaymentProvider,
+    PaymentStore,
+    PreparedCharge,
+    ProviderIntent,
+    ProviderRefund,
+)
 from paystream.providers import Providers
 
 Clock = Callable[[], str]
@@ -45,6 +53,8 @@ class Outcome:
     client_secret: str | None = None
     #: how many of `changes` were already made durable while the command ran
     flushed: int = 0
+    #: The refund a refund command is about, when the payment has it.
+    refund_id: str | None = None
 
     @property
     def unflushed(self) -> list[Payment]:
@@ -62,7 +72,9 @@ class Outcome:
             return CommandReply(**ids, ok=False, error=ErrorBody(**self.error.as_dict()), payment=view)
         reply_key = getattr(command, "reply_key", None)
         sealed = seal_to(reply_key, self.client_secret) if reply_key and self.client_secret else None
-        return CommandReply(**ids, ok=True, payment=view, receipt=self.receipt, sealed_client_secret=sealed)
+        refund = self.payment.refund(self.refund_id) if self.payment and self.refund_id else None
+        return CommandReply(**ids, ok=True, payment=view, receipt=self.receipt, sealed_client_secret=sealed,
+                            refund=refund.view() if refund else None)
 
 
 class _Recorder:
@@ -84,9 +96,9 @@ class _Recorder:
         self.flushed = len(self.changes)
 
     def outcome(self, payment: Payment | None, error: PaymentError | None = None,
-                client_secret: str | None = None) -> Outcome:
+                client_secret: str | None = None, refund_id: str | None = None) -> Outcome:
         return Outcome(payment=payment, changes=self.changes, error=error, client_secret=client_secret,
-                       flushed=self.flushed)
+                       flushed=self.flushed, refund_id=refund_id)
 
 
 async def handle_start(
@@ -265,6 +277,72 @@ def _declined(decline_code: str | None, message: str | None = None) -> CardDecli
                         decline_code=decline_code or "generic_decline")
 
 
+async def handle_refund(
+    command: RefundPayment, store: PaymentStore, provider: PaymentProvider, now: Clock
+) -> Outcome:
+    """A refund: checked against the payment's own record, recorded pending and made durable, then asked
+    of the provider with a key derived from the refund id. A replay (the client's, or Kafka's after a
+    crash) of a refund still pending asks the provider what became of it, by id, before anything else."""
+    rec = _Recorder(store)
+    payment = store.get(command.payment_id)
+    try:
+        check_owner((payment.account, payment.user_id) if payment else None, command.account, command.user_id,
+                    "payment", "payment_id")
+    except PaymentError as exc:
+        return rec.outcome(None, exc)
+    known = payment.refund(command.refund_id)
+    if known is not None:
+        if known.terminal:
+            return rec.outcome(payment, refund_id=known.refund_id)
+        return await sync_refund(rec, payment, command.refund_id, provider, now)
+    try:
+        payment = rec.save(payment.refunding(command, now()))
+    except PaymentError as exc:
+        return rec.outcome(payment, exc)
+    # The refund is on record, durably, before the call that makes it: a crash is settled by a sync.
+    await rec.make_durable()
+    return await _refund(rec, payment, command.refund_id, provider, now)
+
+
+async def _refund(rec: _Recorder, payment: Payment, refund_id: str, provider: PaymentProvider,
+                  now: Clock) -> Outcome:
+    refund = payment.refund(refund_id)
+    # No reason goes to the provider: paystream keeps its own (the Stripe sandbox refuses the field).
+    answer = await provider.refund(refund_id, payment.payment_id, payment.transaction_id, refund.amount)
+    return _settle_refund(rec, payment, answer, now)
+
+
+async def sync_refund(rec: _Recorder, payment: Payment, refund_id: str, provider: PaymentProvider,
+                      now: Clock) -> Outcome:
+    """What became of a pending refund, from the provider's record by id; made now only if the provider
+    never made it. The provider not answering leaves it pending (a later replay or sync settles it)."""
+    refund = payment.refund(refund_id)
+    try:
+        answer = await provider.sync_refund(refund_id, payment.transaction_id, refund.provider_refund_id)
+    except ProviderUnavailable:
+        return rec.outcome(payment, refund_id=refund_id)
+    if not answer.found:
+        return await _refund(rec, payment, refund_id, provider, now)
+    return _settle_refund(rec, payment, answer, now)
+
+
+def _settle_refund(rec: _Recorder, payment: Payment, answer: ProviderRefund, now: Clock) -> Outcome:
+    settled = payment.refund_settled(answer.refund_id, answer.status, now(), answer.provider_refund_id,
+                                     answer.failure_reason or (None if answer.status is not RefundStatus.FAILED
+                                                               else "refused by the provider"))
+    if settled is not payment:
+        payment = rec.save(settled)
+    return rec.outcome(payment, refund_id=answer.refund_id)
+
+
+def refund_sync_command(payment: Payment, refund_id: str, now: str) -> RefundPayment:
+    """The refund command asked again, as a client's retry would be: its handler syncs the refund."""
+    refund = payment.refund(refund_id)
+    return RefundPayment(command_id=refund.command_id, payment_id=payment.payment_id, refund_id=refund_id,
+                         account=payment.account, user_id=payment.user_id, requested_at=now,
+                         amount=refund.amount.decimal, reason=refund.reason.value if refund.reason else None)
+
+
 class CommandHandler:
     """Runs commands through the handlers, one at a time per payment however many run at once.
 
@@ -284,12 +362,19 @@ class CommandHandler:
         self.now = now
         # A lock lives only while some command of its payment holds or awaits it.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        #: Refunds this process left pending (the provider said pending, or could not say), by payment id:
+        #: what the worker asks again until they are terminal.
+        self.pending_refunds: dict[str, set[str]] = {}
 
     async def __call__(self, command: Command) -> Outcome:
         lock = self._locks.setdefault(command.payment_id, asyncio.Lock())
         async with lock:
             if isinstance(command, StartPayment):
                 return await handle_start(command, self.store, self.providers, self.now)
+            if isinstance(command, RefundPayment):
+                outcome = await handle_refund(command, self.store, self._provider_of(command), self.now)
+                self._note_pending(outcome.payment)
+                return outcome
             return await handle_post(command, self.store, self._provider_of(command), self.now)
 
     def _provider_of(self, command: Command) -> PaymentProvider:
@@ -297,6 +382,15 @@ class CommandHandler:
         the handler answers that it is not found before asking any provider)."""
         payment = self.store.get(command.payment_id)
         return self.providers.of_payment(payment) if payment is not None else self.providers.named("stripe")
+
+    def _note_pending(self, payment: Payment | None) -> None:
+        if payment is None:
+            return
+        pending = {r.refund_id for r in payment.refunds if not r.terminal}
+        if pending:
+            self.pending_refunds[payment.payment_id] = pending
+        else:
+            self.pending_refunds.pop(payment.payment_id, None)
 
     @property
     def in_flight(self) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from paystream.domain.commands import Command, CommandReply
-from paystream.domain.events import PaymentChanged
+from paystream.domain.events import PaymentChanged, RefundChanged
 from paystream.domain.message import Message
 from paystream.domain.records import Receipt
 
@@ -108,6 +108,7 @@ TOPIC_TYPES: dict[str, Any] = {
     "alerts": Alert,
     "dead_letters": DeadLetter,
     "data_keys": DataKeyRecorded,
+    "refunds": RefundChanged,
 }
 _ADAPTERS = {topic: TypeAdapter(value_type) for topic, value_type in TOPIC_TYPES.items()}
 

@@ -81,6 +81,11 @@ class Projection:
         if payment.status is Status.TOKENIZED:
             self.transactions[payment.transaction_id] = transaction_ref(payment.payment_id, payment.user_id,
                                                                         payment.account)
+        # Which payment each refund belongs to (refund ids share the transaction index: `rf_…` is no
+        # provider's id), so a refund is read by its id alone.
+        for refund in payment.changed_refunds:
+            self.transactions[refund.refund_id] = transaction_ref(payment.payment_id, payment.user_id,
+                                                                  payment.account)
 
     def add_receipt(self, receipt: Receipt) -> None:
         self.receipts.append(receipt)

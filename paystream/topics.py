@@ -16,6 +16,7 @@ class TopicSpec:
 _SUFFIXES = {
     "commands": "payment-commands", "replies": "payment-replies", "events": "payment-events",
     "receipts": "receipts", "heartbeats": "heartbeats", "alerts": "alerts", "dead_letters": "dead-letters", "data_keys": "data-keys",
+    "refunds": "refunds",
 }
 
 
@@ -29,6 +30,7 @@ class TopicNames:
     alerts: str
     dead_letters: str
     data_keys: str
+    refunds: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
@@ -48,6 +50,9 @@ def topic_specs(prefix: str, payment_partitions: int) -> list[TopicSpec]:
         TopicSpec(names.events, payment_partitions, keep_forever),
         # Receipts for downstream consumers, one per successful payment, keyed by receipt id.
         TopicSpec(names.receipts, payment_partitions, {"cleanup.policy": "compact"}),
+        # Each refund as it enters a status, for downstream consumers, keyed by refund id (kept forever like
+        # the events it is derived from).
+        TopicSpec(names.refunds, payment_partitions, keep_forever),
         TopicSpec(names.heartbeats, 1, {"retention.ms": str(3600 * 1000)}),
         TopicSpec(names.alerts, 1, keep_forever),
         # Messages a consumer could not handle, with the error, for an operator to replay.

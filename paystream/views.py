@@ -20,9 +20,9 @@ answer, `Unavailable` (503).
 from __future__ import annotations
 
 from paystream.domain.commands import StartPayment
-from paystream.domain.errors import InvalidRequest, Unavailable
+from paystream.domain.errors import InvalidRequest, NotFound, Unavailable
 from paystream.domain.model import FINAL, Payment, check_owner
-from paystream.domain.records import PaymentView, Receipt
+from paystream.domain.records import PaymentView, Receipt, RefundView
 from paystream.domain.sealing import unseal_personal
 from paystream.ports import (
     AcceptedPayment,
@@ -156,3 +156,49 @@ async def receipts(store: DocumentStore, keys: PersonalDataKeys, account: str, u
     found = [await store.get_receipt(i) for i in ids]
     return [await unsealed(keys, r) for r in found
             if r is not None and (r.account, r.user_id) == (account, user_id)], more
+
+
+# --- refunds: read from their payment, live first -----------------------------------------------
+async def live_payment(store: DocumentStore, table: PaymentTable, account: str, payment_id: str,
+                       user_id: str | None, field: str = "payment_id") -> PaymentView:
+    """The payment as the workers' table holds it (a refund changes even a receipted payment, and the
+    sinks may lag behind what its client was told); the store's copy when no worker can answer."""
+    live, table_down = await _answer_or_outage(table.get_payment(payment_id, account, user_id))
+    if live is not None:
+        return live
+    try:
+        stored = await store.get_payment(payment_id)
+    except Unavailable:
+        stored = None
+    _not_known_while(table_down, stored)
+    check_owner((stored.account, stored.user_id) if stored else None, account, user_id, "payment", field)
+    return stored.public_view()
+
+
+async def refund(cache: ReceiptCache, store: DocumentStore, table: PaymentTable, account: str, refund_id: str,
+                 user_id: str) -> RefundView:
+    """A refund, found through the index of which payment an id belongs to (refund ids are indexed with
+    transaction ids: `rf_…` is no provider's), then in its payment as it stands."""
+    ref, cache_down = await _answer_or_outage(cache.get_transaction(refund_id))
+    if ref is None:
+        try:
+            ref = await store.get_transaction(refund_id)
+        except Unavailable as exc:
+            cache_down = cache_down or exc
+    _not_known_while(cache_down, ref)
+    missing = NotFound("refund_not_found", "no such refund for this user", "refund_id")
+    if ref is None or not refund_id.startswith("rf_"):
+        raise missing
+    check_owner((ref.account, ref.user_id), account, user_id, "refund", "refund_id")
+    payment = await live_payment(store, table, account, ref.payment_id, user_id, "refund_id")
+    found = next((r for r in payment.refunds if r.id == refund_id), None)
+    if found is None:
+        raise missing
+    return found
+
+
+def refunds_page(payment: PaymentView, limit: int, starting_after: str | None) -> tuple[list[RefundView], bool]:
+    """A payment's refunds, newest first, as every list pages."""
+    by_id = {r.id: r for r in payment.refunds}
+    ids, more = page({r.id: r.created_at for r in payment.refunds}, limit, starting_after)
+    return [by_id[i] for i in ids], more

@@ -25,10 +25,12 @@ import structlog
 from faust.web import Request, Response, View
 
 from paystream import bootstrap, messages
+from paystream.clock import utc_now
 from paystream.domain.commands import CommandReply, ErrorBody
 from paystream.domain.errors import NotFound, Unavailable
-from paystream.domain.events import PaymentChanged
+from paystream.domain.events import PaymentChanged, RefundChanged
 from paystream.domain.model import Payment, Status, check_owner
+from paystream.handlers import refund_sync_command
 from paystream.observability import metrics
 from paystream.observability.logs import get_logger
 from paystream.settings import get_settings
@@ -52,6 +54,7 @@ commands_topic = app.topic(topics.commands, key_serializer="raw", value_serializ
 replies_topic = app.topic(topics.replies, key_serializer="raw", value_serializer="raw")
 events_topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
 receipts_topic = app.topic(topics.receipts, key_serializer="raw", value_serializer="raw")
+refunds_topic = app.topic(topics.refunds, key_serializer="raw", value_serializer="raw")
 # The payments summary and export, gathered from every worker (the analysts' windows are tables/analytics/agents.py).
 payments_pages(app, settings, payments)
 
@@ -86,9 +89,14 @@ async def publish(changes: Sequence[Payment], before: str = "charge") -> None:
         log.info("payment changed", status=payment.status.value, transaction_id=payment.transaction_id)
         sent.append(await events_topic.send(key=payment.payment_id.encode(),
                                             value=messages.encode(PaymentChanged.of(payment)), force=True))
-        if payment.status == Status.RECEIPTED:
+        if payment.status == Status.RECEIPTED and payment.entered_status:
+            # Once: a refund later is a newer version of the payment, not of its receipt.
             sent.append(await receipts_topic.send(key=payment.receipt_id.encode(),
                                                   value=messages.encode(payment.receipt()), force=True))
+        for refund in payment.changed_refunds:
+            sent.append(await refunds_topic.send(key=refund.refund_id.encode(), value=messages.encode(
+                RefundChanged(at=payment.updated_at, account=payment.account, user_id=payment.user_id,
+                              refund=refund.view())), force=True))
     if sent:
         await asyncio.gather(*sent)
     metrics.DURABLE_FLUSH.labels(before).observe(time.perf_counter() - started)
@@ -125,6 +133,26 @@ class PaymentByIdPage(View):
         except NotFound as exc:
             return self.json({"error": exc.as_dict()}, status=404)
         return self.json(found.public_view().model_dump(mode="json"))
+
+
+#: How often refunds left pending are asked again (their handler syncs each from the provider, by id).
+REFUND_SYNC_EVERY_S = 15.0
+
+
+@app.timer(REFUND_SYNC_EVERY_S)
+async def sync_pending_refunds() -> None:
+    """Each refund this worker left pending, asked again through the commands topic, keyed by its payment:
+    its payment's worker syncs it, in turn with the payment's other commands, until it is terminal. (A
+    refund in flight when a worker dies is settled by Kafka handing its command over again.)"""
+    for payment_id, refund_ids in list(handle.pending_refunds.items()):
+        payment = store.get(payment_id)
+        if payment is None:
+            handle.pending_refunds.pop(payment_id, None)  # this worker no longer holds it
+            continue
+        for refund_id in refund_ids:
+            if payment.refund(refund_id) is not None:
+                command = refund_sync_command(payment, refund_id, utc_now())
+                await commands_topic.send(key=payment_id.encode(), value=messages.encode(command), force=True)
 
 
 metrics.IN_FLIGHT.set_function(lambda: handle.in_flight)

@@ -31,6 +31,18 @@ def receipted_minor(payments: Iterable[dict]) -> dict[str, int]:
     return dict(sorted(totals.items()))
 
 
+def refunds_of(payments: Iterable[dict]) -> tuple[dict[str, int], dict[str, int]]:
+    """(refunds by status, money given back per currency in minor units: the succeeded refunds)."""
+    by_status: Counter = Counter()
+    given: dict[str, int] = defaultdict(int)
+    for p in payments:
+        for refund in p.get("refunds") or ():
+            by_status[refund["status"]] += 1
+            if refund["status"] == "succeeded":
+                given[refund["amount"]["currency"]] += refund["amount"]["amount_minor"]
+    return dict(by_status), dict(sorted(given.items()))
+
+
 def receipted_totals(payments: Iterable[dict]) -> dict[str, str]:
     """Money taken, per currency, as decimal strings (exact: summed in minor units)."""
     return _decimals(receipted_minor(payments))
@@ -62,15 +74,19 @@ def summary_partial(payments: Iterable[dict], now: datetime, stuck_after_s: floa
     """One worker's share of the summary, in figures that add up (minor units, every stuck id's count)."""
     records = list(payments)
     stuck_ids = stuck(records, now, stuck_after_s)
+    refunds_by_status, refunded = refunds_of(records)
     return {"payments": len(records), "by_status": status_counts(records),
             "receipted_minor": receipted_minor(records), "stuck": len(stuck_ids),
-            "stuck_sample": stuck_ids[:STUCK_SAMPLE]}
+            "stuck_sample": stuck_ids[:STUCK_SAMPLE], "refunds_by_status": refunds_by_status,
+            "refunded_minor": refunded}
 
 
 def merge_summaries(partials: Iterable[dict]) -> dict:
     """The summary over every partition, from each worker's partial."""
     by_status: Counter = Counter()
+    refunds_by_status: Counter = Counter()
     minor: dict[str, int] = defaultdict(int)
+    refunded: dict[str, int] = defaultdict(int)
     total = stuck_count = 0
     sample: list[str] = []
     for part in partials:
@@ -78,7 +94,13 @@ def merge_summaries(partials: Iterable[dict]) -> dict:
         by_status.update(part["by_status"])
         for currency, units in part["receipted_minor"].items():
             minor[currency] += units
+        # (A worker of an older version sends no refund figures.)
+        refunds_by_status.update(part.get("refunds_by_status", {}))
+        for currency, units in part.get("refunded_minor", {}).items():
+            refunded[currency] += units
         stuck_count += part["stuck"]
         sample += part["stuck_sample"]
+    net = {currency: minor.get(currency, 0) - refunded.get(currency, 0) for currency in {*minor, *refunded}}
     return {"payments": total, "by_status": dict(sorted(by_status.items())), "receipted_totals": _decimals(minor),
-            "stuck": stuck_count, "stuck_sample": sorted(sample)[:STUCK_SAMPLE]}
+            "refunds_by_status": dict(sorted(refunds_by_status.items())), "refunded_totals": _decimals(refunded),
+            "net_totals": _decimals(net), "stuck": stuck_count, "stuck_sample": sorted(sample)[:STUCK_SAMPLE]}

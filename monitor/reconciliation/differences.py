@@ -7,7 +7,15 @@ lists the provider's history. Four classes of difference:
 - charged_not_receipted: the provider holds a charge, paystream no receipt;
 - receipted_not_charged: paystream issued a receipt, the provider holds no charge;
 - amount_mismatch: a charge's amount or currency is not the payment's (or its receipt's);
-- charged_twice: more than one charge for one payment.
+- charged_twice: more than one charge for one payment;
+
+and for a payment with refunds, each refund synced by id and the payment's refunded total:
+
+- refund_mismatch: a refund's status or amount at the provider is not paystream's (a refund paystream
+  holds succeeded that the provider never made, or one it holds failed that the provider made);
+- refund_pending: a refund still pending after the settle time (its sync has not settled it);
+- refunded_amount_mismatch: the provider's refunded total for the payment is not the sum of paystream's
+  succeeded refunds (a double refund, or an over-refund).
 
 A payment changed within `settle_s` is still in flight (a charge is taken an
 instant before its receipt is recorded) and is judged on a later run. The
@@ -21,12 +29,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from paystream.domain.errors import ProviderUnavailable
 from paystream.domain.model import FINISHED, Payment, Status
+from paystream.domain.provider import RefundStatus
 from paystream.domain.records import Receipt
-from paystream.ports import PaymentProvider, ProviderIntent
+from paystream.domain.refunds import refunded
+from paystream.ports import PaymentProvider, ProviderIntent, ProviderPayment, ProviderRefund
 from paystream.providers import Providers
 
-KINDS = ("charged_not_receipted", "receipted_not_charged", "amount_mismatch", "charged_twice")
+KINDS = ("charged_not_receipted", "receipted_not_charged", "amount_mismatch", "charged_twice",
+         "refund_mismatch", "refund_pending", "refunded_amount_mismatch")
 LOOK_UP_BATCH = 20
 
 
@@ -65,8 +77,9 @@ class Case:
         return tuple(dict.fromkeys(i for i in ids if i))
 
     def settled(self, now: datetime, settle_s: float) -> bool:
-        if self.payment is None or self.payment.status in FINISHED:
+        if self.payment is None or (self.payment.status in FINISHED and not self.payment.refunds):
             return True
+        # A refund is recorded an instant before the provider makes it, and settled an instant after.
         return _at(self.payment.updated_at) <= now - timedelta(seconds=settle_s)
 
     def merged_with(self, older: Case | None) -> Case:
@@ -132,6 +145,60 @@ def judge(case: Case, records: Mapping[str, ProviderIntent]) -> list[Difference]
     return found
 
 
+@dataclass(frozen=True)
+class RefundRecords:
+    """The provider's records of one payment's refunds: the payment (its refunded total) and each refund."""
+
+    payment: ProviderPayment | None
+    refunds: Mapping[str, ProviderRefund]
+
+
+def judge_refunds(payment: Payment, records: RefundRecords) -> list[Difference]:
+    """The differences between a payment's refunds and the provider's records of them."""
+    found = []
+    for refund in payment.refunds:
+        held = records.refunds.get(refund.refund_id)
+        if refund.status == "pending":
+            found.append(Difference("refund_pending", payment.payment_id,
+                                    f"refund {refund.refund_id} still pending since {refund.created_at}"))
+            continue
+        if held is None or held.status is RefundStatus.UNKNOWN and held.found:
+            continue  # the provider could not say: judged on a later run
+        made = held.found and held.status is RefundStatus.SUCCEEDED
+        if made != (refund.status == "succeeded") or (made and held.amount is not None
+                                                      and held.amount != refund.amount):
+            at_provider = f"{held.status.value} {held.amount.minor if held.amount else ''}" if held.found else "none"
+            found.append(Difference("refund_mismatch", payment.payment_id,
+                                    f"refund {refund.refund_id} is {refund.status} {refund.amount.minor} in "
+                                    f"paystream; at the provider: {at_provider}"))
+    given = records.payment.amount_refunded if records.payment is not None else None
+    if records.payment is not None and records.payment.found and payment.amount is not None:
+        provider_minor = given.minor if given is not None else 0
+        if provider_minor != refunded(payment.refunds):
+            found.append(Difference("refunded_amount_mismatch", payment.payment_id,
+                                    f"the provider refunded {provider_minor}; paystream's succeeded refunds "
+                                    f"add up to {refunded(payment.refunds)} {payment.amount.currency}"))
+    return found
+
+
+async def refund_records(provider: PaymentProvider, payment: Payment) -> RefundRecords:
+    """Each refund synced by id, and the payment's refunded total; what the provider cannot say is left out."""
+    try:
+        synced = await provider.sync_payment(payment.transaction_id)
+    except ProviderUnavailable:
+        synced = None
+    refunds = {}
+    for refund in payment.refunds:
+        if refund.status == "pending":
+            continue
+        try:
+            refunds[refund.refund_id] = await provider.sync_refund(refund.refund_id, payment.transaction_id,
+                                                                   refund.provider_refund_id)
+        except ProviderUnavailable:
+            continue
+    return RefundRecords(synced, refunds)
+
+
 def _expected_money(case: Case, receipt: Receipt | None) -> tuple[int, str] | None:
     if receipt is not None:
         return receipt.amount_minor, receipt.currency
@@ -158,6 +225,10 @@ async def reconcile_cases(found: Mapping[str, Case], provider: PaymentProvider |
         report.look_ups += len(ids)
     for case in sorted(judged, key=lambda c: c.payment_id):
         report.differences += judge(case, records)
+        if case.payment is not None and case.payment.refunds and case.payment.transaction_id:
+            provider_side = await refund_records(providers.of_payment(case.payment), case.payment)
+            report.look_ups += 1 + len(provider_side.refunds)
+            report.differences += judge_refunds(case.payment, provider_side)
     return report
 
 

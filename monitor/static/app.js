@@ -484,6 +484,9 @@
     receipted_not_charged: "receipted, not charged",
     amount_mismatch: "amount or currency differs",
     charged_twice: "charged twice",
+    refund_mismatch: "refund differs",
+    refund_pending: "refund still pending",
+    refunded_amount_mismatch: "refunded total differs",
   };
 
   function renderReconciliation(recon) {

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from paystream.domain.message import Message
 from paystream.domain.money import WireMoney
-from paystream.domain.records import PaymentView, Receipt
+from paystream.domain.records import PaymentView, Receipt, RefundView
 
 PaymentType = Literal["credit", "debit"]
 
@@ -51,7 +51,23 @@ class PostPayment(Message):
     payment_method: str
 
 
-Command = Annotated[StartPayment | PostPayment, Field(discriminator="kind")]
+class RefundPayment(Message):
+    """Give back `amount` of a charged payment (None: the rest). Keyed by payment id like the payment's other
+    commands, so the worker that owns the payment checks it against the payment's other refunds."""
+
+    kind: Literal["refund"] = "refund"
+    command_id: str
+    payment_id: str
+    refund_id: str
+    account: str
+    user_id: str
+    requested_at: str
+    #: A decimal string in the payment's currency, checked against it by the worker.
+    amount: str | None = None
+    reason: str | None = None
+
+
+Command = Annotated[StartPayment | PostPayment | RefundPayment, Field(discriminator="kind")]
 
 
 class ErrorBody(BaseModel):
@@ -78,3 +94,5 @@ class CommandReply(Message):
     receipt: Receipt | None = None
     #: The provider's client secret, sealed to the asking ingress's `reply_key`: unreadable on the topic.
     sealed_client_secret: str | None = None
+    #: The refund a refund command asked for, as it stands.
+    refund: RefundView | None = None

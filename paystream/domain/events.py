@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from paystream.domain.message import Message
 from paystream.domain.model import Payment
+from paystream.domain.records import RefundView
 
 
 class PaymentChanged(Message):
@@ -17,3 +18,12 @@ class PaymentChanged(Message):
     @classmethod
     def of(cls, payment: Payment) -> PaymentChanged:
         return cls(at=payment.updated_at, payment=payment)
+
+
+class RefundChanged(Message):
+    """A refund entered a status: the refunds topic's value, keyed by refund id, for downstream consumers."""
+
+    at: str
+    account: str
+    user_id: str
+    refund: RefundView

@@ -15,11 +15,13 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from paystream.domain.commands import PaymentType, PostPayment, StartPayment
+from paystream.domain.commands import PaymentType, PostPayment, RefundPayment, StartPayment
 from paystream.domain.errors import IllegalTransition, NotFound
 from paystream.domain.ids import receipt_id_for
-from paystream.domain.money import WireMoney
+from paystream.domain.money import Money, WireMoney
+from paystream.domain.provider import RefundStatus
 from paystream.domain.records import PaymentView, Receipt
+from paystream.domain.refunds import Refund, new_refund, refund_state, refunded
 
 
 class Status(StrEnum):
@@ -82,6 +84,8 @@ class Payment(BaseModel):
     failure_reason: str | None = None
     version: int = 1
     history: tuple[tuple[str, str], ...] = ()
+    #: Refunds of the charge, oldest first (paystream/domain/refunds.py); the status stays what it is.
+    refunds: tuple[Refund, ...] = ()
 
     # --- transitions ------------------------------------------------------
     @classmethod
@@ -139,8 +143,7 @@ class Payment(BaseModel):
         recorded = ChargeIntent(attempt=self.post_command_id, intent_id=intent_id)
         if recorded in self.charge_intents:
             return self
-        return self.model_copy(update={"updated_at": now, "version": self.version + 1,
-                                       "charge_intents": (*self.charge_intents, recorded)})
+        return self._record(now, charge_intents=(*self.charge_intents, recorded))
 
     def succeeded(self, charge_id: str | None, now: str) -> Payment:
         self._require({Status.POSTING}, "record a charge for")
@@ -170,6 +173,45 @@ class Payment(BaseModel):
             raise IllegalTransition("payment_failed", f"this payment failed: {self.failure_reason}")
         return self._to(Status.STARTED, now, failure_reason=None)
 
+    # --- refunds: recorded in the payment, the status unchanged -------------------------
+    def refunding(self, command: RefundPayment, now: str) -> Payment:
+        """A new pending refund, or the error saying why it may not be made (nothing recorded)."""
+        if self.status not in CHARGED or self.amount is None:
+            raise IllegalTransition("payment_not_refundable",
+                                    f"only a succeeded payment can be refunded; this one is {self.status.value}",
+                                    "payment_id")
+        refund = new_refund(self.amount, self.refunds, command.refund_id, self.payment_id, command.command_id,
+                            command.amount, command.reason, now)
+        return self._record(now, refunds=(*self.refunds, refund))
+
+    def refund_settled(self, refund_id: str, status: RefundStatus, now: str, provider_refund_id: str | None = None,
+                       failure_reason: str | None = None) -> Payment:
+        """The provider's answer about one refund recorded (no change when it changes nothing)."""
+        refunds = tuple(r.settled(status, now, provider_refund_id, failure_reason) if r.refund_id == refund_id else r
+                        for r in self.refunds)
+        return self if refunds == self.refunds else self._record(now, refunds=refunds)
+
+    def refund(self, refund_id: str) -> Refund | None:
+        return next((r for r in self.refunds if r.refund_id == refund_id), None)
+
+    @property
+    def amount_refunded(self) -> Money | None:
+        given = refunded(self.refunds)
+        return Money(given, self.amount.currency) if given and self.amount is not None else None
+
+    @property
+    def refund_status(self) -> str | None:
+        return refund_state(self.amount, self.refunds)
+
+    def _refund_fields(self) -> dict:
+        given = self.amount_refunded
+        return {"amount_refunded": given.decimal if given else None,
+                "amount_refunded_minor": given.minor if given else None, "refund_status": self.refund_status}
+
+    def _record(self, now: str, **changes) -> Payment:
+        """A change within the current status (a new version, no new history entry)."""
+        return self.model_copy(update={"updated_at": now, "version": self.version + 1, **changes})
+
     def _require(self, allowed: set[Status], action: str) -> None:
         if self.status not in allowed:
             raise IllegalTransition(
@@ -194,6 +236,11 @@ class Payment(BaseModel):
         return next((i.intent_id for i in reversed(self.charge_intents) if i.attempt == self.post_command_id), None)
 
     @property
+    def changed_refunds(self) -> tuple[Refund, ...]:
+        """The refunds this version changed (made, or settled)."""
+        return tuple(r for r in self.refunds if r.updated_at == self.updated_at)
+
+    @property
     def entered_status(self) -> bool:
         """Whether this version is the one that entered its status (not a later record within it)."""
         return self.history[-1] == (self.status.value, self.updated_at)
@@ -203,10 +250,12 @@ class Payment(BaseModel):
         if self.status != Status.RECEIPTED or self.amount is None:
             raise IllegalTransition("no_receipt", f"a {self.status.value} payment has no receipt")
         paid_at = next(at for status, at in self.history if status == Status.SUCCEEDED.value)
+        # Issued when receipted (a refund later makes a newer version of the payment, not of its receipt).
+        issued_at = next(at for status, at in self.history if status == Status.RECEIPTED.value)
         return Receipt(
             receipt_id=self.receipt_id, payment_id=self.payment_id, transaction_id=self.transaction_id,
             account=self.account, user_id=self.user_id, email_id=self.email, payment_type=self.payment_type, **self.amount.as_dict(),
-            charge_id=self.charge_id, created_at=self.created_at, paid_at=paid_at, issued_at=self.updated_at,
+            charge_id=self.charge_id, created_at=self.created_at, paid_at=paid_at, issued_at=issued_at,
         )
 
     def as_dict(self) -> dict:
@@ -223,7 +272,8 @@ class Payment(BaseModel):
             payment_id=self.payment_id, user_id=self.user_id, status=self.status.value, transaction_id=self.transaction_id,
             provider=self.provider, payment_type=self.payment_type, **(self.amount.as_dict() if self.amount else {}),
             receipt_id=self.receipt_id, decline_code=self.decline_code, failure_reason=self.failure_reason,
-            created_at=self.created_at, updated_at=self.updated_at,
+            created_at=self.created_at, updated_at=self.updated_at, **self._refund_fields(),
+            refunds=[r.view() for r in self.refunds],
         )
 
 

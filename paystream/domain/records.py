@@ -31,6 +31,22 @@ class Receipt(Message):
     issued_at: str
 
 
+class RefundView(Message):
+    """A refund as its payment's owner sees it: the refund API's answer and the refunds topic's value."""
+
+    object: Literal["refund"] = "refund"
+    id: str
+    payment_id: str
+    amount: str
+    amount_minor: int
+    currency: str
+    status: Literal["pending", "succeeded", "failed", "canceled"]
+    reason: Literal["duplicate", "fraudulent", "requested_by_customer"] | None = None
+    failure_reason: str | None = None
+    created_at: str
+    updated_at: str
+
+
 class PaymentView(BaseModel):
     """A payment as its owner sees it: no card, no provider secret."""
 
@@ -51,3 +67,9 @@ class PaymentView(BaseModel):
     failure_reason: str | None = None
     created_at: str
     updated_at: str
+    #: Given back so far (succeeded refunds), once there is any; and whether that is part or all of it.
+    amount_refunded: str | None = None
+    amount_refunded_minor: int | None = None
+    refund_status: Literal["partially_refunded", "refunded"] | None = None
+    #: Its refunds, oldest first (at most 10).
+    refunds: list[RefundView] = []

@@ -6,6 +6,7 @@ counted event adds to one *group* (its events partition, currency and payment
 type) a few tallies, each a count and a total:
 
     status   <status>        total: amount in minor units
+    status   refunded        total: refunded amount in minor units (each refund as it succeeds)
     decline  <decline code>  total: amount in minor units        (declined events)
     latency  <bucket, ms>    total: milliseconds from start to receipt (receipted events)
 
@@ -72,12 +73,27 @@ class Group:
         return cls(int(partition), currency, payment_type)
 
 
-def counted(payment: Payment) -> bool:
+#: The label refunds are counted under (with the statuses: the status view shows it as a row).
+REFUNDED = "refunded"
+
+
+def counted_state(payment: Payment) -> bool:
+    """Whether this event is the payment entering a counted state."""
     # A start tried again after it failed for want of the provider is the same payment: started once
     # (its failure stays counted: it happened).
     if payment.status is Status.STARTED and payment.version > 1:
         return False
-    return payment.status.value in COUNTED_STATES
+    # A refund's change of a receipted payment is a new version in the same state: not receipted again.
+    return payment.status.value in COUNTED_STATES and payment.entered_status
+
+
+def refunds_succeeded(payment: Payment) -> list[int]:
+    """The amounts (minor units) of the refunds this event says succeeded."""
+    return [r.amount.minor for r in payment.changed_refunds if r.status == "succeeded"]
+
+
+def counted(payment: Payment) -> bool:
+    return counted_state(payment) or bool(refunds_succeeded(payment))
 
 
 def contribution(payment: Payment, partition: int) -> tuple[Group, dict[str, list[int]]]:
@@ -86,13 +102,18 @@ def contribution(payment: Payment, partition: int) -> tuple[Group, dict[str, lis
     Only for a counted state (see `counted`)."""
     currency = payment.amount.currency if payment.amount else NO_CURRENCY
     minor = payment.amount.minor if payment.amount else 0
-    tallies = {f"{STATUS}|{payment.status.value}": [1, minor]}
+    group = Group(partition, currency, str(payment.payment_type))
+    refunds = refunds_succeeded(payment)
+    tallies = {f"{STATUS}|{REFUNDED}": [len(refunds), sum(refunds)]} if refunds else {}
+    if not counted_state(payment):
+        return group, tallies
+    tallies[f"{STATUS}|{payment.status.value}"] = [1, minor]
     if payment.status == Status.DECLINED:
         tallies[f"{DECLINE}|{payment.decline_code or 'card_declined'}"] = [1, minor]
     if payment.status == Status.RECEIPTED:
         ms = max(0, millis_between(payment.created_at, payment.updated_at))
         tallies[f"{LATENCY}|{latency_bucket(ms)}"] = [1, ms]
-    return Group(partition, currency, str(payment.payment_type)), tallies
+    return group, tallies
 
 
 def split_tally_key(key: str) -> tuple[str, str]:
@@ -134,7 +155,7 @@ def add_to_user(record: dict | None, payment: Payment, source: str, offset: int)
     "sources": {events partition: last offset counted}}. An event from a partition at or below the offset
     already counted from it is a repeat and changes nothing."""
     record = record or {"currencies": {}, "sources": {}}
-    if record["sources"].get(source, -1) >= offset or not counted(payment):
+    if record["sources"].get(source, -1) >= offset or not counted_state(payment):
         return record
     currency = payment.amount.currency if payment.amount else NO_CURRENCY
     currencies = {cur: dict(t) for cur, t in record["currencies"].items()}

@@ -29,6 +29,7 @@ from tables.analytics.counts import (
     LATENCY,
     LATENCY_BUCKETS_MS,
     NO_CURRENCY,
+    REFUNDED,
     STATUS,
     Group,
     split_tally_key,
@@ -172,7 +173,7 @@ class WindowQuery:
         currencies = _values(params.get("currency"), None, "currency")
         for code in currencies:
             currency_exponent(code)
-        statuses = _values(params.get("status"), COUNTED_STATES, "status")
+        statuses = _values(params.get("status"), (*COUNTED_STATES, REFUNDED), "status")
         if statuses and view != "status":
             raise InvalidRequest("invalid_status", f"the {view} view has no status filter", "status")
         payment_types = _values(params.get("payment_type"), PAYMENT_TYPES, "payment_type")
@@ -303,7 +304,22 @@ def rows(query: WindowQuery, partials: Partials) -> list[dict]:
             out.append({"bucket_start": iso(bucket), "bucket_end": iso(query.bucket_end(bucket)),
                         label_column: label, **_group(currency, payment_type), "count": count,
                         "volume": _money(total, currency), "volume_minor": total if currency else None})
+    if query.view == "status":
+        out += _net_rows(query, ordered)
     return [{column: row[column] for column in COLUMNS[query.view]} for row in out]
+
+
+def _net_rows(query: WindowQuery, ordered) -> list[dict]:
+    """Where refunds succeeded in a bucket: the net volume, receipted less refunded (count: receipted)."""
+    sums: dict[tuple, dict[str, list[int]]] = {}
+    for (bucket, measure, label, currency, payment_type), (count, total) in ordered:
+        if measure == STATUS and label in ("receipted", REFUNDED) and currency:
+            sums.setdefault((bucket, currency, payment_type), {})[label] = [count, total]
+    return [{"bucket_start": iso(bucket), "bucket_end": iso(query.bucket_end(bucket)), "status": "net",
+             **_group(currency, payment_type), "count": got.get("receipted", [0, 0])[0],
+             "volume": _money(got.get("receipted", [0, 0])[1] - got[REFUNDED][1], currency),
+             "volume_minor": got.get("receipted", [0, 0])[1] - got[REFUNDED][1]}
+            for (bucket, currency, payment_type), got in sums.items() if REFUNDED in got]
 
 
 def _conversion_rows(query: WindowQuery, ordered) -> list[dict]:

@@ -43,7 +43,8 @@ async def test_the_openapi_document_is_valid_and_covers_every_route(pipeline):
     assert operations == {("POST", "/v1/startPayment"), ("POST", "/v1/postPayment"), ("GET", "/v1/getReceipt"),
                           ("POST", "/v1/getReceipt"), ("GET", "/v1/payments/{payment_id}"),
                           ("GET", "/v1/payments"), ("GET", "/v1/receipts"), ("POST", "/v1/user_tokens"),
-                          ("GET", "/health")}
+                          ("POST", "/v1/refunds"), ("GET", "/v1/refunds/{refund_id}"),
+                          ("GET", "/v1/payments/{payment_id}/refunds"), ("GET", "/health")}
     # The answers are the core's own models.
     assert {"Receipt", "PaymentView", "ErrorObject"} <= set(document["components"]["schemas"])
 
@@ -98,7 +99,8 @@ def test_schemathesis_finds_no_server_error_no_schema_violation_and_nothing_refu
     assert not [s for s in statuses if s >= 500], report
     for operation in ("POST /v1/startPayment", "POST /v1/postPayment", "GET /v1/getReceipt", "POST /v1/getReceipt",
                       "GET /v1/payments/{payment_id}", "GET /v1/payments", "GET /v1/receipts",
-                      "POST /v1/user_tokens"):
+                      "POST /v1/user_tokens", "POST /v1/refunds", "GET /v1/refunds/{refund_id}",
+                      "GET /v1/payments/{payment_id}/refunds"):
         assert report["per_operation"].get(operation, 0) >= 20, (operation, report)
     assert report["per_operation"].get("GET /health", 0) >= 1, report  # it takes no parameter to vary
 
@@ -116,6 +118,10 @@ def _documented(url: str) -> str | None:
     path = "/" + url.split("://", 1)[1].split("/", 1)[1].split("?")[0]
     if re.fullmatch(r"/v1/payments/[^/]+", path):
         return "/v1/payments/{payment_id}"
+    if re.fullmatch(r"/v1/payments/[^/]+/refunds", path):
+        return "/v1/payments/{payment_id}/refunds"
+    if re.fullmatch(r"/v1/refunds/[^/]+", path):
+        return "/v1/refunds/{refund_id}"
     return path
 
 

@@ -22,7 +22,8 @@ from tests.api_client import identity
 from tests.conftest import paystream
 from tests.kafka_probe import end_offsets, read_since
 
-ZEROS = {"charged_not_receipted": 0, "receipted_not_charged": 0, "amount_mismatch": 0, "charged_twice": 0}
+ZEROS = {"charged_not_receipted": 0, "receipted_not_charged": 0, "amount_mismatch": 0, "charged_twice": 0,
+         "refund_mismatch": 0, "refund_pending": 0, "refunded_amount_mismatch": 0}
 
 
 def moment() -> str:

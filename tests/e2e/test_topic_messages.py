@@ -35,7 +35,10 @@ async def test_every_topic_carries_messages_that_fit_its_schema(api, stack, sett
     started_too = await api.start(other, "3.00", "EUR")
     declined = await api.post(other, started_too.body["transaction_id"], await api.card(DECLINING_CARD), "3.00", "EUR")
     assert declined.status == 402, declined.body
-    bad, _ = command(kind="refund")
+    refunded = await api.call("POST", "/v1/refunds", {"payment_id": started.body["payment_id"], "user_id": who["user_id"],
+                                                       "amount": "1.00"})
+    assert refunded.status == 201, refunded.body
+    bad, _ = command(kind="chargeback")
     produce(bootstrap, topics["commands"], "pay_unreadable", bad, "corr-schema-check")
     # Every topic has carried something of this run (the heartbeats come every few seconds): polled.
     def moved(kind: str) -> bool:
@@ -72,7 +75,7 @@ async def test_an_unreadable_command_is_set_aside_and_its_partition_moves_on(sta
     bootstrap = stack["kafka"]["address"]
     replies = end_offsets(bootstrap, settings.topics.replies)
     letters = end_offsets(bootstrap, settings.topics.dead_letters)
-    bad, payment_id = command(kind="refund")
+    bad, payment_id = command(kind="chargeback")
     produce(bootstrap, settings.topics.commands, payment_id, bad, "corr-bad")
     good, _ = command(payment_id=payment_id)  # same key, so the same partition, right behind it
     produce(bootstrap, settings.topics.commands, payment_id, good, "corr-good")

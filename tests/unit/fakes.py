@@ -8,12 +8,20 @@ import itertools
 import uuid
 from dataclasses import dataclass
 
-from paystream.domain.commands import PostPayment, StartPayment
+from paystream.domain.commands import PostPayment, RefundPayment, StartPayment
 from paystream.domain.errors import ProviderUnavailable, Unavailable
 from paystream.domain.model import Payment
 from paystream.domain.money import Money
+from paystream.domain.provider import RefundStatus
 from paystream.domain.sealing import new_data_key
-from paystream.ports import ChargeResult, PreparedCharge, ProviderIntent, ProviderSession, TransactionRef
+from paystream.ports import (
+    ChargeResult,
+    PreparedCharge,
+    ProviderIntent,
+    ProviderRefund,
+    ProviderSession,
+    TransactionRef,
+)
 
 EUR_10 = Money(1000, "EUR")
 
@@ -61,6 +69,12 @@ def post_cmd(command_id: str = "cmd-post", **kw) -> PostPayment:
     return PostPayment(**{**base, **kw})
 
 
+def refund_cmd(refund_id: str = "rf_1", amount: str | None = None, **kw) -> RefundPayment:
+    base = dict(command_id=f"cmd-{refund_id}", payment_id="pay-1", refund_id=refund_id, account="acct-1",
+                user_id="user-1", requested_at="2024-05-01T12:01:00Z", amount=amount)
+    return RefundPayment(**{**base, **kw})
+
+
 # --- the worker's side: its table and the provider -----------------------------------
 class DictStore:
     """The table in memory. `durable` is what a crash would leave: the state as of the last flush."""
@@ -98,7 +112,10 @@ class FakeProvider:
 
     def __init__(self, *, sessions=(), prepares=(), charges=(), look_ups=(), store: DictStore | None = None) -> None:
         self.scripts = {"create_session": list(sessions), "prepare_charge": list(prepares),
-                        "confirm": list(charges), "look_up": list(look_ups), "session_secret": []}
+                        "confirm": list(charges), "look_up": list(look_ups), "session_secret": [],
+                        "refund": [], "sync_refund": []}
+        #: The refunds the provider made, by paystream's refund id: (status, amount in minor units).
+        self.refunds: dict[str, ProviderRefund] = {}
         self.calls: list[tuple] = []
         self.intents: dict[str, ChargeResult] = {}
         self.store = store
@@ -154,6 +171,31 @@ class FakeProvider:
             return scripted
         return [ProviderIntent(i, found=i in self.intents, result=self.intents.get(i, ChargeResult("not_charged")))
                 for i in intent_ids]
+
+
+    async def refund(self, refund_id, payment_id, transaction_id, amount, reason=None):
+        """Makes the refund (succeeded) unless scripted otherwise; `Lost(status)` makes it and answers unknown."""
+        self.calls.append(("refund", refund_id, payment_id, transaction_id, amount))
+        if self.store is not None and Payment.from_dict(self.store.durable[payment_id]).refund(refund_id) is None:
+            self.confirmed_unrecorded.append(refund_id)
+        script = self.scripts["refund"]
+        answer = script.pop(0) if script else RefundStatus.SUCCEEDED
+        lost = isinstance(answer, Lost)
+        status = answer.result if lost else answer
+        made = ProviderRefund(refund_id, found=True, status=status, provider_refund_id=f"re_{len(self.refunds)}",
+                              amount=amount)
+        if status is not RefundStatus.FAILED:
+            self.refunds[refund_id] = made
+        if lost:
+            return ProviderRefund(refund_id, found=True, status=RefundStatus.UNKNOWN)
+        return made
+
+    async def sync_refund(self, refund_id, transaction_id, provider_refund_id=None):
+        self.calls.append(("sync_refund", refund_id, provider_refund_id))
+        scripted = self._answer("sync_refund", None)
+        if scripted is not None:
+            return scripted
+        return self.refunds.get(refund_id) or ProviderRefund(refund_id, found=False, status=RefundStatus.UNKNOWN)
 
 
 @dataclass(frozen=True)

@@ -11,21 +11,25 @@ import pytest
 
 from paystream import messages
 from paystream.domain.commands import CommandReply, ErrorBody
-from paystream.domain.events import PaymentChanged
+from paystream.domain.events import PaymentChanged, RefundChanged
+from paystream.domain.provider import RefundStatus
 from paystream.messages import Alert, Heartbeat, UnreadableMessage
-from tests.unit.fakes import POST, RECEIPTED, START, START_NO_AMOUNT
+from tests.unit.fakes import POST, RECEIPTED, START, START_NO_AMOUNT, refund_cmd
+
+REFUNDED = (RECEIPTED.refunding(refund_cmd("rf_1", "2.00", reason="duplicate"), "2024-05-01T13:00:00Z")
+            .refund_settled("rf_1", RefundStatus.SUCCEEDED, "2024-05-01T13:00:01Z", "re_1"))
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
 BEAT = Heartbeat(component_id="worker@h:6066", kind="worker", host="h", pid=1, at="2024-05-01T12:00:00.000Z",
                  uptime_s=1.5, rss_bytes=1, cpu_percent=0.0, open_connections=2, consumer_lag=0)
 SAMPLES = {
-    "commands": [START, START_NO_AMOUNT, POST],
+    "commands": [START, START_NO_AMOUNT, POST, refund_cmd("rf_1", "2.00", reason="fraudulent"), refund_cmd()],
     "replies": [CommandReply(correlation_id="c", payment_id="pay-1", command_id="cmd-2", ok=True,
                              payment=RECEIPTED.public_view(), receipt=RECEIPTED.receipt()),
                 CommandReply(payment_id="pay-1", ok=False,
                              error=ErrorBody(type="card_error", code="card_declined", message="declined"))],
-    "events": [PaymentChanged.of(RECEIPTED)],
+    "events": [PaymentChanged.of(RECEIPTED), PaymentChanged.of(REFUNDED)],
     "receipts": [RECEIPTED.receipt()],
     "heartbeats": [BEAT],
     "alerts": [Alert(at="2024-05-01T12:00:00Z", subject="worker@h:6066", kind="worker", state="down",
@@ -33,6 +37,8 @@ SAMPLES = {
     "dead_letters": [messages.dead_letter("worker", "paystream.payment-commands", 0, 7, b"pay-1", b"{}",
                                           {"correlation_id": "c"}, "commands: kind: missing", "2024-05-01T12:00:00Z")],
     "data_keys": [messages.DataKeyRecorded.of("acct-1", "u1", b"k" * 32)],
+    "refunds": [RefundChanged(at=REFUNDED.updated_at, account="acct-1", user_id="user-1",
+                              refund=REFUNDED.refunds[0].view())],
 }
 
 
@@ -57,7 +63,7 @@ def test_an_unknown_field_is_ignored_not_refused():
 
 @pytest.mark.parametrize(
     ("change", "where"),
-    [({"kind": "refund"}, "kind"), ({"payment_id": None}, "payment_id"),
+    [({"kind": "chargeback"}, "kind"), ({"payment_id": None}, "payment_id"),
      ({"amount": {"amount": "15", "amount_minor": 15.5, "currency": "JPY"}}, "amount"),
      ({"amount": {"amount_minor": 1500, "currency": "XXX"}}, "amount"),
      ({"payment_type": "cash"}, "payment_type")],

@@ -34,4 +34,19 @@ def test_stuck_lists_only_old_in_flight_payments():
 def test_summary():
     assert summary(PAYMENTS, NOW) == {"payments": 6, "by_status": status_counts(PAYMENTS),
                                       "receipted_totals": {"EUR": "10.51", "JPY": "500"},
+                                      "refunds_by_status": {}, "refunded_totals": {},
+                                      "net_totals": {"EUR": "10.51", "JPY": "500"},
                                       "stuck": 1, "stuck_sample": ["e"]}
+
+
+def test_summary_shows_refunds_and_the_net():
+    from paystream.domain.provider import RefundStatus
+    from tests.unit.fakes import RECEIPTED, refund_cmd
+
+    refunded = (RECEIPTED.refunding(refund_cmd("rf_1", "2.34"), "2026-11-25T10:00:00.000Z")
+                .refund_settled("rf_1", RefundStatus.SUCCEEDED, "2026-11-25T10:00:01.000Z")
+                .refunding(refund_cmd("rf_2", "1.00"), "2026-11-25T10:00:02.000Z"))
+    got = summary([*PAYMENTS, refunded.as_dict()], NOW)
+    assert got["receipted_totals"] == {"EUR": "22.85", "JPY": "500"}
+    assert (got["refunds_by_status"], got["refunded_totals"]) == ({"pending": 1, "succeeded": 1}, {"EUR": "2.34"})
+    assert got["net_totals"] == {"EUR": "20.51", "JPY": "500"}

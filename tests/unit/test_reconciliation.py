@@ -111,7 +111,8 @@ def test_a_run_reports_each_class_and_counts_what_it_judged():
     report = asyncio.run(reconcile(History([clean, stray], [clean.receipt()]), provider, NOW, settle_s=60))
     assert (report.payments, report.receipts, report.in_flight) == (2, 1, 0)
     assert report.counts == {"charged_not_receipted": 1, "receipted_not_charged": 0, "amount_mismatch": 0,
-                             "charged_twice": 0}
+                             "charged_twice": 0, "refund_mismatch": 0, "refund_pending": 0,
+                             "refunded_amount_mismatch": 0}
     assert [(d.kind, d.payment_id) for d in report.differences] == [("charged_not_receipted", "pay-2")]
     assert sorted(provider.looked_up) == ["pi_1", "pi_pay-1", "pi_pay-2"]
 

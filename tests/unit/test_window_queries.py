@@ -243,3 +243,23 @@ def test_user_rows_per_currency():
          "volume": "10.50", "volume_minor": 1050},
     ]
     assert user_rows("acct_1:nobody", None) == []
+
+
+def test_refunds_count_as_refunded_and_give_the_net_volume(tables):
+    """A refund of payment a (12.34 EUR, receipted at 10:00:09) succeeding at 10:00:30: one refunded row and a
+    net row (receipted less refunded); the receipted count is not touched by the refund's new version."""
+    from paystream.domain.commands import RefundPayment
+    from paystream.domain.provider import RefundStatus
+
+    receipted = PAYMENTS["a"][1][-1]
+    ask = RefundPayment(command_id="c3", payment_id="a", refund_id="rf_a", account="acct_test", user_id="u",
+                        requested_at=at(29), amount="2.34")
+    pending = receipted.refunding(ask, at(29))
+    done = pending.refund_settled("rf_a", RefundStatus.SUCCEEDED, at(30))
+    tables.count(pending, 0, 5)
+    tables.count(done, 0, 6)
+    got = answer(tables, query(status="receipted,refunded", by="currency"), *ONE)
+    assert [(r["bucket_start"][11:16], r["status"], r["currency"], r["count"], r["volume_minor"])
+            for r in got if r["bucket_start"][11:16] == "10:00"] == [
+        ("10:00", "receipted", "EUR", 2, 1300), ("10:00", "refunded", "EUR", 1, 234),
+        ("10:00", "net", "EUR", 2, 1066)]
