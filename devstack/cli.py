@@ -216,7 +216,8 @@ def demo(
 
 
 def bench(
-    suite: Annotated[str, typer.Argument(help="receipts | payments | mixed | scale | balancer | standin | bulkheads | all")] = "all",
+    suite: Annotated[str, typer.Argument(help="receipts | payments | refunds | paypal | mixed | scale | balancer | standin | "
+                                                 "bulkheads | all")] = "all",
     quick: Annotated[bool, typer.Option("--quick", help="A smoke run: two steps per suite, 2 s each.")] = False,
     keep_stack: Annotated[bool, typer.Option("--keep-stack", help="Leave the benchmark stack running.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Results folder (default bench/results, "
