@@ -21,8 +21,8 @@ import aiohttp
 from devstack.bench import alone
 from devstack.bench import tuning as bench_tuning
 from devstack.bench.bench_stack import BenchStack
-from devstack.bench.core import Step, open_loop
-from devstack.bench.report_parts import fmt_ms, fmt_rate, machine
+from devstack.bench.core import Step, counting_failures, open_loop
+from devstack.bench.report_parts import fmt_errors, fmt_ms, fmt_rate, machine
 from devstack.settings import DevSettings
 
 BEGIN, END = "<!-- paypal-payments -->", "<!-- /paypal-payments -->"
@@ -62,9 +62,10 @@ async def paystream_paypal(settings: DevSettings, rate: int, seconds: float) -> 
                     raise RuntimeError(f"post {r.status}")
             posts.append(clock() - t1)
 
-        _, errors, _ = await open_loop(rate, seconds, payment)
+        failures: dict[str, int] = {}
+        _, errors, _ = await open_loop(rate, seconds, counting_failures(payment, failures))
     return (Step.from_latencies("paypal", TARGETS[0], rate, seconds, starts, errors),
-            Step.from_latencies("paypal", TARGETS[1], rate, seconds, posts, errors))
+            Step.from_latencies("paypal", TARGETS[1], rate, seconds, posts, errors, failures=failures))
 
 
 async def standin_paypal(settings: DevSettings, rate: int, seconds: float) -> tuple[Step, Step]:
@@ -98,9 +99,11 @@ async def standin_paypal(settings: DevSettings, rate: int, seconds: float) -> tu
                     raise RuntimeError(f"capture {r.status}")
             captures.append(clock() - t1)
 
-        _, errors, _ = await open_loop(rate, seconds, payment)
+        failures: dict[str, int] = {}
+        _, errors, _ = await open_loop(rate, seconds, counting_failures(payment, failures))
     return (Step.from_latencies("paypal", TARGETS[2], rate, seconds, creates, errors),
-            Step.from_latencies("paypal", TARGETS[3], rate, seconds, captures, errors))
+            Step.from_latencies("paypal", TARGETS[3], rate, seconds, captures, errors,
+                                failures=failures))
 
 
 def run(stack: BenchStack, rates: list[int], seconds: float, say=print) -> dict:
@@ -113,7 +116,7 @@ def run(stack: BenchStack, rates: list[int], seconds: float, say=print) -> dict:
         create, capture = asyncio.run(standin_paypal(settings, rate, seconds))
         steps += [start, post, create, capture]
         say(f"  PayPal payments at {rate}/s: paystream {post.achieved_rps}/s, start p99 {start.p99_ms} ms, post p99 "
-            f"{post.p99_ms} ms, errors {post.errors}; the stand-in alone {capture.achieved_rps}/s, create p99 "
+            f"{post.p99_ms} ms, errors {fmt_errors(post)}; the stand-in alone {capture.achieved_rps}/s, create p99 "
             f"{create.p99_ms} ms, capture p99 {capture.p99_ms} ms, errors {capture.errors}")
     return {"steps": steps, "seconds": seconds}
 
@@ -133,9 +136,9 @@ def section(result: dict, command: str, commit: str, note: str = "") -> list[str
     for i in range(0, len(steps), 4):
         start, post, create, capture = steps[i:i + 4]
         lines.append(f"| {fmt_rate(start.offered_rps)} | {fmt_rate(post.achieved_rps)} | {fmt_ms(start.p50_ms)} | "
-                     f"{fmt_ms(start.p99_ms)} | {fmt_ms(post.p50_ms)} | {fmt_ms(post.p99_ms)} | {post.errors} | "
+                     f"{fmt_ms(start.p99_ms)} | {fmt_ms(post.p50_ms)} | {fmt_ms(post.p99_ms)} | {fmt_errors(post)} | "
                      f"{fmt_rate(capture.achieved_rps)} | {fmt_ms(create.p50_ms)} | {fmt_ms(create.p99_ms)} | "
-                     f"{fmt_ms(capture.p50_ms)} | {fmt_ms(capture.p99_ms)} | {capture.errors} |")
+                     f"{fmt_ms(capture.p50_ms)} | {fmt_ms(capture.p99_ms)} | {fmt_errors(capture)} |")
     lines += ["", END]
     return lines
 

@@ -20,8 +20,8 @@ import aiohttp
 from devstack.bench import alone
 from devstack.bench import tuning as bench_tuning
 from devstack.bench.bench_stack import BenchStack
-from devstack.bench.core import Step, open_loop
-from devstack.bench.report_parts import fmt_ms, fmt_rate, machine
+from devstack.bench.core import Step, counting_failures, open_loop
+from devstack.bench.report_parts import fmt_errors, fmt_ms, fmt_rate, machine
 from devstack.settings import DevSettings
 
 BEGIN, END = "<!-- refunds -->", "<!-- /refunds -->"
@@ -79,8 +79,9 @@ async def paystream_refunds(settings: DevSettings, rate: int, seconds: float) ->
             if body["status"] != "succeeded":
                 raise RuntimeError(f"refund {body['status']}")
 
-        latencies, errors, _ = await open_loop(rate, seconds, refund)
-    return Step.from_latencies("refunds", "paystream refund", rate, seconds, latencies, errors)
+        failures: dict[str, int] = {}
+        latencies, errors, _ = await open_loop(rate, seconds, counting_failures(refund, failures))
+    return Step.from_latencies("refunds", "paystream refund", rate, seconds, latencies, errors, failures=failures)
 
 
 async def sandbox_refunds(settings: DevSettings, rate: int, seconds: float) -> Step:
@@ -110,8 +111,9 @@ async def sandbox_refunds(settings: DevSettings, rate: int, seconds: float) -> S
             await call("/v1/refunds", {"payment_intent": intents[i], "metadata[refund_id]": refund_id,
                                        "metadata[payment_id]": f"floor-rf-{i}"}, key=f"paystream-{refund_id}")
 
-        latencies, errors, _ = await open_loop(rate, seconds, refund)
-    return Step.from_latencies("refunds", "floor: sandbox refund", rate, seconds, latencies, errors)
+        failures: dict[str, int] = {}
+        latencies, errors, _ = await open_loop(rate, seconds, counting_failures(refund, failures))
+    return Step.from_latencies("refunds", "floor: sandbox refund", rate, seconds, latencies, errors, failures=failures)
 
 
 def run(stack: BenchStack, rates: list[int], seconds: float, say=print) -> dict:
@@ -124,7 +126,7 @@ def run(stack: BenchStack, rates: list[int], seconds: float, say=print) -> dict:
         floor = asyncio.run(sandbox_refunds(settings, rate, seconds))
         steps += [ours, floor]
         say(f"  refunds at {rate}/s: paystream {ours.achieved_rps}/s p50 {ours.p50_ms} ms p99 {ours.p99_ms} ms "
-            f"errors {ours.errors}; the sandbox alone {floor.achieved_rps}/s p99 {floor.p99_ms} ms errors {floor.errors}")
+            f"errors {fmt_errors(ours)}; the sandbox alone {floor.achieved_rps}/s p99 {floor.p99_ms} ms errors {floor.errors}")
     return {"steps": steps, "seconds": seconds}
 
 
@@ -143,8 +145,8 @@ def section(result: dict, command: str, commit: str, note: str = "") -> list[str
              "|" + "---:|" * 9]
     for ours, floor in rows:
         lines.append(f"| {fmt_rate(ours.offered_rps)} | {fmt_rate(ours.achieved_rps)} | {fmt_ms(ours.p50_ms)} | "
-                     f"{fmt_ms(ours.p99_ms)} | {ours.errors} | {fmt_rate(floor.achieved_rps)} | {fmt_ms(floor.p50_ms)} | "
-                     f"{fmt_ms(floor.p99_ms)} | {floor.errors} |")
+                     f"{fmt_ms(ours.p99_ms)} | {fmt_errors(ours)} | {fmt_rate(floor.achieved_rps)} | {fmt_ms(floor.p50_ms)} | "
+                     f"{fmt_ms(floor.p99_ms)} | {fmt_errors(floor)} |")
     lines += ["", END]
     return lines
 
