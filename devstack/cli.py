@@ -216,7 +216,8 @@ def demo(
 
 
 def bench(
-    suite: Annotated[str, typer.Argument(help="receipts | payments | mixed | scale | balancer | standin | bulkheads | all")] = "all",
+    suite: Annotated[str, typer.Argument(help="receipts | payments | refunds | paypal | mixed | scale | balancer | standin | "
+                                                 "bulkheads | all")] = "all",
     quick: Annotated[bool, typer.Option("--quick", help="A smoke run: two steps per suite, 2 s each.")] = False,
     keep_stack: Annotated[bool, typer.Option("--keep-stack", help="Leave the benchmark stack running.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Results folder (default bench/results, "
@@ -246,12 +247,16 @@ def chaos(
     rate: Annotated[Optional[float], typer.Option(help="Payments started per second (4; 3 with --short).",
                                                   show_default=False)] = None,
     spacing: Annotated[float, typer.Option(help="Seconds of load between a recovery and the next fault.")] = 10.0,
+    refunds: Annotated[bool, typer.Option(help="Refund each receipted payment (all; part then the rest; three "
+                                               "at once; none) while the faults hit.")] = True,
+    paypal_every: Annotated[int, typer.Option(help="One payment in this many through the PayPal stand-in (0: "
+                                                   "none; none in a run with stop-start).")] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     markdown: Annotated[Optional[Path], typer.Option(help="Also write the report as Markdown here "
                                                           "(RELIABILITY.md).")] = None,
 ) -> None:
-    """Payments from retrying clients while each process and service fails in turn; then reconcile
-    against the provider sandbox and print the figures (exit 1 unless every bad one is 0)."""
+    """Payments and refunds from retrying clients while each process and service fails in turn; then
+    reconcile against the providers' own records and print the figures (exit 1 unless every bad one is 0)."""
     import asyncio
 
     from devstack.chaos.faults import ALL, SHORT
@@ -263,7 +268,7 @@ def chaos(
     if unknown:
         raise _fail(f"unknown fault(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
     plan = Plan(faults=chosen, rate=rate or (3.0 if short else 4.0), spacing_s=3.0 if short else spacing, warmup_s=3.0 if short else 5.0,
-                hold_s=5.0 if short else 10.0)
+                hold_s=5.0 if short else 10.0, refunds=refunds, paypal_every=paypal_every)
     settings = get_dev_settings()
 
     async def run():

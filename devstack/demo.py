@@ -1,7 +1,9 @@
-"""One complete payment against the running system, step by step, as a client makes it."""
+"""One complete payment against the running system, step by step, as a client makes it, and a refund of
+part of it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -13,7 +15,7 @@ from devstack.settings import DevSettings
 
 
 async def run_demo(settings: DevSettings, api_key: str, say: Callable[[str], None], provider: str = "stripe") -> dict:
-    """Start, pay and read the receipt of one payment, through `provider` (stripe or paypal)."""
+    """Start, pay, read the receipt of and refund part of one payment, through `provider` (stripe or paypal)."""
     base = f"http://{settings.ingress_host}:{settings.ingress_port}"
     user = {"user_id": f"demo-{uuid.uuid4().hex[:8]}", "email_id": "demo.user@example.com",
             "timestamp": datetime.now(UTC).isoformat(), "payment_type": "credit"}
@@ -63,4 +65,21 @@ async def run_demo(settings: DevSettings, api_key: str, say: Callable[[str], Non
             status, body, headers = await call(
                 "GET", "/v1/getReceipt", params={"receipt_id": receipt["receipt_id"], "user_id": user["user_id"]})
             say(f"4.{attempt} getReceipt: {status}, X-Cache: {headers.get('X-Cache')}")
+
+        say(f"5. refund 12.00 of the 42.00 EUR (at {provider})")
+        status, refund, headers = await call("POST", "/v1/refunds", {
+            "payment_id": started["payment_id"], "user_id": user["user_id"], "amount": "12.00",
+            "reason": "requested_by_customer"}, headers={"Idempotency-Key": uuid.uuid4().hex})
+        if status == 202:  # pending at the provider: its Location says when it is done
+            location, wait_s = headers["Location"], float(headers.get("Retry-After", 1))
+            while status in (200, 202) and refund.get("status") == "pending":
+                await asyncio.sleep(wait_s)
+                status, refund, _ = await call("GET", location)
+        say(f"   {status} {json.dumps(refund)}")
+        if status not in (200, 201):
+            raise RuntimeError("the refund failed")
+        status, refunds, _ = await call("GET", f"/v1/payments/{started['payment_id']}/refunds",
+                                        params={"user_id": user["user_id"]})
+        say(f"6. the payment's refunds: {status}, " + ", ".join(f"{r['id']} {r['amount']} {r['currency']} {r['status']}"
+                                                              for r in refunds.get("data", [])))
         return receipt

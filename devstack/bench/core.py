@@ -178,3 +178,17 @@ def find_section(text: str, begin: str, end: str) -> str:
     """A section another command owns, to be kept by a report that replaces the file ("" if absent)."""
     found = re.search(re.escape(begin) + ".*?" + re.escape(end), text, re.S)
     return "\n\n" + found.group(0) + "\n" if found else ""
+
+
+def counting_failures(request: Callable[[int], Awaitable[None]], kinds: dict[str, int]) -> Callable[[int], Awaitable[None]]:
+    """`request`, with each failure counted by its kind in `kinds` (a RuntimeError's message up to its
+    colon, such as "start 503"; else the exception's name) before it goes on to count as an error."""
+    async def counted(i: int) -> None:
+        try:
+            await request(i)
+        except Exception as exc:
+            kind = str(exc).split(":", 1)[0] if isinstance(exc, RuntimeError) else type(exc).__name__
+            kinds[kind] = kinds.get(kind, 0) + 1
+            raise
+
+    return counted

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from devstack.bench.core import Step
+from devstack.bench.paypal_payments import section as paypal_section
+from devstack.bench.refunds import section as refunds_section
 from devstack.bench.report_bulkheads import markdown as bulkheads_markdown
 from devstack.bench.report_mixed import section as mixed_section
 from devstack.bench.report_parts import by_target, fmt_ms, fmt_rate, machine, plot
@@ -27,6 +29,10 @@ def write(out: Path, results: dict, command: str, commit: str) -> Path:
         lines += _receipts(out, results["receipts"])
     if "payments" in results:
         lines += _payments(out, results["payments"])
+    if "refunds" in results:
+        lines += [*refunds_section(results["refunds"], command, commit), ""]
+    if "paypal" in results:
+        lines += [*paypal_section(results["paypal"], command, commit), ""]
     if "mixed" in results:
         lines += mixed_section(results["mixed"])
     if "standin" in results:

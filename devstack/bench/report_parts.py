@@ -69,3 +69,11 @@ def plot(path: Path, title: str, groups: dict[str, list[Step]], percentiles=("p5
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def fmt_errors(step: Step) -> str:
+    """A step's errors, with their kinds when it counted them (`extra["failures"]`; the rest unfinished)."""
+    kinds = dict(step.extra.get("failures") or {})
+    if kinds and sum(kinds.values()) < step.errors:  # the rest: still unanswered when the step's wait ended
+        kinds["unfinished"] = step.errors - sum(kinds.values())
+    return f"{step.errors}" + (" (" + ", ".join(f"{k} ×{v}" for k, v in sorted(kinds.items())) + ")" if kinds else "")

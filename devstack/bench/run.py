@@ -13,8 +13,10 @@ from devstack.bench import (
     mixed,
     overload,
     payments,
+    paypal_payments,
     rebuild,
     receipts,
+    refunds,
     report,
     scale,
     sinks,
@@ -27,13 +29,14 @@ from devstack.bench.profiling import Profiler
 from devstack.settings import get_dev_settings
 
 # The stand-in's suites last: they switch the stack's provider over.
-SUITES = ("receipts", "payments", "mixed", "scale", "balancer", "standin", "bulkheads")
+SUITES = ("receipts", "payments", "refunds", "paypal", "mixed", "scale", "balancer", "standin", "bulkheads")
 STANDIN_SUITES = {"standin", "bulkheads"}
 FULL = {"receipts": [250, 500, 1000, 2000, 4000, 8000], "payments": [25, 50, 100, 200, 400, 800],
         "standin": [50, 100, 200, 300, 400], "mixed": [0.25, 0.5, 1, 2, 4], "scale": [10_000, 100_000, 1_000_000],
-        "balancer": [500, 1000], "bulkheads": bulkheads.PAYMENTS_RPS, "seconds": 10.0}
+        "balancer": [500, 1000], "bulkheads": bulkheads.PAYMENTS_RPS, "refunds": refunds.RATES,
+        "paypal": paypal_payments.RATES, "seconds": 10.0}
 QUICK = {"receipts": [250, 1000], "payments": [10, 25], "standin": [10, 25], "mixed": [0.25],
-         "scale": [2_000], "balancer": [250], "bulkheads": [10], "seconds": 2.0}
+         "scale": [2_000], "balancer": [250], "bulkheads": [10], "refunds": [10], "paypal": [10], "seconds": 2.0}
 
 
 #: The reading of the targets against the figures, written by hand after a run (kept like the sections
@@ -76,6 +79,10 @@ def run(suites: list[str], quick: bool, keep: bool, out_base: Path, command: str
                     elif suite == "payments":
                         results[suite] = payments.run(stack, plan[suite], seconds, say, profiler)
                         _keep_profile(profiler, suite, results[suite], "paystream post")
+                    elif suite == "refunds":
+                        results[suite] = refunds.run(stack, plan[suite], seconds, say)
+                    elif suite == "paypal":
+                        results[suite] = paypal_payments.run(stack, plan[suite], seconds, say)
                     elif suite == "mixed":
                         results[suite] = mixed.run(stack, plan[suite], seconds, say, profiler)
                         step = results[suite]["steps"][-1].extra["multiple"] if results[suite]["steps"] else 1

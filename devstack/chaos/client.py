@@ -1,5 +1,8 @@
 """A client that does what a careful application does: retries with the same Idempotency-Key until
-it has a final answer (or its deadline passes), and polls a payment that answered 202.
+it has a final answer (or its deadline passes), and polls a payment (or a refund) that answered 202.
+
+It pays through the Stripe sandbox (a test card) or the PayPal stand-in (the payer's approval on its
+test-only page), and refunds what it paid: all of it, or part of it, several parts at once.
 
 It speaks the versioned API (`/v1/...`) with an API key of its own account, and
 reads back what it was told: the payment's state, and the receipt with the
@@ -16,9 +19,13 @@ from dataclasses import dataclass, field
 import aiohttp
 
 FINAL = {"receipted", "failed"}
+REFUND_FINAL = {"succeeded", "failed", "canceled"}
 API = "/v1"
 #: Answers after which the same request is sent again (same key): nothing was decided for us.
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+#: A refund refused because what it asks for is no longer there (another refund of the payment took it):
+#: a decided answer, nothing made.
+REFUND_REFUSALS = {"amount_too_large", "charge_already_refunded"}
 
 
 @dataclass
@@ -36,10 +43,28 @@ class Outcome:
     final_transaction_id: str | None = None
     #: Every HTTP status (or exception name) the client met, counted: retries leave a trail here.
     answers: Counter = field(default_factory=Counter)
+    provider: str = "stripe"
+    amount: str = "10.00"
 
     @property
     def final(self) -> bool:
         return self.status in FINAL or self.status == "declined"
+
+
+@dataclass
+class RefundOutcome:
+    """What one refund's client ended up knowing."""
+
+    payment_id: str
+    user_id: str
+    asked: str | None  # the amount asked for; None: the rest
+    refund_id: str | None = None  # set once a 201 or 202 named it
+    amount_minor: int | None = None
+    #: succeeded | failed | canceled | pending (never settled for it) | refused (400: nothing left for it)
+    #: | rejected (any other refusal) | None (never decided)
+    status: str | None = None
+    detail: str = ""
+    answers: Counter = field(default_factory=Counter)
 
 
 def email_of(key: str) -> str:
@@ -53,10 +78,12 @@ def operation(path: str) -> str:
 
 
 class RetryingClient:
-    def __init__(self, api: str, api_key: str, provider: str, provider_key: str, deadline_s: float = 120.0) -> None:
+    def __init__(self, api: str, api_key: str, provider: str, provider_key: str, deadline_s: float = 120.0,
+                 paypal: str | None = None) -> None:
         self.api = api.rstrip("/")
         self.auth = {"Authorization": f"Bearer {api_key}"}
         self.provider = provider.rstrip("/")
+        self.paypal = paypal.rstrip("/") if paypal else None
         self.provider_auth = {"Authorization": f"Bearer {provider_key}"}
         self.deadline_s = deadline_s
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
@@ -64,16 +91,18 @@ class RetryingClient:
     async def close(self) -> None:
         await self.http.close()
 
-    async def pay(self, amount: str = "10.00", currency: str = "EUR") -> Outcome:
-        """startPayment, a card at the provider, postPayment; to the end, whatever fails meanwhile."""
+    async def pay(self, amount: str = "10.00", currency: str = "EUR", provider: str = "stripe") -> Outcome:
+        """startPayment, a card at Stripe (or the payer's approval at PayPal), postPayment; to the end,
+        whatever fails meanwhile."""
         deadline = time.monotonic() + self.deadline_s
         key = uuid.uuid4().hex
         who = {"user_id": f"chaos-{key[:12]}", "email_id": email_of(key),
                "timestamp": "2026-11-26T00:00:00Z", "payment_type": "credit"}
-        out = Outcome(user_id=who["user_id"], email=who["email_id"])
+        out = Outcome(user_id=who["user_id"], email=who["email_id"], provider=provider, amount=amount)
+        start = {**who, "amount": amount, "currency": currency} | ({"provider": provider} if provider != "stripe"
+                                                                   else {})
         try:
-            started = await self._write(out, f"{API}/startPayment", {**who, "amount": amount, "currency": currency},
-                                        f"{key}-start", deadline)
+            started = await self._write(out, f"{API}/startPayment", start, f"{key}-start", deadline)
             if started is None:
                 return out
             if "transaction_id" not in started:  # 202: the session comes when the worker gets to it
@@ -81,7 +110,7 @@ class RetryingClient:
                 if started is None or started.get("status") == "failed":
                     return out
             out.transaction_id = started["transaction_id"]
-            method = await self._card(out, deadline)
+            method = await (self._approval(out, deadline) if provider == "paypal" else self._card(out, deadline))
             body = {**who, "transaction_id": out.transaction_id, "amount": amount, "currency": currency,
                     "payment_method": method}
             posted = await self._write(out, f"{API}/postPayment", body, f"{key}-post", deadline)
@@ -98,22 +127,66 @@ class RetryingClient:
         return out
 
     async def _write(self, out: Outcome, path: str, body: dict, key: str, deadline: float) -> dict | None:
-        """The first decided answer to a write, sent again (same key) while none is."""
+        """The first decided answer to a payment's write, sent again (same key) while none is."""
+        answer, status = await self._decided(out, path, body, key, deadline)
+        if status in (200, 201, 202):
+            out.payment_id = answer.get("payment_id", out.payment_id)
+            return answer
+        if status == 402:
+            out.payment_id = answer.get("payment_id", out.payment_id)
+            return {"status": "declined"}
+        out.status, out.failure_reason = "rejected", f"{path} {status}: {answer.get('error')}"
+        return None
+
+    async def _decided(self, out: Outcome | RefundOutcome, path: str, body: dict, key: str,
+                       deadline: float) -> tuple[dict, int]:
+        """The first answer that decides a write (not a retryable one), the write sent again with the same
+        key until then."""
         delay = 0.2
         while True:
             answer, status = await self._call(out, "POST", path, json=body, headers={"Idempotency-Key": key})
-            if status in (200, 201, 202):
-                out.payment_id = answer.get("payment_id", out.payment_id)
-                return answer
-            if status == 402:
-                out.payment_id = answer.get("payment_id", out.payment_id)
-                return {"status": "declined"}
-            if status == 409 and answer.get("error", {}).get("code") == "payment_in_progress":
-                pass  # the first attempt is still being handled: ask again
-            elif status is not None and status not in RETRY_STATUSES:
-                out.status, out.failure_reason = "rejected", f"{path} {status}: {answer.get('error')}"
-                return None
+            in_progress = status == 409 and answer.get("error", {}).get("code") == "payment_in_progress"
+            if status is not None and status not in RETRY_STATUSES and not in_progress:
+                return answer, status
             delay = await self._pause(delay, deadline)
+
+    # --- refunds ------------------------------------------------------------------------
+    async def refund(self, paid: Outcome, amount: str | None = None) -> RefundOutcome:
+        """POST /v1/refunds of `amount` of a receipted payment (None: the rest), retried with its key until
+        decided; a 202 polled until the refund is terminal."""
+        deadline = time.monotonic() + self.deadline_s
+        out = RefundOutcome(payment_id=paid.payment_id or "", user_id=paid.user_id, asked=amount)
+        body = {"payment_id": out.payment_id, "user_id": out.user_id} | ({"amount": amount} if amount else {})
+        try:
+            answer, status = await self._decided(out, f"{API}/refunds", body, f"rf-{uuid.uuid4().hex}", deadline)
+            code = answer.get("error", {}).get("code")
+            if status in (201, 202):
+                out.refund_id, out.amount_minor, out.status = answer["id"], answer["amount_minor"], answer["status"]
+                if out.status not in REFUND_FINAL:
+                    await self._await_refund(out, deadline)
+            elif status == 400 and code in REFUND_REFUSALS:
+                out.status, out.detail = "refused", code
+            else:
+                out.status, out.detail = "rejected", f"{status}: {answer.get('error')}"
+        except TimeoutError:
+            pass
+        return out
+
+    async def _await_refund(self, out: RefundOutcome, deadline: float) -> None:
+        delay = 0.2
+        while True:
+            answer, status = await self._call(out, "GET", f"{API}/refunds/{out.refund_id}",
+                                              params={"user_id": out.user_id})
+            if status == 200:
+                out.status = answer["status"]
+                if out.status in REFUND_FINAL:
+                    return
+            delay = await self._pause(delay, deadline)
+
+    async def refund_now(self, out: RefundOutcome) -> str | None:
+        """The refund's status as served now (past a clear transient refusal), for the reckoning."""
+        answer, status = await self._settled("GET", f"{API}/refunds/{out.refund_id}", params={"user_id": out.user_id})
+        return answer.get("status") if status == 200 else None
 
     async def _await_status(self, out: Outcome, deadline: float, until: set[str]) -> dict | None:
         delay = 0.2
@@ -142,7 +215,21 @@ class RetryingClient:
                 out.answers[f"provider {type(exc).__name__}"] += 1
             delay = await self._pause(delay, deadline)
 
-    async def _call(self, out: Outcome, method: str, path: str, **kwargs) -> tuple[dict, int | None]:
+    async def _approval(self, out: Outcome, deadline: float) -> str:
+        """The payer approves the PayPal order (the stand-in's test-only page); the approval is the method."""
+        delay = 0.2
+        while True:
+            try:
+                async with self.http.post(f"{self.paypal}/_test/orders/{out.transaction_id}/approve",
+                                          json={}) as resp:
+                    if resp.status == 200:
+                        return "paypal"
+                    out.answers[f"paypal {resp.status}"] += 1
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                out.answers[f"paypal {type(exc).__name__}"] += 1
+            delay = await self._pause(delay, deadline)
+
+    async def _call(self, out: Outcome | RefundOutcome, method: str, path: str, **kwargs) -> tuple[dict, int | None]:
         headers = {**self.auth, **kwargs.pop("headers", {})}
         try:
             async with self.http.request(method, self.api + path, headers=headers, **kwargs) as resp:

@@ -18,8 +18,9 @@ makes the next matching request take effect and then hold its answer, as a
 provider whose answer is lost on the way back; `GET` shows what is armed and
 held, `DELETE` disarms. And `GET /_config/charges?payment_id=...` (repeatable):
 for each payment id, every object that carries it in its metadata and every
-charge made on one of them, however it came to be, for the tests' "charged once"
-checks (Stripe itself would answer a search on the metadata).
+charge made on one of them, however it came to be, with each charge's refunds, for
+the tests' "charged once" and "refunded once" checks (Stripe itself would answer a
+search on the metadata).
 """
 
 from __future__ import annotations
@@ -247,15 +248,23 @@ class _DebouncedStore:
 
 def by_payment(objects, payment_ids: set[str]) -> dict[str, dict]:
     """For each payment id: the objects whose metadata carry it, and every charge made on one of them (its
-    intent's charges, or a charge carrying the id itself), each as {id, status, amount, currency, on}."""
+    intent's charges, or a charge carrying the id itself), each as {id, status, amount, currency, on,
+    refunds}, with the refunds made of that charge, each as {id, status, amount, refund_id} (`refund_id`:
+    the paystream refund its metadata names, if any)."""
     found: dict[str, dict] = {pid: {"objects": [], "charges": []} for pid in payment_ids}
     owner: dict[str, str] = {}
     charges = []
+    refunds: dict[str, list[dict]] = {}
     for thing in objects:
         metadata = getattr(thing, "metadata", None) or {}
         payment_id = metadata.get("payment_id")
-        if getattr(thing, "object", None) == "charge":
+        kind = getattr(thing, "object", None)
+        if kind == "charge":
             charges.append((thing, payment_id))
+        elif kind == "refund":
+            refunds.setdefault(thing.charge, []).append({"id": thing.id, "status": thing.status,
+                                                         "amount": thing.amount,
+                                                         "refund_id": metadata.get("refund_id")})
         elif payment_id in found:
             found[payment_id]["objects"].append(thing.id)
             owner[thing.id] = payment_id
@@ -263,7 +272,8 @@ def by_payment(objects, payment_ids: set[str]) -> dict[str, dict]:
         payment_id = payment_id if payment_id in found else owner.get(getattr(charge, "payment_intent", None))
         if payment_id is not None:
             found[payment_id]["charges"].append({"id": charge.id, "status": charge.status, "amount": charge.amount,
-                                                 "currency": charge.currency, "on": charge.payment_intent})
+                                                 "currency": charge.currency, "on": charge.payment_intent,
+                                                 "refunds": refunds.get(charge.id, [])})
     return found
 
 

@@ -29,7 +29,8 @@ def test_quick_benchmark_writes_a_full_report(tmp_path, stack, settings):
     for section in ("## getReceipt, cache hit", "## Payments: start + post", "Kafka alone", "## Growth",
                     "## Peak memory", "## Where the time goes", "with the latency stand-in as provider",
                     "## Reads and payments at once", "CPU per request", "## Scale-out",
-                    "## Reads beside payments: bulkheads"):
+                    "## Reads beside payments: bulkheads", "## Refunds: through paystream, beside the Stripe sandbox",
+                    "## PayPal payments: through paystream, beside the PayPal stand-in"):
         assert section in text, section
     for plot in ("receipts.png", "payments.png"):
         assert (report.parent / plot).stat().st_size > 10_000
@@ -60,6 +61,12 @@ def test_quick_benchmark_writes_a_full_report(tmp_path, stack, settings):
     # (6 s a payment) they may still be waiting when it ends, but every call was answered or counted.
     assert all(s["payments"]["complete"] > 0 for s in bulk if s["payments_rps"] and s["latency_ms"] == "300-800")
     assert all(s["payments"]["codes"] for s in bulk if s["payments_rps"])
+    # Refunds through paystream beside the same refunds at the sandbox; PayPal payments through paystream
+    # beside the same calls at the PayPal stand-in: each side made some, without an error at this low rate.
+    assert [s["target"] for s in results["refunds"]["steps"]] == ["paystream refund", "floor: sandbox refund"]
+    assert [s["target"] for s in results["paypal"]["steps"]] == ["paystream paypal start", "paystream paypal post",
+                                                                "floor: paypal create order", "floor: paypal capture"]
+    assert all(s["ok"] > 0 and s["errors"] == 0 for s in results["refunds"]["steps"] + results["paypal"]["steps"])
     (row,) = results["scale"]["rows"]
     assert row["rebuild_s"] > 0 and row["receipts"]["ok"] > 0
     assert all(peak > 0 for peaks in results["memory"].values() for peak in peaks.values())

@@ -30,3 +30,14 @@ def test_charges_on_every_object_carrying_the_payment_id_are_found():
     assert found["pay-3"] == {"objects": ["seti_1"], "charges": []}
     assert found["pay-4"] == {"objects": [], "charges": []}
     assert "pay-2" not in found
+
+
+def test_each_charge_lists_its_refunds_with_the_paystream_refund_they_carry():
+    refund = SimpleNamespace(object="refund", id="re_1", charge="ch_1", status="succeeded", amount=300,
+                             metadata={"payment_id": "pay-1", "refund_id": "rf_1"})
+    found = by_payment([obj("payment_intent", "pi_1", "pay-1"), charge("ch_1", "pi_1"), refund,
+                        SimpleNamespace(object="refund", id="re_2", charge="ch_other", status="succeeded",
+                                        amount=100, metadata={})], {"pay-1"})
+    assert found["pay-1"]["objects"] == ["pi_1"]  # a refund is not an object a charge is made on
+    assert found["pay-1"]["charges"][0]["refunds"] == [
+        {"id": "re_1", "status": "succeeded", "amount": 300, "refund_id": "rf_1"}]

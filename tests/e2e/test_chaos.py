@@ -1,8 +1,10 @@
-"""The short chaos run of `make test`: payments from retrying clients while the worker, the analytics,
+"""The short chaos run of `make test`: payments (through Stripe and PayPal) and their refunds (all, part
+then the rest, three at once of the same payment) from retrying clients while the worker, the analytics,
 the sinks and the ingress are SIGKILLed, a Couchbase node is failed over and the store is wiped; every
-bad figure must be 0: the reconciliation against the provider sandbox, the reads back (statuses, and
-receipts with their e-mails), and what the clients met on the way (no 5xx but 503s, no 404 for a
-payment they had been told about)."""
+bad figure must be 0: the reconciliation against the providers' own records (charges; refunds: none made
+twice, none over what was captured, none told and not made, every one terminal), the reads back
+(statuses, and receipts with their e-mails), and what the clients met on the way (no 5xx but 503s, no 404
+for a payment they had been told about)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,9 @@ def test_short_chaos_run_loses_and_doubles_nothing(pipeline):
 
     assert report["faults_injected"] == len(SHORT)
     assert report["payments"] > 50
+    # Refunds ran through the faults, some of a payment at once, and the PayPal stand-in took payments too.
+    assert report["refunds_succeeded"] > 20 and report["payments_refunded_at_once"] > 5
+    assert report["paypal_payments"] > 5
     assert {name: report[name] for name in BAD} == {name: 0 for name in BAD}, report["examples"]
     assert all(f["recovered_s"] is not None for f in report["faults"])
     assert result.returncode == 0, result.stderr[-3000:]
